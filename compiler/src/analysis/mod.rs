@@ -1,0 +1,3 @@
+//! Analyses of the typed graph.
+
+pub mod counts;

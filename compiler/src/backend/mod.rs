@@ -1,0 +1,3 @@
+//! Back ends: what netc produces from a typed graph.
+
+pub mod summary;

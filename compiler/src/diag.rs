@@ -1,0 +1,114 @@
+//! Diagnostics: one error with the span it is about, a hint, and the places
+//! that led to it (block calls), rendered rustc-style with ariadne.
+
+use std::fmt;
+
+/// A byte range in one source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Span {
+    pub fn new(start: usize, end: usize) -> Self {
+        Span { start, end }
+    }
+
+    pub fn to(self, other: Span) -> Span {
+        Span::new(self.start.min(other.start), self.end.max(other.end))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Diagnostic {
+    pub message: String,
+    pub span: Span,
+    pub label: String,
+    pub help: Option<String>,
+    /// Secondary places, such as the block call a failing layer was expanded from.
+    pub notes: Vec<(Span, String)>,
+}
+
+impl Diagnostic {
+    pub fn new(span: Span, message: impl Into<String>) -> Self {
+        Diagnostic {
+            message: message.into(),
+            span,
+            label: String::new(),
+            help: None,
+            notes: Vec::new(),
+        }
+    }
+
+    pub fn label(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into();
+        self
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn note(mut self, span: Span, text: impl Into<String>) -> Self {
+        self.notes.push((span, text.into()));
+        self
+    }
+
+    /// Renders the error with the source line, the span underlined and the hint.
+    pub fn render(&self, path: &str, source: &str, color: bool) -> String {
+        use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
+        let clamp = |s: Span| {
+            let end = s.end.min(source.len());
+            s.start.min(end)..end
+        };
+        let mut report = Report::build(ReportKind::Error, (path, clamp(self.span)))
+            .with_config(
+                Config::default()
+                    .with_color(color)
+                    .with_index_type(IndexType::Byte),
+            )
+            .with_message(&self.message)
+            .with_label(Label::new((path, clamp(self.span))).with_message(&self.label));
+        for (span, text) in &self.notes {
+            report = report.with_label(Label::new((path, clamp(*span))).with_message(text));
+        }
+        if let Some(help) = &self.help {
+            report = report.with_help(help);
+        }
+        let mut out = Vec::new();
+        report
+            .finish()
+            .write((path, Source::from(source)), &mut out)
+            .expect("writing to a Vec cannot fail");
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// `path:line:column: message`, for logs and tests.
+    pub fn one_line(&self, path: &str, source: &str) -> String {
+        let (line, col) = line_col(source, self.span.start);
+        format!("{path}:{line}:{col}: error: {}", self.message)
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(source.len());
+    let before = source.get(..offset).unwrap_or(source);
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map_or(0, |tail| tail.chars().count())
+        + 1;
+    (line, col)
+}
+
+pub type Result<T> = std::result::Result<T, Diagnostic>;
