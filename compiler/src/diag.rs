@@ -59,9 +59,17 @@ impl Diagnostic {
     /// Renders the error with the source line, the span underlined and the hint.
     pub fn render(&self, path: &str, source: &str, color: bool) -> String {
         use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
+        // Spans from the parser can end inside a multi-byte character.
         let clamp = |s: Span| {
-            let end = s.end.min(source.len());
-            s.start.min(end)..end
+            let mut end = s.end.min(source.len());
+            while !source.is_char_boundary(end) {
+                end += 1;
+            }
+            let mut start = s.start.min(end);
+            while !source.is_char_boundary(start) {
+                start -= 1;
+            }
+            start..end
         };
         let mut report = Report::build(ReportKind::Error, (path, clamp(self.span)))
             .with_config(
@@ -112,3 +120,26 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 }
 
 pub type Result<T> = std::result::Result<T, Diagnostic>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_inside_a_character_still_render() {
+        let source = "model é {\n}\n";
+        // One byte into the two-byte `é`.
+        let d = Diagnostic::new(Span::new(7, 8), "bad")
+            .label("here")
+            .help("fix it");
+        let text = d.render("x.net", source, false);
+        assert!(text.contains("x.net:1:7"), "{text}");
+    }
+
+    #[test]
+    fn line_and_column_count_characters() {
+        assert_eq!(line_col("ab\ncé d", 0), (1, 1));
+        assert_eq!(line_col("ab\ncé d", 3), (2, 1));
+        assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+    }
+}

@@ -244,3 +244,124 @@ fn add_shape(branches: &[Vec<Node<Io>>], node: &Node<()>) -> Result<Shape> {
     }
     Ok(first)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The typed model of a one-model source, or its error message.
+    fn typed(body: &str) -> std::result::Result<Typed, String> {
+        let source = format!("model m {{\n{body}\n}}\n");
+        let ast = crate::syntax::parse(&source).map_err(|d| d.message)?;
+        let models = crate::lower::lower(&ast).map_err(|d| d.message)?;
+        infer(&models[0]).map_err(|d| d.message)
+    }
+
+    fn shapes(body: &str) -> Vec<String> {
+        let model = typed(body).unwrap_or_else(|e| panic!("{e}"));
+        model.body.iter().map(|n| n.ty.output.to_string()).collect()
+    }
+
+    #[test]
+    fn same_padding_divides_by_the_stride_rounding_up() {
+        assert_eq!(window_out(24, 3, 2, Padding::Same), Some(12));
+        assert_eq!(window_out(25, 3, 2, Padding::Same), Some(13));
+        assert_eq!(window_out(5, 5, 1, Padding::Same), Some(5));
+        assert_eq!(window_out(1, 3, 3, Padding::Same), Some(1));
+    }
+
+    #[test]
+    fn valid_padding_fits_the_window_inside() {
+        assert_eq!(window_out(24, 5, 1, Padding::Valid), Some(20));
+        assert_eq!(window_out(24, 3, 2, Padding::Valid), Some(11));
+        assert_eq!(window_out(3, 3, 1, Padding::Valid), Some(1));
+        assert_eq!(window_out(2, 3, 1, Padding::Valid), None);
+    }
+
+    #[test]
+    fn same_padding_puts_the_odd_cell_after() {
+        // TensorFlow: 24 with a 3x3 window and stride 2 pads 0 before, 1 after.
+        assert_eq!(same_padding(24, 3, 2), (0, 1));
+        assert_eq!(same_padding(24, 3, 1), (1, 1));
+        assert_eq!(same_padding(24, 4, 1), (1, 2));
+        assert_eq!(same_padding(25, 3, 2), (1, 1));
+        assert_eq!(same_padding(6, 1, 2), (0, 0));
+    }
+
+    #[test]
+    fn convolution_sets_filters_and_strides() {
+        let s = shapes("input 24x24x3\nconv 5x5 64\nconv 3x3 32 /2\nconv 3x3 16 /2 valid\nfc 10");
+        assert_eq!(s, ["24x24x64", "12x12x32", "5x5x16", "10"]);
+    }
+
+    #[test]
+    fn depthwise_keeps_channels_times_multiplier() {
+        let s = shapes("input 8x8x16\ndwconv 3x3\ndwconv 3x3 mult=2 /2\nfc 10");
+        assert_eq!(s, ["8x8x16", "4x4x32", "10"]);
+    }
+
+    #[test]
+    fn groups_must_divide_channels_and_filters() {
+        assert!(typed("input 8x8x4\nconv 3x3 8 groups=4\nfc 10").is_ok());
+        let e = typed("input 8x8x3\nconv 3x3 8 groups=2\nfc 10").unwrap_err();
+        assert!(e.contains("3 input channels"), "{e}");
+        let e = typed("input 8x8x4\nconv 3x3 6 groups=4\nfc 10").unwrap_err();
+        assert!(e.contains("6 filters"), "{e}");
+    }
+
+    #[test]
+    fn pooling_keeps_channels() {
+        let s = shapes("input 24x24x8\nmaxpool 3x3 /2\navgpool 2x2\navgpool global\nfc 10");
+        assert_eq!(s, ["12x12x8", "6x6x8", "1x1x8", "10"]);
+    }
+
+    #[test]
+    fn valid_window_larger_than_input_is_refused() {
+        let e = typed("input 4x4x3\nmaxpool 5x5 valid\nfc 10").unwrap_err();
+        assert!(e.contains("does not fit"), "{e}");
+    }
+
+    #[test]
+    fn concat_sums_channels_of_equal_sizes() {
+        let s = shapes("input 12x12x8\nconcat {\nconv 1x1 16\nconv 3x3 32\nidentity\n}\nfc 10");
+        assert_eq!(s, ["12x12x56", "10"]);
+        let e = typed("input 12x12x8\nconcat {\nconv 1x1 16\nmaxpool 2x2\n}\nfc 10").unwrap_err();
+        assert!(e.contains("differ in size"), "{e}");
+    }
+
+    #[test]
+    fn add_needs_equal_shapes() {
+        let s = shapes("input 12x12x8\nadd {\nidentity\nconv 3x3 8\n}\nfc 10");
+        assert_eq!(s, ["12x12x8", "10"]);
+        let e = typed("input 12x12x8\nadd {\nidentity\nconv 3x3 9\n}\nfc 10").unwrap_err();
+        assert!(e.contains("differ in shape"), "{e}");
+    }
+
+    #[test]
+    fn fc_flattens_and_spatial_layers_need_maps() {
+        let s = shapes("input 6x6x4\nfc 32\ndropout\nfc 10");
+        assert_eq!(s, ["32", "32", "10"]);
+        let e = typed("input 6x6x4\nfc 32\nconv 1x1 10").unwrap_err();
+        assert!(e.contains("needs a feature map"), "{e}");
+    }
+
+    #[test]
+    fn the_output_must_be_class_scores() {
+        assert!(typed("input 6x6x4\nconv 1x1 10\navgpool global").is_ok());
+        let e = typed("input 6x6x4\nconv 1x1 10").unwrap_err();
+        assert!(e.contains("not a vector"), "{e}");
+        let e = typed("input 6x6x4\nfc 7").unwrap_err();
+        assert!(e.contains("7 scores"), "{e}");
+        assert!(typed("input 6x6x4\ntrain classes=7\nfc 7").is_ok());
+    }
+
+    #[test]
+    fn blocks_chain_their_layers() {
+        let source = "block b(f) {\nconv 3x3 f\nmaxpool 2x2\n}\nmodel m {\ninput 8x8x3\nb(4) * 2\nfc 10\n}\n";
+        let ast = crate::syntax::parse(source).unwrap();
+        let model = infer(&crate::lower::lower(&ast).unwrap()[0]).unwrap();
+        let out: Vec<String> = model.body.iter().map(|n| n.ty.output.to_string()).collect();
+        assert_eq!(out, ["4x4x4", "2x2x4", "10"]);
+        assert_eq!(model.body[1].name, "b2");
+    }
+}

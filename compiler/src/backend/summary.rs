@@ -43,16 +43,17 @@ pub fn table(model: &Typed, summary: &Summary, path: &str) -> String {
         .min(24);
     let mut out = String::new();
     let s = &model.settings;
+    let _ = writeln!(out, "model {}  ({path})", model.name);
     let _ = writeln!(
         out,
-        "model {} ({path}): input {} -> {} classes, batch {}, lr {}, decay {}, augment {}",
-        model.name,
+        "input {}, {} classes; training: batch {}, lr {}, decay {}, augment {}, average {}",
         model.input,
         s.classes,
         s.batch_size,
         s.learning_rate,
         s.decay,
-        if s.augment { "on" } else { "off" }
+        on_off(s.augment),
+        on_off(s.average)
     );
     let header = format!(
         "{:name_w$}  {:op_w$}  {:>10}  {:>10}  {:>13}  {:>13}",
@@ -77,7 +78,7 @@ pub fn table(model: &Typed, summary: &Summary, path: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "{} parameters ({} bytes of f32 weights), {} operations, {} MACs, {} activations",
+        "params {} ({} bytes as f32) | ops {} | MACs {} | activations {}",
         millions(t.params),
         thousands(t.weight_bytes),
         millions(t.ops),
@@ -85,6 +86,14 @@ pub fn table(model: &Typed, summary: &Summary, path: &str) -> String {
         millions(summary.activations)
     );
     out
+}
+
+fn on_off(b: bool) -> &'static str {
+    if b {
+        "on"
+    } else {
+        "off"
+    }
 }
 
 fn table_row(row: &Row, name_w: usize, op_w: usize) -> String {

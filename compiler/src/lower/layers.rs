@@ -192,7 +192,8 @@ impl<'a> Args<'a> {
         match (self.flag("same"), self.flag("valid")) {
             (true, true) => Err(
                 Diagnostic::new(self.op.span, "both `same` and `valid` given")
-                    .label("choose one padding"),
+                    .label("choose one padding")
+                    .help("`same` keeps the size (divided by the stride); `valid` uses no padding"),
             ),
             (_, true) => Ok(Padding::Valid),
             _ => Ok(Padding::Same),

@@ -31,12 +31,15 @@ pub fn whole(text: &str, value: &Value, what: &str) -> Result<u64> {
     if n == 0 {
         return Err(
             Diagnostic::new(value.span, format!("{what} must be at least 1"))
-                .label("zero is not allowed here"),
+                .label("zero is not allowed here")
+                .help("sizes, counts and strides are positive whole numbers"),
         );
     }
     if n > MAX_INT {
         return Err(Diagnostic::new(value.span, format!("{what} is too large"))
-            .label(format!("{n} is more than {MAX_INT}")));
+            .label(format!("{n} is more than {MAX_INT}"))
+            .help(format!("netc accepts sizes and counts up to {MAX_INT}"))
+            .help(format!("netc accepts sizes and counts up to {MAX_INT}")));
     }
     Ok(n)
 }
@@ -91,7 +94,10 @@ pub fn real_in(value: &Value, what: &str, lo: f64, hi: f64) -> Result<f64> {
     if x < lo || x >= hi {
         return Err(
             Diagnostic::new(value.span, format!("{what} is out of range"))
-                .label(format!("{x} is not in [{lo}, {hi})")),
+                .label(format!("{x} is not in [{lo}, {hi})"))
+                .help(format!(
+                    "write {what} as a number from {lo} up to, not including, {hi}"
+                )),
         );
     }
     Ok(x)

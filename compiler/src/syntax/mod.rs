@@ -17,7 +17,7 @@ const MAX_NESTING: usize = 64;
 
 pub fn parse(source: &str) -> Result<File> {
     check_nesting(source)?;
-    let mut pairs = NetParser::parse(Rule::file, source).map_err(syntax_error)?;
+    let mut pairs = NetParser::parse(Rule::file, source).map_err(|e| syntax_error(e, source))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut out = File {
         blocks: Vec::new(),
@@ -53,12 +53,23 @@ fn check_nesting(source: &str) -> Result<()> {
     Ok(())
 }
 
-fn syntax_error(e: pest::error::Error<Rule>) -> Diagnostic {
+fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
     use pest::error::{ErrorVariant, InputLocation};
     let span = match e.location {
         InputLocation::Pos(p) => Span::new(p, p + 1),
         InputLocation::Span((a, b)) => Span::new(a, b),
     };
+    // At the end of the file, point at the last thing written instead.
+    let trimmed = source.trim_end().len();
+    if span.start >= trimmed {
+        let last = source[..trimmed]
+            .chars()
+            .next_back()
+            .map_or(0, char::len_utf8);
+        return Diagnostic::new(Span::new(trimmed - last, trimmed), "unexpected end of file")
+            .label("the file ends here")
+            .help("a `{` is not closed: every block, model and branch group ends with `}`");
+    }
     let expected = match &e.variant {
         ErrorVariant::ParsingError { positives, .. } => describe(positives),
         ErrorVariant::CustomError { message } => message.clone(),

@@ -1,0 +1,90 @@
+//! The `netc` binary: exit codes, streams and JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn netc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .current_dir(root())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("netc runs")
+}
+
+fn zoo() -> Vec<String> {
+    let mut files: Vec<String> = std::fs::read_dir(root().join("zoo"))
+        .unwrap()
+        .map(|e| format!("zoo/{}", e.unwrap().file_name().to_string_lossy()))
+        .filter(|p| p.ends_with(".net"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn check_of_the_whole_zoo_succeeds() {
+    let files = zoo();
+    let mut args = vec!["check"];
+    args.extend(files.iter().map(String::as_str));
+    let out = netc(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    for name in ["tuto", "alex4", "nin2", "squeeze1", "xception"] {
+        assert!(text.contains(&format!("model {name} ")), "{name} missing");
+    }
+    assert!(
+        text.lines().all(|l| l.chars().count() <= 100),
+        "a line is over 100 columns"
+    );
+}
+
+#[test]
+fn json_lists_every_model_with_totals_and_layers() {
+    let files = zoo();
+    let mut args = vec!["check", "--json"];
+    args.extend(files.iter().map(String::as_str));
+    let out = netc(&args);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let models = json.as_array().unwrap();
+    assert_eq!(models.len(), files.len());
+    let tuto = models.iter().find(|m| m["model"] == "tuto").unwrap();
+    assert_eq!(tuto["params"], 1_068_298);
+    assert_eq!(tuto["ops"], 37_745_098);
+    assert_eq!(tuto["weight_bytes"], 4 * 1_068_298);
+    assert_eq!(tuto["layers"][0]["name"], "conv1");
+    assert_eq!(tuto["layers"][0]["output"], serde_json::json!([24, 24, 64]));
+}
+
+#[test]
+fn a_bad_file_exits_1_with_the_place_on_stderr() {
+    let out = netc(&["check", "tests/bad/unknown_layer.net", "zoo/tuto.net"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("tests/bad/unknown_layer.net:3:5"), "{err}");
+    assert!(err.contains("did you mean `conv`?"), "{err}");
+    // The good file is still checked.
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("model tuto "));
+}
+
+#[test]
+fn a_missing_file_exits_1_naming_it() {
+    let out = netc(&["check", "zoo/no_such_model.net"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot read zoo/no_such_model.net"), "{err}");
+}

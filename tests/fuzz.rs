@@ -1,0 +1,159 @@
+//! netc never panics or hangs: random text and randomly mutated zoo files
+//! must give either a checked model or a rendered error.
+
+use proptest::prelude::*;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// Checks and renders `source` on another thread, failing if it takes too long.
+fn check_terminates(source: String) {
+    let (tx, rx) = mpsc::channel();
+    let shown = source.clone();
+    std::thread::spawn(move || {
+        let out = match netc::check(&source) {
+            Ok(models) => models
+                .iter()
+                .map(|c| netc::backend::summary::table(&c.model, &c.summary, "fuzz.net"))
+                .collect::<String>(),
+            Err(d) => d.render("fuzz.net", &source, false),
+        };
+        let _ = tx.send(out);
+    });
+    match rx.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => assert!(!out.is_empty()),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("netc hung on:\n{shown}"),
+        Err(mpsc::RecvTimeoutError::Disconnected) => panic!("netc panicked on:\n{shown}"),
+    }
+}
+
+fn zoo() -> Vec<String> {
+    netc_tests::net_files("zoo")
+        .into_iter()
+        .map(|(_, _, s)| s)
+        .collect()
+}
+
+const TOKENS: &[&str] = &[
+    "{",
+    "}",
+    "(",
+    ")",
+    "\n",
+    ":",
+    "*",
+    "* 3",
+    "=",
+    "/2",
+    "/0",
+    "0",
+    "-1",
+    "3x3",
+    "0x0",
+    "1x1x1",
+    "99999999999999999999",
+    "conv",
+    "fc 10",
+    "concat {",
+    "add {",
+    "identity",
+    "input 24x24x3",
+    "input 1x1x1",
+    "fire(1, 2, 3)",
+    "valid",
+    "groups=3",
+    "dwconv 3x3",
+    "avgpool global",
+    "lrn radius=0",
+    "dropout 1",
+    "train classes=1",
+    "# c",
+    ";",
+    "é",
+    "\t",
+    "block b(x) { b(x) }",
+    "x: ",
+    "mult=0",
+    "kernel=x",
+];
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Delete(usize, usize),
+    Insert(usize, usize),
+    DuplicateLine(usize, usize),
+    SwapLines(usize, usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        (any::<usize>(), 0usize..40).prop_map(|(a, n)| Edit::Delete(a, n)),
+        (any::<usize>(), 0..TOKENS.len()).prop_map(|(a, t)| Edit::Insert(a, t)),
+        (any::<usize>(), 1usize..6).prop_map(|(a, n)| Edit::DuplicateLine(a, n)),
+        (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
+    ]
+}
+
+/// The nearest character boundary at or below `at`.
+fn boundary(s: &str, at: usize) -> usize {
+    let mut i = at % (s.len() + 1);
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn apply(mut s: String, e: &Edit) -> String {
+    match *e {
+        Edit::Delete(at, n) => {
+            let a = boundary(&s, at);
+            let b = boundary(&s, (a + n).min(s.len()));
+            s.replace_range(a..b.max(a), "");
+            s
+        }
+        Edit::Insert(at, t) => {
+            let a = boundary(&s, at);
+            s.insert_str(a, TOKENS[t]);
+            s
+        }
+        Edit::DuplicateLine(at, n) => {
+            let mut lines: Vec<&str> = s.lines().collect();
+            if lines.is_empty() {
+                return s;
+            }
+            let i = at % lines.len();
+            let line = lines[i];
+            for _ in 0..n {
+                lines.insert(i, line);
+            }
+            lines.join("\n")
+        }
+        Edit::SwapLines(a, b) => {
+            let mut lines: Vec<&str> = s.lines().collect();
+            if lines.is_empty() {
+                return s;
+            }
+            let n = lines.len();
+            lines.swap(a % n, b % n);
+            lines.join("\n")
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_text_never_panics(s in "[a-z0-9x{}()=/,:*#;. \n\té€-]{0,300}") {
+        check_terminates(s);
+    }
+
+    #[test]
+    fn mutated_zoo_files_never_panic(file in 0usize..6, edits in prop::collection::vec(edit(), 1..8)) {
+        let zoo = zoo();
+        let mut s = zoo[file % zoo.len()].clone();
+        for e in &edits {
+            s = apply(s, e);
+        }
+        check_terminates(s);
+    }
+}
