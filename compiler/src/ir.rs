@@ -84,6 +84,9 @@ pub struct Window {
     pub kernel: [u64; 2],
     pub stride: [u64; 2],
     pub padding: Padding,
+    /// The block parameters a square kernel or a stride came from, if any.
+    pub kernel_param: Option<String>,
+    pub stride_param: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

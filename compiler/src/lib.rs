@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod backend;
 pub mod diag;
+pub mod driver;
 pub mod ir;
 pub mod lower;
 pub mod shape;

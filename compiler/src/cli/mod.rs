@@ -1,5 +1,6 @@
 //! Command-line interface: one function per subcommand.
 
+mod build;
 mod check;
 
 use clap::{Parser, Subcommand};
@@ -21,12 +22,27 @@ struct Cli {
 enum Command {
     /// Check models and print each layer's shape, parameters, MACs and operations.
     Check(check::Args),
+    /// Print the burn code generated for a model
+    Emit(build::EmitArgs),
+    /// Write a model's program crate and compile it (target/netc/<model>/)
+    Build(build::BuildArgs),
+    /// Build if needed, then train: netc train FILE --data DIR [--steps N ...]
+    Train(build::RunArgs),
+    /// Build if needed, then evaluate: netc eval FILE --data DIR --run RUN
+    Eval(build::RunArgs),
+    /// Build if needed, then label images: netc infer FILE --run RUN IMAGE...
+    Infer(build::RunArgs),
 }
 
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let ok = match cli.command {
         Command::Check(args) => check::run(&args),
+        Command::Emit(args) => build::emit(&args),
+        Command::Build(args) => build::build(&args),
+        Command::Train(args) => return build::run("train", &args),
+        Command::Eval(args) => return build::run("eval", &args),
+        Command::Infer(args) => return build::run("infer", &args),
     };
     if ok {
         ExitCode::SUCCESS

@@ -140,30 +140,30 @@ impl<'a> Args<'a> {
     }
 
     /// `KxK`, or `kernel=K` for a square kernel whose side may be a block parameter.
-    pub fn kernel(&self, stmt: Span, env: &Env) -> Result<[u64; 2]> {
+    pub fn kernel(&self, stmt: Span, env: &Env) -> Result<([u64; 2], Option<String>)> {
         if let Some(v) = self.keyword("kernel") {
             if let Some(size) = self.sizes.first() {
                 return Err(self.too_many(size, "kernel size"));
             }
-            let k = values::int(v, env, "the kernel size")?.value;
-            return Ok([k, k]);
+            let k = values::int(v, env, "the kernel size")?;
+            return Ok(([k.value, k.value], k.param));
         }
         let v = self
             .at_most_one(&self.sizes, "kernel size")?
             .ok_or_else(|| self.missing("a kernel size such as 3x3", stmt))?;
         let k = values::size(v, 2, "a kernel size")?;
-        Ok([k[0], k[1]])
+        Ok(([k[0], k[1]], None))
     }
 
-    pub fn stride(&self, default: [u64; 2], env: &Env) -> Result<[u64; 2]> {
+    pub fn stride(&self, default: [u64; 2], env: &Env) -> Result<([u64; 2], Option<String>)> {
         match self.at_most_one(&self.strides, "stride")? {
-            None => Ok(default),
+            None => Ok((default, None)),
             Some(Value {
                 kind: ValueKind::Stride(inner),
                 ..
             }) => {
-                let s = values::int(inner, env, "a stride")?.value;
-                Ok([s, s])
+                let s = values::int(inner, env, "a stride")?;
+                Ok(([s.value, s.value], s.param))
             }
             Some(v) => Err(self.unexpected(v, "stride")),
         }
@@ -247,8 +247,8 @@ pub fn read(
             } else {
                 &["groups", "kernel"]
             })?;
-            let kernel = a.kernel(stmt, env)?;
-            let stride = a.stride([1, 1], env)?;
+            let (kernel, kernel_param) = a.kernel(stmt, env)?;
+            let (stride, stride_param) = a.stride([1, 1], env)?;
             let channels = if depthwise {
                 a.none_of(false, false, true)?;
                 let multiplier = match a.keyword("mult") {
@@ -271,6 +271,8 @@ pub fn read(
                     kernel,
                     stride,
                     padding: a.padding()?,
+                    kernel_param,
+                    stride_param,
                 },
                 channels,
                 groups,
@@ -299,13 +301,16 @@ pub fn read(
                 a.none_of(true, true, true)?;
                 Op::GlobalAvgPool
             } else {
-                let kernel = a.kernel(stmt, env)?;
+                let (kernel, kernel_param) = a.kernel(stmt, env)?;
+                let (stride, stride_param) = a.stride(kernel, env)?;
                 Op::Pool(Pool {
                     kind,
                     window: Window {
                         kernel,
-                        stride: a.stride(kernel, env)?,
+                        stride,
                         padding: a.padding()?,
+                        kernel_param,
+                        stride_param,
                     },
                 })
             }

@@ -1,0 +1,363 @@
+//! The command line of every generated program: `train`, `eval`, `infer`.
+
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, Split, CIFAR10_CLASSES};
+use crate::train::{self, Options, CHECKPOINT};
+use crate::{eval, infer, params, Net, Result, Spec};
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(about = "Train, evaluate and run a model compiled by netc")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Where to run: cpu (burn's flex backend) or cuda
+    #[arg(long, global = true, value_enum, default_value_t = Device::Cpu)]
+    pub device: Device,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+impl Switch {
+    fn on(self) -> bool {
+        self == Switch::On
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train on CIFAR-10 (binary batches or image folders)
+    Train {
+        /// Data directory: cifar-10-batches-bin/ or train/<class>/ and test/<class>/
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        steps: Option<u64>,
+        #[arg(long)]
+        lr: Option<f64>,
+        #[arg(long)]
+        batch_size: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Random crop, flip, brightness and contrast
+        #[arg(long, value_enum)]
+        augment: Option<Switch>,
+        /// The weight-decay loss of layers marked `decay`
+        #[arg(long, value_enum)]
+        decay: Option<Switch>,
+        /// Evaluate the moving average of the weights
+        #[arg(long, value_enum)]
+        average: Option<Switch>,
+        /// Continue the run in this directory
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Start from the weights of this safetensors file
+        #[arg(long)]
+        init_from: Option<PathBuf>,
+        /// Where run directories go
+        #[arg(long, default_value = "runs")]
+        runs: PathBuf,
+        /// Seconds between checkpoints
+        #[arg(long, default_value_t = 60)]
+        checkpoint_secs: u64,
+        /// Steps between test-set evaluations (0: only at the end)
+        #[arg(long, default_value_t = 1000)]
+        eval_every: u64,
+        /// Steps between log lines
+        #[arg(long, default_value_t = 10)]
+        log_every: u64,
+        /// No progress bar
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Test accuracy, per-class accuracy and confusion matrix
+    Eval {
+        #[arg(long)]
+        data: PathBuf,
+        #[command(flatten)]
+        weights: Weights,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Class scores of input tensors: reads `input` (N x C x H x W) from a
+    /// safetensors file, writes `logits`; for checking against other tools
+    #[command(hide = true)]
+    Forward {
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// Weights to use (default: a fresh model from --seed)
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Also write the weights used to this file
+        #[arg(long)]
+        save_weights: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Label image files (PNG or JPEG, any size)
+    Infer {
+        #[command(flatten)]
+        weights: Weights,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Weights {
+    /// A run directory (its checkpoint.safetensors)
+    #[arg(long, conflicts_with = "weights")]
+    run: Option<PathBuf>,
+    /// A safetensors weight file
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Use the raw weights instead of their moving average
+    #[arg(long)]
+    raw: bool,
+}
+
+impl Weights {
+    fn path(&self) -> Result<PathBuf> {
+        match (&self.run, &self.weights) {
+            (Some(run), _) => Ok(run.join(CHECKPOINT)),
+            (None, Some(w)) => Ok(w.clone()),
+            (None, None) => {
+                Err("give the weights: --run runs/<model>/<n> or --weights FILE".into())
+            }
+        }
+    }
+}
+
+/// The model with the weights the user chose: averaged ones when present.
+fn load_model<B: Backend, M: Net<B>>(weights: &Weights, device: &B::Device) -> Result<M> {
+    let path = weights.path()?;
+    let ck = Checkpoint::load(&path)?;
+    let tensors = match (&ck.averaged, weights.raw) {
+        (Some(avg), false) => avg,
+        _ => &ck.raw,
+    };
+    params::replace(M::init(device), tensors, &|_| true).map_err(|e| {
+        format!(
+            "{}: does not fit this model: {}",
+            path.display(),
+            e.join("; ")
+        )
+    })
+}
+
+fn class_names(spec: &Spec) -> Vec<String> {
+    if spec.settings.classes == CIFAR10_CLASSES.len() {
+        CIFAR10_CLASSES.iter().map(|s| s.to_string()).collect()
+    } else {
+        (0..spec.settings.classes)
+            .map(|c| format!("class {c}"))
+            .collect()
+    }
+}
+
+/// Runs one command of the generated program on backend `B`.
+pub fn run<B, M>(spec: &Spec, command: Command, device: B::Device) -> ExitCode
+where
+    B: AutodiffBackend,
+    M: Net<B> + AutodiffModule<B>,
+    M::InnerModule: Net<B::InnerBackend>,
+{
+    match execute::<B, M>(spec, command, &device) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute<B, M>(spec: &Spec, command: Command, device: &B::Device) -> Result<()>
+where
+    B: AutodiffBackend,
+    M: Net<B> + AutodiffModule<B>,
+    M::InnerModule: Net<B::InnerBackend>,
+{
+    let [h, w, _] = spec.input;
+    match command {
+        Command::Train {
+            data,
+            steps,
+            lr,
+            batch_size,
+            seed,
+            augment,
+            decay,
+            average,
+            resume,
+            init_from,
+            runs,
+            checkpoint_secs,
+            eval_every,
+            log_every,
+            quiet,
+        } => {
+            let options = Options {
+                data,
+                runs,
+                resume,
+                init_from,
+                steps,
+                learning_rate: lr,
+                batch_size,
+                seed,
+                augment: augment.map(Switch::on),
+                decay: decay.map(Switch::on),
+                average: average.map(Switch::on),
+                checkpoint_every: Duration::from_secs(checkpoint_secs),
+                eval_every,
+                log_every,
+                progress: !quiet,
+            };
+            let out = train::train::<B, M>(spec, &options, device)?;
+            println!(
+                "{}",
+                serde_json::to_string(&out).expect("outcome serializes")
+            );
+            Ok(())
+        }
+        Command::Eval {
+            data: dir,
+            weights,
+            json,
+        } => {
+            let model: M::InnerModule = load_model(&weights, device)?;
+            let test = data::load(&dir, Split::Test)?;
+            let result = eval::evaluate(&model, &test, [h, w], 500, device);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&result).expect("serializes")
+                );
+            } else {
+                print!("{}", result.table());
+            }
+            Ok(())
+        }
+        Command::Forward {
+            input,
+            output,
+            weights,
+            save_weights,
+            seed,
+        } => {
+            B::InnerBackend::seed(device, seed);
+            let mut model = <M::InnerModule as Net<B::InnerBackend>>::init(device);
+            if let Some(path) = &weights {
+                let ck = Checkpoint::load(path)?;
+                model = params::replace(model, &ck.raw, &|_| true).map_err(|e| {
+                    format!(
+                        "{}: does not fit this model: {}",
+                        path.display(),
+                        e.join("; ")
+                    )
+                })?;
+            }
+            if let Some(path) = &save_weights {
+                Checkpoint {
+                    raw: params::collect(&model),
+                    ..Checkpoint::default()
+                }
+                .save(path)?;
+            }
+            let ck = Checkpoint::load(&input)?;
+            let x = ck
+                .raw
+                .get("input")
+                .ok_or_else(|| format!("{}: no tensor named `input`", input.display()))?;
+            let [n, c, xh, xw] = x.shape[..] else {
+                return Err(format!(
+                    "{}: `input` must be N x C x H x W",
+                    input.display()
+                ));
+            };
+            let x = Tensor::<B::InnerBackend, 4>::from_data(
+                TensorData::new(x.values.clone(), [n, c, xh, xw]),
+                device,
+            );
+            let logits = model.forward(x);
+            let dims = logits.dims().to_vec();
+            let values = logits
+                .into_data()
+                .convert::<f32>()
+                .to_vec::<f32>()
+                .unwrap_or_default();
+            let mut out = Checkpoint::default();
+            out.raw.insert(
+                "logits".into(),
+                params::Named {
+                    shape: dims,
+                    values,
+                },
+            );
+            out.save(&output)
+        }
+        Command::Infer {
+            weights,
+            images,
+            json,
+        } => {
+            let model: M::InnerModule = load_model(&weights, device)?;
+            let classes = class_names(spec);
+            let labels = images
+                .iter()
+                .map(|p| infer::label(&model, p, spec.input, &classes, device))
+                .collect::<Result<Vec<_>>>()?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&labels).expect("serializes")
+                );
+            } else {
+                for l in &labels {
+                    println!("{}  ({:.1} ms)", l.image, l.milliseconds);
+                    for (name, p) in &l.top {
+                        println!("  {p:.4}  {name}");
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What a program built without the `cuda` feature says to `--device cuda`.
+pub fn no_cuda(spec: &Spec) -> ExitCode {
+    eprintln!(
+        "error: this program was built without CUDA. Rebuild it with `netc build --cuda {}` \
+         (needs the CUDA toolkit), or use --device cpu",
+        Path::new(spec.file).display()
+    );
+    ExitCode::FAILURE
+}
+
+impl Cli {
+    /// The generated program's arguments, so that it needs no clap of its own.
+    pub fn parse_args() -> Self {
+        Cli::parse()
+    }
+}

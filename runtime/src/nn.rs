@@ -1,0 +1,95 @@
+//! Layers burn lacks or computes differently from TensorFlow, and the seed's
+//! initialization.
+
+use burn::module::{Initializer, Param};
+use burn::nn::conv::Conv2d;
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::module::avg_pool2d;
+
+/// Xavier (Glorot) normal initialization, as the seed used for every weight.
+pub const XAVIER: Initializer = Initializer::XavierNormal { gain: 1.0 };
+
+/// The seed starts biases at zero; burn's layers draw them like the weights.
+pub trait ZeroBias {
+    fn zero_bias(self) -> Self;
+}
+
+fn zeros_like<B: Backend>(bias: Param<Tensor<B, 1>>) -> Param<Tensor<B, 1>> {
+    let t = bias.val();
+    Param::from_tensor(Tensor::zeros(t.shape(), &t.device()))
+}
+
+impl<B: Backend> ZeroBias for Conv2d<B> {
+    fn zero_bias(mut self) -> Self {
+        self.bias = self.bias.map(zeros_like);
+        self
+    }
+}
+
+impl<B: Backend> ZeroBias for Linear<B> {
+    fn zero_bias(mut self) -> Self {
+        self.bias = self.bias.map(zeros_like);
+        self
+    }
+}
+
+/// Local response normalization across channels, TensorFlow's definition:
+/// x / (bias + alpha * sum of x^2 over the 2r+1 nearest channels) ^ beta.
+#[derive(Debug, Clone, Copy)]
+pub struct Lrn {
+    pub radius: usize,
+    pub bias: f64,
+    pub alpha: f64,
+    pub beta: f64,
+}
+
+impl Lrn {
+    pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let window = 2 * self.radius + 1;
+        // Channels become a spatial axis so that a pooling window sums them.
+        let squares = x.clone().powi_scalar(2).reshape([n, 1, c, h * w]);
+        let mean = avg_pool2d(squares, [window, 1], [1, 1], [self.radius, 0], true, false);
+        let sum = mean.mul_scalar(window as f64).reshape([n, c, h, w]);
+        x / sum
+            .mul_scalar(self.alpha)
+            .add_scalar(self.bias)
+            .powf_scalar(self.beta)
+    }
+}
+
+/// Average pooling with TensorFlow's `same` padding: the odd extra row and
+/// column go at the bottom and right, and padded cells are not counted.
+#[derive(Debug, Clone, Copy)]
+pub struct AvgPoolSame {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+}
+
+/// (before, after) padding of TensorFlow's `same` for one dimension.
+pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize) {
+    let out = input.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(input);
+    (total / 2, total - total / 2)
+}
+
+impl AvgPoolSame {
+    pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let (top, bottom) = same_padding(h, self.kernel[0], self.stride[0]);
+        let (left, right) = same_padding(w, self.kernel[1], self.stride[1]);
+        let pad = (left, right, top, bottom);
+        let ones = Tensor::<B, 4>::ones([1, 1, h, w], &x.device()).pad(pad, 0.0);
+        let pool = |t: Tensor<B, 4>| avg_pool2d(t, self.kernel, self.stride, [0, 0], true, false);
+        // Mean over the window including zeros, rescaled by the share of real cells.
+        pool(x.pad(pad, 0.0)) / pool(ones)
+    }
+}
+
+/// sum(w^2) / 2 / (number of weights): one layer's weight-decay term.
+pub fn decay_term<B: Backend, const D: usize>(weight: &Param<Tensor<B, D>>) -> Tensor<B, 1> {
+    let w = weight.val();
+    let count = w.shape().num_elements() as f64;
+    w.powi_scalar(2).sum().div_scalar(2.0 * count)
+}

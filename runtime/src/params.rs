@@ -1,0 +1,137 @@
+//! A model's tensors by name: `fire2.e3x3.weight`, the path of module fields.
+
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::prelude::*;
+use std::collections::HashMap;
+
+/// A tensor's shape and values, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Named {
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+pub type Tensors = HashMap<String, Named>;
+
+/// True for state that is measured, not trained (batch norm's running statistics).
+pub fn is_statistic(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
+#[derive(Default)]
+struct Path(Vec<String>);
+
+impl Path {
+    fn enter(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+    fn exit(&mut self) {
+        self.0.pop();
+    }
+    fn name(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+struct Collect {
+    path: Path,
+    out: Tensors,
+}
+
+impl<B: Backend> ModuleVisitor<B> for Collect {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let t = param.val();
+        let shape = t.dims().to_vec();
+        let values = t
+            .into_data()
+            .convert::<f32>()
+            .to_vec::<f32>()
+            .unwrap_or_default();
+        self.out.insert(self.path.name(), Named { shape, values });
+    }
+}
+
+/// Every float tensor of `model`, by name.
+pub fn collect<B: Backend, M: Module<B>>(model: &M) -> Tensors {
+    let mut v = Collect {
+        path: Path::default(),
+        out: HashMap::new(),
+    };
+    model.visit(&mut v);
+    v.out
+}
+
+struct Replace<'a> {
+    path: Path,
+    from: &'a Tensors,
+    /// Only tensors whose name passes are replaced.
+    keep: &'a dyn Fn(&str) -> bool,
+    errors: Vec<String>,
+    replaced: usize,
+}
+
+impl<B: Backend> ModuleMapper<B> for Replace<'_> {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.enter(name);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let name = self.path.name();
+        if !(self.keep)(&name) {
+            return param;
+        }
+        let (id, tensor, mapper) = param.consume();
+        let dims = tensor.dims();
+        let new = match self.from.get(&name) {
+            None => {
+                self.errors.push(format!("no tensor `{name}`"));
+                tensor
+            }
+            Some(t) if t.shape != dims => {
+                self.errors.push(format!(
+                    "`{name}` has shape {:?}, the model needs {:?}",
+                    t.shape, dims
+                ));
+                tensor
+            }
+            Some(t) => {
+                self.replaced += 1;
+                let data = TensorData::new(t.values.clone(), dims);
+                // A loaded tensor must stay trainable where the old one was.
+                let trainable = tensor.is_require_grad();
+                Tensor::from_data(data, &tensor.device()).set_require_grad(trainable)
+            }
+        };
+        Param::from_mapped_value(id, new, mapper)
+    }
+}
+
+/// `model` with the tensors of `from` put in by name, for those whose name
+/// passes `keep`. Fails, listing them, if any is missing or of another shape.
+pub fn replace<B: Backend, M: Module<B>>(
+    model: M,
+    from: &Tensors,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<M, Vec<String>> {
+    let mut r = Replace {
+        path: Path::default(),
+        from,
+        keep,
+        errors: Vec::new(),
+        replaced: 0,
+    };
+    let model = model.map(&mut r);
+    if r.errors.is_empty() {
+        Ok(model)
+    } else {
+        Err(r.errors)
+    }
+}

@@ -1,0 +1,41 @@
+//! What a generated model tells the runtime about itself.
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Training settings, from the model's `train` line, overridable by flags.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Weight-decay factor (0 turns decay off).
+    pub decay: f64,
+    pub augment: bool,
+    /// Evaluate the exponential moving average of the weights.
+    pub average: bool,
+    pub learning_rate: f64,
+    pub batch_size: usize,
+    pub steps: u64,
+    pub classes: usize,
+}
+
+/// A model as netc compiled it.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: &'static str,
+    /// The `.net` file it came from, and its exact text.
+    pub file: &'static str,
+    pub source: &'static str,
+    /// Input height, width, channels.
+    pub input: [usize; 3],
+    pub settings: Settings,
+}
+
+/// A generated network.
+pub trait Net<B: Backend>: Module<B> {
+    /// Xavier-normal weights, zero biases, as in the seed.
+    fn init(device: &B::Device) -> Self;
+    /// Images N x C x H x W to class scores N x classes.
+    fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 2>;
+    /// For every layer marked `decay`: sum(w^2) / 2 / (number of its weights),
+    /// summed; `None` when no layer is marked.
+    fn decay_loss(&self) -> Option<Tensor<B, 1>>;
+}

@@ -1,0 +1,307 @@
+//! A generated program, built and run for real: its outputs match the
+//! reference implementation on fixed weights, and it trains, evaluates and
+//! labels images from synthetic data made here.
+
+mod reference;
+
+use safetensors::tensor::{Dtype, TensorView};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Every layer kind, TensorFlow's asymmetric `same` padding, blocks and branches.
+const KITCHEN: &str = "\
+# Every kind of layer netc knows, in one small model.
+block mix(f) {
+    a: conv 1x1 f relu
+    concat {
+        b: conv 3x3 f relu
+        {
+            c: dwconv 3x3 nobias
+            d: conv 1x1 f nobias
+            bn1: batchnorm relu
+        }
+        e: avgpool 3x3 /1
+    }
+}
+
+model kitchen {
+    input 15x15x3
+    train steps=30 batch=16 augment=off decay=1
+
+    stem: conv 4x4 8 /2 relu
+    pool: maxpool 3x3 /2
+    norm: lrn radius=2
+    mix(4)
+    add {
+        identity
+        g: conv 3x3 12 groups=4
+    }
+    avg: avgpool 3x3 /2
+    drop: dropout 0.5
+    fc1: fc 16 relu decay
+    logits: fc 10
+}
+";
+
+fn read(path: &Path) -> reference::Weights {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let values = v
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (name, (v.shape().to_vec(), values))
+        })
+        .collect()
+}
+
+fn write(path: &Path, tensors: &reference::Weights) {
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, (s, v))| {
+            (
+                n.clone(),
+                s.clone(),
+                v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            )
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+/// Deterministic values in [-1, 1).
+fn noise(seed: usize, n: usize) -> Vec<f32> {
+    let mut s = seed as u64 * 6364136223846793005 + 1442695040888963407;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 33) as f32 / (1u64 << 31) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+fn synthetic(dir: &Path, n: usize) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        bytes.push(label);
+        for plane in 0..3u8 {
+            let v = label
+                .wrapping_mul(25)
+                .wrapping_add(plane * 80)
+                .wrapping_add((i % 7) as u8);
+            bytes.extend(std::iter::repeat_n(v, 1024));
+        }
+    }
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), &bytes[..100 * 3073]).unwrap();
+}
+
+fn run(binary: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new(binary)
+        .args(args)
+        .output()
+        .expect("the program runs");
+    out
+}
+
+fn ok(binary: &Path, args: &[&str]) -> String {
+    let out = run(binary, args);
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}",
+        binary.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn build(dir: &Path) -> (netc::Checked, PathBuf) {
+    let c = netc::check(KITCHEN)
+        .unwrap_or_else(|d| panic!("{}", d.render("kitchen.net", KITCHEN, false)));
+    let c = c.into_iter().next().unwrap();
+    let build = netc::driver::Build {
+        out: dir.join("kitchen"),
+        target: netc::driver::target_dir(),
+        cuda: false,
+    };
+    let binary = netc::driver::build("kitchen.net", KITCHEN, &c, &build).unwrap();
+    (c, binary)
+}
+
+#[test]
+fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checked, bin) = build(dir.path());
+    let p = |name: &str| dir.path().join(name).display().to_string();
+
+    // Fixed weights: the program's own names and shapes, filled with known values.
+    let out = run(
+        &bin,
+        &[
+            "forward",
+            "--input",
+            &p("none"),
+            "--output",
+            &p("o"),
+            "--save-weights",
+            &p("init.safetensors"),
+        ],
+    );
+    assert!(
+        !out.status.success(),
+        "there is no input file, but the weights are written first"
+    );
+    let init = read(&dir.path().join("init.safetensors"));
+    let mut weights: reference::Weights = HashMap::new();
+    for (i, (name, (shape, values))) in init.iter().enumerate() {
+        let mut v = noise(i + 1, values.len());
+        if name.ends_with("running_var") {
+            v.iter_mut().for_each(|x| *x = x.abs() + 0.5);
+        }
+        weights.insert(name.clone(), (shape.clone(), v));
+    }
+    write(&dir.path().join("fixed.safetensors"), &weights);
+    let input = noise(99, 2 * 3 * 15 * 15);
+    let tensors: reference::Weights =
+        [("input".to_string(), (vec![2, 3, 15, 15], input.clone()))].into();
+    write(&dir.path().join("input.safetensors"), &tensors);
+    ok(
+        &bin,
+        &[
+            "forward",
+            "--input",
+            &p("input.safetensors"),
+            "--output",
+            &p("logits.safetensors"),
+            "--weights",
+            &p("fixed.safetensors"),
+        ],
+    );
+    let logits = &read(&dir.path().join("logits.safetensors"))["logits"];
+    assert_eq!(logits.0, vec![2, 10]);
+    for n in 0..2 {
+        let image = reference::Image {
+            c: 3,
+            h: 15,
+            w: 15,
+            data: input[n * 675..(n + 1) * 675].to_vec(),
+        };
+        let want = reference::forward(&checked.model, image, &weights);
+        for (j, (a, b)) in logits.1[n * 10..(n + 1) * 10].iter().zip(&want).enumerate() {
+            assert!(
+                (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                "image {n} class {j}: generated {a}, reference {b}"
+            );
+        }
+    }
+
+    // Training on synthetic data: the loss falls and a checkpoint is written.
+    synthetic(&dir.path().join("data"), 300);
+    let runs = p("runs");
+    ok(
+        &bin,
+        &[
+            "train",
+            "--data",
+            &p("data"),
+            "--runs",
+            &runs,
+            "--log-every",
+            "1",
+            "--eval-every",
+            "0",
+            "--quiet",
+            "--augment",
+            "off",
+        ],
+    );
+    let run_dir = dir.path().join("runs/kitchen/1");
+    let log = std::fs::read_to_string(run_dir.join("log.jsonl")).unwrap();
+    let losses: Vec<f64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
+        .collect();
+    assert_eq!(losses.len(), 30);
+    let (first, last) = (
+        losses[..5].iter().sum::<f64>(),
+        losses[25..].iter().sum::<f64>(),
+    );
+    assert!(last < first, "loss did not fall: {losses:?}");
+    assert!(run_dir.join("checkpoint.safetensors").exists());
+    let saved = read(&run_dir.join("checkpoint.safetensors"));
+    assert!(saved.contains_key("mix1.bn1.gamma") && saved.contains_key("ema/fc1.weight"));
+
+    // Evaluation prints accuracy and a 10 x 10 confusion matrix.
+    let eval: serde_json::Value = serde_json::from_str(&ok(
+        &bin,
+        &[
+            "eval",
+            "--data",
+            &p("data"),
+            "--run",
+            &run_dir.display().to_string(),
+            "--json",
+        ],
+    ))
+    .unwrap();
+    let acc = eval["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&acc));
+    assert_eq!(eval["confusion"].as_array().unwrap().len(), 10);
+
+    // Inference labels a PNG of another size.
+    let png = dir.path().join("cat.png");
+    image::RgbImage::from_pixel(50, 40, image::Rgb([200, 30, 30]))
+        .save(&png)
+        .unwrap();
+    let labels: serde_json::Value = serde_json::from_str(&ok(
+        &bin,
+        &[
+            "infer",
+            "--run",
+            &run_dir.display().to_string(),
+            "--json",
+            &png.display().to_string(),
+        ],
+    ))
+    .unwrap();
+    let top = labels[0]["top"].as_array().unwrap();
+    assert_eq!(top.len(), 5);
+    let total: f64 = top.iter().map(|t| t[1].as_f64().unwrap()).sum();
+    assert!(total > 0.0 && total <= 1.0 + 1e-6);
+
+    // Without the cuda feature, --device cuda explains how to get it.
+    let out = run(
+        &bin,
+        &[
+            "--device",
+            "cuda",
+            "eval",
+            "--data",
+            &p("data"),
+            "--run",
+            &run_dir.display().to_string(),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("netc build --cuda"));
+}
