@@ -26,6 +26,8 @@ enum Command {
     Emit(build::EmitArgs),
     /// Write a model's program crate and compile it (target/netc/<model>/)
     Build(build::BuildArgs),
+    /// Get CIFAR-10: netc data cifar10 DIR [--from cifar-10-binary.tar.gz]
+    Data(DataArgs),
     /// Build if needed, then train: netc train FILE --data DIR [--steps N ...]
     Train(build::RunArgs),
     /// Build if needed, then evaluate: netc eval FILE --data DIR --run RUN
@@ -39,6 +41,7 @@ pub fn run() -> ExitCode {
     let ok = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Emit(args) => build::emit(&args),
+        Command::Data(args) => data(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),
@@ -48,6 +51,41 @@ pub fn run() -> ExitCode {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+#[derive(clap::Args)]
+struct DataArgs {
+    /// The data set; netc knows `cifar10`
+    dataset: String,
+    /// Where to put it (training then takes --data DIR)
+    dir: std::path::PathBuf,
+    /// A local archive instead of downloading (the official cifar-10-binary.tar.gz is checked by MD5)
+    #[arg(long)]
+    from: Option<std::path::PathBuf>,
+}
+
+fn data(args: &DataArgs) -> bool {
+    if args.dataset != "cifar10" {
+        eprintln!(
+            "error: unknown data set `{}`; netc knows cifar10",
+            args.dataset
+        );
+        return false;
+    }
+    match netc::data::cifar10(&args.dir, args.from.as_deref()) {
+        Ok(dir) => {
+            println!(
+                "CIFAR-10 is in {}; train with --data {}",
+                dir.display(),
+                dir.display()
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            false
+        }
     }
 }
 
