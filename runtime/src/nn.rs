@@ -93,3 +93,67 @@ pub fn decay_term<B: Backend, const D: usize>(weight: &Param<Tensor<B, D>>) -> T
     let count = w.shape().num_elements() as f64;
     w.powi_scalar(2).sum().div_scalar(2.0 * count)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::Flex;
+
+    #[test]
+    fn decay_term_is_half_the_mean_square() {
+        let device = Default::default();
+        let w = Param::from_tensor(Tensor::<Flex, 2>::from_floats(
+            [[1.0, 2.0], [3.0, 4.0]],
+            &device,
+        ));
+        // (1 + 4 + 9 + 16) / 2 / 4
+        let v: f32 = decay_term(&w).into_scalar();
+        assert!((v - 3.75).abs() < 1e-6, "{v}");
+    }
+
+    #[test]
+    fn tensorflow_same_padding_puts_the_extra_cell_after() {
+        assert_eq!(same_padding(4, 3, 2), (0, 1));
+        assert_eq!(same_padding(5, 3, 2), (1, 1));
+        assert_eq!(same_padding(15, 4, 2), (1, 2));
+    }
+
+    #[test]
+    fn lrn_divides_by_the_local_energy() {
+        let device = Default::default();
+        // One pixel, three channels 1, 2, 3; radius 1, bias 1, alpha 1, beta 1.
+        let x = Tensor::<Flex, 4>::from_floats([[[[1.0]], [[2.0]], [[3.0]]]], &device);
+        let lrn = Lrn {
+            radius: 1,
+            bias: 1.0,
+            alpha: 1.0,
+            beta: 1.0,
+        };
+        let y: Vec<f32> = lrn.forward(x).into_data().to_vec().unwrap();
+        let want = [
+            1.0 / (1.0 + 1.0 + 4.0),
+            2.0 / (1.0 + 1.0 + 4.0 + 9.0),
+            3.0 / (1.0 + 4.0 + 9.0),
+        ];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn same_average_pooling_counts_only_real_cells() {
+        let device = Default::default();
+        // A 2x2 image, 2x2 window, stride 2: no padding; a 3x3 image: padding after.
+        let x = Tensor::<Flex, 4>::from_floats(
+            [[[[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]]]],
+            &device,
+        );
+        let pool = AvgPoolSame {
+            kernel: [2, 2],
+            stride: [2, 2],
+        };
+        let y: Vec<f32> = pool.forward(x).into_data().to_vec().unwrap();
+        // Windows: {1,2,4,5} {3,6} {7,8} {9}
+        assert_eq!(y, vec![3.0, 4.5, 7.5, 9.0]);
+    }
+}

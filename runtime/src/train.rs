@@ -368,7 +368,7 @@ where
                 outcome.test_accuracy = Some(acc);
             }
         }
-        if last_save.elapsed() >= options.checkpoint_every || step == s.steps {
+        if last_save.elapsed() >= options.checkpoint_every && step < s.steps {
             if let Err(e) = save(&model, &ema, step) {
                 bar.abandon();
                 log.write(serde_json::json!({"step": step, "error": e}))?;
@@ -378,6 +378,10 @@ where
         }
     }
     bar.finish();
+    if let Err(e) = save(&model, &ema, step) {
+        log.write(serde_json::json!({"step": step, "error": e}))?;
+        return Err(e);
+    }
     outcome.steps = step;
     // The first window includes start-up; the median is the steady rate.
     rates.sort_by(f64::total_cmp);

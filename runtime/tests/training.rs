@@ -248,3 +248,36 @@ fn a_diverging_run_stops_and_keeps_a_finite_checkpoint() {
     let log = std::fs::read_to_string(runs.join("tiny/1").join(train::LOG)).unwrap();
     assert!(log.contains("error"), "the log records why the run stopped");
 }
+
+#[test]
+fn init_from_starts_with_the_given_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 200);
+    let runs = dir.path().join("runs");
+    let first = train::train::<B, Tiny<B>>(
+        &SPEC,
+        &Options {
+            steps: Some(5),
+            ..options(dir.path(), &runs)
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let weights = first.run.join(train::CHECKPOINT);
+    let second = train::train::<B, Tiny<B>>(
+        &SPEC,
+        &Options {
+            steps: Some(0),
+            seed: 77,
+            init_from: Some(weights.clone()),
+            ..options(dir.path(), &runs)
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let a = Checkpoint::load(&weights).unwrap().raw;
+    let b = Checkpoint::load(&second.run.join(train::CHECKPOINT))
+        .unwrap()
+        .raw;
+    assert_eq!(a, b);
+}
