@@ -297,23 +297,26 @@ impl<'a> Generator<'a> {
             }
             Op::Block(call) => {
                 let sig = self.block(node, x.clone())?;
+                // A variable of the block's code, as the caller's expression.
+                let in_block = scope.in_block;
+                let bind = |v: &str| match v {
+                    "in_height" => sym_part(&x, 0),
+                    "in_width" => sym_part(&x, 1),
+                    "in_channels" => x.channels(),
+                    p => {
+                        let i = call
+                            .params
+                            .iter()
+                            .position(|q| q == p)
+                            .expect("a parameter of the block");
+                        layers::int(&call.args[i], in_block)
+                    }
+                };
                 let args: Vec<String> = sig
                     .args
                     .iter()
-                    .map(|a| match a.as_str() {
-                        "in_height" => sym_part(&x, 0),
-                        "in_width" => sym_part(&x, 1),
-                        "in_channels" => x.channels(),
-                        p => {
-                            let i = call
-                                .params
-                                .iter()
-                                .position(|q| q == p)
-                                .expect("a parameter of the block");
-                            layers::int(&call.args[i], scope.in_block)
-                        }
-                    })
-                    .map(|e| {
+                    .map(|a| {
+                        let e = bind(a);
                         e.vars(&mut scope.used);
                         e.to_string()
                     })
@@ -324,19 +327,7 @@ impl<'a> Generator<'a> {
                     comment: self.comment(node),
                     init: format!("{}::new({}, device)", sig.ty, args.join(", ")),
                 });
-                let output = sig.output.subst(&|v| match v {
-                    "in_height" => sym_part(&x, 0),
-                    "in_width" => sym_part(&x, 1),
-                    "in_channels" => x.channels(),
-                    p => {
-                        let i = call
-                            .params
-                            .iter()
-                            .position(|q| q == p)
-                            .expect("a parameter");
-                        layers::int(&call.args[i], scope.in_block)
-                    }
-                });
+                let output = sig.output.subst(&bind);
                 Ok((
                     output,
                     vec![format!("{indent}let x = self.{name}.forward(x);")],
