@@ -8,8 +8,10 @@ use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand, ValueEnum};
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
@@ -175,17 +177,53 @@ fn class_names(spec: &Spec) -> Vec<String> {
     }
 }
 
-/// Runs one command of the generated program on backend `B`.
-pub fn run<B, M>(spec: &Spec, command: Command, device: B::Device) -> ExitCode
+/// Runs one command of the generated program on backend `B` (`backend`
+/// names it in messages). A panic inside the backend, such as a missing GPU
+/// driver, becomes an error message and exit code 1.
+pub fn run<B, M>(spec: &Spec, command: Command, device: B::Device, backend: &str) -> ExitCode
 where
     B: AutodiffBackend,
     M: Net<B> + AutodiffModule<B>,
     M::InnerModule: Net<B::InnerBackend>,
 {
-    match execute::<B, M>(spec, command, &device) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+    let first_panic = Arc::new(Mutex::new(None::<String>));
+    let seen = first_panic.clone();
+    std::panic::set_hook(Box::new(move |info| {
+        let mut slot = seen.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() {
+            let text = info
+                .payload()
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            let at = info
+                .location()
+                .map(|l| format!(" ({}:{})", l.file(), l.line()))
+                .unwrap_or_default();
+            *slot = Some(format!("{text}{at}"));
+        }
+    }));
+    let result =
+        std::panic::catch_unwind(AssertUnwindSafe(|| execute::<B, M>(spec, command, &device)));
+    match result {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
             eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            let what = first_panic
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+                .unwrap_or_default();
+            let hint = if backend == "cuda" {
+                "Is an NVIDIA driver installed (libcuda.so) and a GPU visible? --device cpu runs without one."
+            } else {
+                "This is a bug in netc or burn; please report it with the command you ran."
+            };
+            eprintln!("error: the {backend} backend failed: {what}\n{hint}");
             ExitCode::FAILURE
         }
     }
