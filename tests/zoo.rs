@@ -86,3 +86,35 @@ fn layer_rows_add_up_to_the_totals() {
         }
     }
 }
+
+#[test]
+fn graphs_show_every_layer_and_join() {
+    for (stem, _, source) in net_files("zoo") {
+        for c in netc::check(&source).unwrap() {
+            let dot = netc::backend::graph::dot(&c.model);
+            let layers = c
+                .summary
+                .rows
+                .iter()
+                .filter(|r| r.kind == netc::analysis::counts::RowKind::Layer)
+                .count();
+            let joins = c
+                .summary
+                .rows
+                .iter()
+                .filter(|r| {
+                    matches!(
+                        r.kind,
+                        netc::analysis::counts::RowKind::Concat
+                            | netc::analysis::counts::RowKind::Add
+                    )
+                })
+                .count();
+            // Input, every layer, every join, the output.
+            assert_eq!(dot.matches("[label=").count(), layers + joins + 2, "{stem}");
+            if stem == "squeeze1" {
+                insta::assert_snapshot!("squeeze1_dot", dot);
+            }
+        }
+    }
+}

@@ -114,6 +114,17 @@ pub enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Measure speed: training and inference examples per second, batch-1 latency, peak memory (JSON)
+    Bench {
+        #[arg(long, default_value_t = 128)]
+        batch_size: usize,
+        /// Timed training steps and inference batches
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Timed batch-1 inferences
+        #[arg(long, default_value_t = 50)]
+        latency_runs: usize,
+    },
     /// Label image files (PNG or JPEG, any size)
     Infer {
         #[command(flatten)]
@@ -353,6 +364,26 @@ where
                 },
             );
             out.save(&output)
+        }
+        Command::Bench {
+            batch_size,
+            steps,
+            latency_runs,
+        } => {
+            let plan = crate::bench::Plan {
+                batch_size,
+                steps,
+                latency_runs,
+            };
+            let b = crate::bench::run::<B, M>(
+                spec.name,
+                spec.input,
+                spec.settings.classes,
+                plan,
+                device,
+            )?;
+            println!("{}", serde_json::to_string_pretty(&b).expect("serializes"));
+            Ok(())
         }
         Command::Infer {
             weights,

@@ -7,6 +7,7 @@
 
 pub mod augment;
 pub mod batches;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;

@@ -281,3 +281,18 @@ fn init_from_starts_with_the_given_weights() {
         .raw;
     assert_eq!(a, b);
 }
+
+#[test]
+fn bench_measures_positive_speeds() {
+    let plan = netc_runtime::bench::Plan {
+        batch_size: 8,
+        steps: 2,
+        latency_runs: 3,
+    };
+    let b =
+        netc_runtime::bench::run::<B, Tiny<B>>("tiny", [8, 8, 3], 10, plan, &Default::default())
+            .unwrap();
+    assert!(b.train_examples_per_second > 0.0 && b.infer_examples_per_second > 0.0);
+    assert!(b.latency_ms_median > 0.0 && b.latency_ms_p95 >= b.latency_ms_median);
+    assert!(b.peak_memory_bytes.unwrap_or(1) > 0);
+}

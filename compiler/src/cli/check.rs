@@ -11,6 +11,9 @@ pub struct Args {
     /// Print JSON (an array with one object per model) instead of tables
     #[arg(long)]
     json: bool,
+    /// Print each model as a Graphviz DOT graph (render with `dot -Tsvg`)
+    #[arg(long, conflicts_with = "json")]
+    graph: bool,
 }
 
 /// Checks every file, printing what it can; false if any file had an error.
@@ -26,7 +29,9 @@ pub fn run(args: &Args) -> bool {
         match netc::check(&source) {
             Ok(checked) => {
                 for c in checked {
-                    if args.json {
+                    if args.graph {
+                        print!("{}", netc::backend::graph::dot(&c.model));
+                    } else if args.json {
                         models.push(summary::json(&c.model, &c.summary, &name, &source));
                     } else {
                         println!("{}", summary::table(&c.model, &c.summary, &name));
