@@ -82,7 +82,7 @@ where
         let loss = loss_fn.forward(model.forward(x.clone()), y.clone());
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let model = optim.step(0.01, model, grads);
-        sync(model.forward(x.clone().slice([0..1])));
+        sync(model.forward(x.clone().narrow(0, 0, 1)));
         model
     };
     // One step to warm caches and allocators, then the timed ones.
@@ -102,7 +102,7 @@ where
     }
     let infer = (plan.steps * n) as f64 / start.elapsed().as_secs_f64();
 
-    let one = xi.slice([0..1]);
+    let one = xi.narrow(0, 0, 1);
     sync(inner.forward(one.clone()));
     let mut times: Vec<f64> = (0..plan.latency_runs.max(1))
         .map(|_| {
