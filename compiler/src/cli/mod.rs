@@ -2,6 +2,7 @@
 
 mod build;
 mod check;
+mod report;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -26,6 +27,8 @@ enum Command {
     Emit(build::EmitArgs),
     /// Write a model's program crate and compile it (target/netc/<model>/)
     Build(build::BuildArgs),
+    /// Compare runs: Markdown and CSV table, accuracy plots, report.md
+    Report(report::Args),
     /// Get CIFAR-10: netc data cifar10 DIR [--from cifar-10-binary.tar.gz]
     Data(DataArgs),
     /// Build if needed, then train: netc train FILE --data DIR [--steps N ...]
@@ -42,6 +45,7 @@ pub fn run() -> ExitCode {
         Command::Check(args) => check::run(&args),
         Command::Emit(args) => build::emit(&args),
         Command::Data(args) => data(&args),
+        Command::Report(args) => report::run(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),
