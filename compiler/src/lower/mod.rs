@@ -111,7 +111,7 @@ fn lower_model(model: &ast::ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Resu
                         .label("layers are already defined above")
                         .help("move `input` to the top of the model"));
                 }
-                input = Some(read_input(op, args, stmt.span)?);
+                input = Some(read_input(args, stmt.span)?);
             }
             StmtKind::Layer { op, args } if op.name == "train" => {
                 explicit_augment = read_settings(args, &mut settings)?.or(explicit_augment);
@@ -158,7 +158,7 @@ fn lower_model(model: &ast::ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Resu
     })
 }
 
-fn read_input(op: &ast::Ident, args: &[ast::Arg], span: Span) -> Result<Shape> {
+fn read_input(args: &[ast::Arg], span: Span) -> Result<Shape> {
     let [arg] = args else {
         return Err(Diagnostic::new(span, "`input` takes one shape")
             .label(format!("{} arguments given", args.len()))
@@ -170,7 +170,6 @@ fn read_input(op: &ast::Ident, args: &[ast::Arg], span: Span) -> Result<Shape> {
             .help("write `input HxWxC`, such as `input 24x24x3`"));
     }
     let d = values::size(&arg.value, 3, "the input shape")?;
-    let _ = op;
     Ok(Shape::Map {
         h: d[0],
         w: d[1],

@@ -93,7 +93,7 @@ const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
 /// The state of the struct being generated.
 struct Scope {
-    /// Block parameter values: in a block, their names; in a model, none.
+    /// In a block, sizes from parameters are written as the parameters' names.
     in_block: bool,
     fields: Vec<Field>,
     used: BTreeSet<String>,
