@@ -57,6 +57,16 @@ fn strides(method: &str, win: &Window, default: [u64; 2], in_block: bool) -> Str
     }
 }
 
+/// The end of a weighted layer's constructor: the seed's initialization,
+/// Xavier-normal weights and zero biases (or no bias).
+fn initialized(bias: bool) -> String {
+    if bias {
+        "\n.with_initializer(XAVIER)\n.init(device)\n.zero_bias()".into()
+    } else {
+        "\n.with_bias(false)\n.with_initializer(XAVIER)\n.init(device)".into()
+    }
+}
+
 fn used(scope: &mut Scope, exprs: &[&Expr]) {
     for e in exprs {
         e.vars(&mut scope.used);
@@ -114,13 +124,7 @@ pub fn layer(
             if groups != Expr::Lit(1) {
                 init += &format!("\n.with_groups({groups})");
             }
-            if !conv.bias {
-                init += "\n.with_bias(false)";
-            }
-            init += "\n.with_initializer(XAVIER)\n.init(device)";
-            if conv.bias {
-                init += "\n.zero_bias()";
-            }
+            init += &initialized(conv.bias);
             field("Conv2d<B>", init, scope);
             lines.push(format!("{indent}let x = {};", relu(call, conv.relu)));
             let Sym::Map { h, w, .. } = window_out(&x, &conv.window) else {
@@ -198,13 +202,7 @@ pub fn layer(
             let units = int(&fc.units, scope.in_block);
             used(scope, &[&features, &units]);
             let mut init = format!("LinearConfig::new({features}, {units})");
-            if !fc.bias {
-                init += "\n.with_bias(false)";
-            }
-            init += "\n.with_initializer(XAVIER)\n.init(device)";
-            if fc.bias {
-                init += "\n.zero_bias()";
-            }
+            init += &initialized(fc.bias);
             field("Linear<B>", init, scope);
             lines.push(format!("{indent}let x = {};", relu(call, fc.relu)));
             Sym::Vector(units)
