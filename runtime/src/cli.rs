@@ -169,13 +169,7 @@ fn load_model<B: Backend, M: Net<B>>(weights: &Weights, device: &B::Device) -> R
         (Some(avg), false) => avg,
         _ => &ck.raw,
     };
-    params::replace(M::init(device), tensors, &|_| true).map_err(|e| {
-        format!(
-            "{}: does not fit this model: {}",
-            path.display(),
-            e.join("; ")
-        )
-    })
+    params::load(M::init(device), tensors, &path)
 }
 
 fn class_names(spec: &Spec) -> Vec<String> {
@@ -317,14 +311,7 @@ where
             B::InnerBackend::seed(device, seed);
             let mut model = <M::InnerModule as Net<B::InnerBackend>>::init(device);
             if let Some(path) = &weights {
-                let ck = Checkpoint::load(path)?;
-                model = params::replace(model, &ck.raw, &|_| true).map_err(|e| {
-                    format!(
-                        "{}: does not fit this model: {}",
-                        path.display(),
-                        e.join("; ")
-                    )
-                })?;
+                model = params::load(model, &Checkpoint::load(path)?.raw, path)?;
             }
             if let Some(path) = &save_weights {
                 Checkpoint {

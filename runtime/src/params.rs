@@ -135,3 +135,19 @@ pub fn replace<B: Backend, M: Module<B>>(
         Err(r.errors)
     }
 }
+
+/// `model` with every tensor taken from `tensors`, read from the file `from`;
+/// the error names the file and lists every missing or misshapen tensor.
+pub fn load<B: Backend, M: Module<B>>(
+    model: M,
+    tensors: &Tensors,
+    from: &std::path::Path,
+) -> crate::Result<M> {
+    replace(model, tensors, &|_| true).map_err(|errors| {
+        format!(
+            "{}: does not fit this model: {}. Weights are named after the .net layers (see docs/checkpoints.md)",
+            from.display(),
+            errors.join("; ")
+        )
+    })
+}

@@ -143,17 +143,6 @@ impl Log {
     }
 }
 
-fn load_weights<B: Backend, M: Module<B>>(model: M, path: &Path) -> Result<M> {
-    let ck = Checkpoint::load(path)?;
-    params::replace(model, &ck.raw, &|_| true).map_err(|errors| {
-        format!(
-            "{}: does not fit this model: {}. Weights are named after the .net layers (see docs/checkpoints.md)",
-            path.display(),
-            errors.join("; ")
-        )
-    })
-}
-
 /// The outcome of a finished run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
@@ -225,15 +214,14 @@ where
     B::seed(device, run.seed);
     let mut model = M::init(device);
     if let Some(path) = &run.init_from {
-        model = load_weights(model, path)?;
+        model = params::load(model, &Checkpoint::load(path)?.raw, path)?;
     }
     let mut ema = Ema::new(&model);
     let mut step = 0u64;
     let checkpoint_path = dir.join(CHECKPOINT);
     if resumed && checkpoint_path.exists() {
         let ck = Checkpoint::load(&checkpoint_path)?;
-        model = params::replace(model, &ck.raw, &|_| true)
-            .map_err(|e| format!("{}: {}", checkpoint_path.display(), e.join("; ")))?;
+        model = params::load(model, &ck.raw, &checkpoint_path)?;
         ema.shadow = ck.averaged.unwrap_or(ck.raw);
         step = ck
             .metadata

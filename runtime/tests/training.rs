@@ -296,3 +296,38 @@ fn bench_measures_positive_speeds() {
     assert!(b.latency_ms_median > 0.0 && b.latency_ms_p95 >= b.latency_ms_median);
     assert!(b.peak_memory_bytes.unwrap_or(1) > 0);
 }
+
+#[test]
+fn weights_of_another_model_are_refused_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 200);
+    let wrong = dir.path().join("wrong.safetensors");
+    let t = netc_runtime::params::Named {
+        shape: vec![2, 2],
+        values: vec![0.0; 4],
+    };
+    Checkpoint {
+        raw: [("fc.weight".to_string(), t)].into(),
+        ..Default::default()
+    }
+    .save(&wrong)
+    .unwrap();
+    let e = train::train::<B, Tiny<B>>(
+        &SPEC,
+        &Options {
+            steps: Some(1),
+            init_from: Some(wrong),
+            ..options(dir.path(), &dir.path().join("runs"))
+        },
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("wrong.safetensors") && e.contains("does not fit"),
+        "{e}"
+    );
+    assert!(
+        e.contains("no tensor `conv.weight`") && e.contains("`fc.weight` has shape [2, 2]"),
+        "{e}"
+    );
+}
