@@ -73,6 +73,14 @@ fn used(scope: &mut Scope, exprs: &[&Expr]) {
     }
 }
 
+/// Marks the block parameters a window's kernel or stride came from as used.
+fn used_window(scope: &mut Scope, win: &Window) {
+    if scope.in_block {
+        let params = [&win.kernel_param, &win.stride_param];
+        scope.used.extend(params.into_iter().flatten().cloned());
+    }
+}
+
 /// The field and forward line of a leaf layer; returns the shape after it.
 pub fn layer(
     node: &Node<Io>,
@@ -107,14 +115,7 @@ pub fn layer(
             };
             used(scope, &[&cin, &filters, &groups]);
             let b = scope.in_block;
-            for p in [&conv.window.kernel_param, &conv.window.stride_param]
-                .into_iter()
-                .flatten()
-            {
-                if b {
-                    scope.used.insert(p.clone());
-                }
-            }
+            used_window(scope, &conv.window);
             let mut init = format!(
                 "Conv2dConfig::new([{cin}, {filters}], {}){}{}",
                 sized(conv.window.kernel, &conv.window.kernel_param, b),
@@ -134,14 +135,7 @@ pub fn layer(
         }
         Op::Pool(pool) => {
             let b = scope.in_block;
-            for p in [&pool.window.kernel_param, &pool.window.stride_param]
-                .into_iter()
-                .flatten()
-            {
-                if b {
-                    scope.used.insert(p.clone());
-                }
-            }
+            used_window(scope, &pool.window);
             let k = sized(pool.window.kernel, &pool.window.kernel_param, b);
             let s = sized(pool.window.stride, &pool.window.stride_param, b);
             match (pool.kind, pool.window.padding) {
