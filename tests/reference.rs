@@ -89,13 +89,7 @@ fn relu(x: &mut Image) {
 }
 
 fn node(n: &Node<Io>, x: Image, prefix: &str, w: &Weights) -> Image {
-    let path = |leaf: &str| -> String {
-        if prefix.is_empty() {
-            format!("{}.{leaf}", n.name)
-        } else {
-            format!("{prefix}.{}.{leaf}", n.name)
-        }
-    };
+    let path = |leaf: &str| format!("{}.{leaf}", n.path(prefix));
     match &n.op {
         Op::Conv(conv) => {
             let groups = conv.group_count(x.c as u64) as usize;
@@ -256,14 +250,7 @@ fn node(n: &Node<Io>, x: Image, prefix: &str, w: &Weights) -> Image {
             }
             sum
         }
-        Op::Block(call) => {
-            let inner = if prefix.is_empty() {
-                n.name.clone()
-            } else {
-                format!("{prefix}.{}", n.name)
-            };
-            seq(&call.body, x, &inner, w)
-        }
+        Op::Block(call) => seq(&call.body, x, &n.path(prefix), w),
     }
 }
 

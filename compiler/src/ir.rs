@@ -252,14 +252,21 @@ impl Typed {
     }
 }
 
+impl<T> Node<T> {
+    /// The node's dotted path under `prefix` (the path of its block call, or "").
+    pub fn path(&self, prefix: &str) -> String {
+        if prefix.is_empty() {
+            self.name.clone()
+        } else {
+            format!("{prefix}.{}", self.name)
+        }
+    }
+}
+
 /// Every leaf layer under `nodes`, with its dotted path, in execution order.
 pub fn leaves<'a, T>(nodes: &'a [Node<T>], prefix: &str, out: &mut Vec<(String, &'a Node<T>)>) {
     for node in nodes {
-        let path = if prefix.is_empty() {
-            node.name.clone()
-        } else {
-            format!("{prefix}.{}", node.name)
-        };
+        let path = node.path(prefix);
         match &node.op {
             Op::Concat(branches) | Op::Add(branches) => {
                 for branch in branches {

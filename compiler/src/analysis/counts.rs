@@ -84,11 +84,7 @@ pub fn summarize(model: &Typed) -> Summary {
 fn walk(nodes: &[Node<Io>], prefix: &str, depth: usize, rows: &mut Vec<Row>) -> Counts {
     let mut total = Counts::default();
     for node in nodes {
-        let path = if prefix.is_empty() {
-            node.name.clone()
-        } else {
-            format!("{prefix}.{}", node.name)
-        };
+        let path = node.path(prefix);
         let at = rows.len();
         let (kind, children) = match &node.op {
             Op::Block(call) => (RowKind::Block, walk(&call.body, &path, depth + 1, rows)),

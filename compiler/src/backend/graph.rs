@@ -42,11 +42,7 @@ impl Dot {
     }
 
     fn one(&mut self, n: &Node<Io>, from: String, prefix: &str, indent: usize) -> String {
-        let path = if prefix.is_empty() {
-            n.name.clone()
-        } else {
-            format!("{prefix}.{}", n.name)
-        };
+        let path = n.path(prefix);
         match &n.op {
             Op::Concat(branches) | Op::Add(branches) => {
                 let ends: Vec<String> = branches
