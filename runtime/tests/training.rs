@@ -331,3 +331,54 @@ fn weights_of_another_model_are_refused_naming_the_file() {
         "{e}"
     );
 }
+
+#[test]
+fn resuming_after_the_source_changed_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 200);
+    let runs = dir.path().join("runs");
+    let run = train::train::<B, Tiny<B>>(
+        &SPEC,
+        &Options {
+            steps: Some(2),
+            ..options(dir.path(), &runs)
+        },
+        &Default::default(),
+    )
+    .unwrap();
+    let edited = Spec {
+        source: "model tiny { input 8x8x3 }\n# edited\n",
+        ..SPEC
+    };
+    let e = train::train::<B, Tiny<B>>(
+        &edited,
+        &Options {
+            steps: Some(4),
+            resume: Some(run.run.clone()),
+            ..options(dir.path(), &runs)
+        },
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(e.contains("source changed"), "{e}");
+}
+
+#[test]
+fn data_with_other_classes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 200);
+    let seven = Spec {
+        settings: Settings {
+            classes: 7,
+            ..SPEC.settings
+        },
+        ..SPEC
+    };
+    let e = train::train::<B, Tiny<B>>(
+        &seven,
+        &options(dir.path(), &dir.path().join("runs")),
+        &Default::default(),
+    )
+    .unwrap_err();
+    assert!(e.contains("10 classes") && e.contains("7 scores"), "{e}");
+}
