@@ -382,3 +382,24 @@ fn data_with_other_classes_is_refused() {
     .unwrap_err();
     assert!(e.contains("10 classes") && e.contains("7 scores"), "{e}");
 }
+
+#[test]
+fn inputs_cifar_cannot_fill_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 200);
+    let runs = dir.path().join("runs");
+    let gray = Spec {
+        input: [8, 8, 1],
+        ..SPEC
+    };
+    let e = train::train::<B, Tiny<B>>(&gray, &options(dir.path(), &runs), &Default::default())
+        .unwrap_err();
+    assert!(e.contains("1 channels"), "{e}");
+    let big = Spec {
+        input: [40, 40, 3],
+        ..SPEC
+    };
+    let e = train::train::<B, Tiny<B>>(&big, &options(dir.path(), &runs), &Default::default())
+        .unwrap_err();
+    assert!(e.contains("40x40") && e.contains("32x32"), "{e}");
+}
