@@ -1,4 +1,4 @@
-//! The burn code generated for every zoo model matches its snapshot.
+//! The burn and PyTorch code generated for every zoo model matches its snapshot.
 
 use netc_tests::net_files;
 
@@ -8,6 +8,16 @@ fn generated_code_matches_snapshots() {
         for c in netc::check(&source).unwrap() {
             let code = netc::backend::burn::model_rs(&c.model, &source, &path).unwrap();
             insta::assert_snapshot!(format!("{stem}_burn"), netc::backend::burn::rustfmt(&code));
+        }
+    }
+}
+
+#[test]
+fn generated_pytorch_matches_snapshots() {
+    for (stem, path, source) in net_files("zoo") {
+        for c in netc::check(&source).unwrap() {
+            let code = netc::backend::pytorch::module_py(&c.model, &source, &path).unwrap();
+            insta::assert_snapshot!(format!("{stem}_pytorch"), code);
         }
     }
 }

@@ -148,6 +148,37 @@ fn build(dir: &Path) -> (netc::Checked, PathBuf) {
     (c, binary)
 }
 
+/// The PyTorch back end, given the same weights and input, gives the burn
+/// program's logits. Runs where Python has torch; elsewhere it says so.
+fn pytorch_matches(checked: &netc::Checked, dir: &Path) {
+    let has_torch = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_torch {
+        eprintln!("note: python3 cannot import torch; the PyTorch cross-check did not run");
+        return;
+    }
+    let module = netc::backend::pytorch::module_py(&checked.model, KITCHEN, "kitchen.net").unwrap();
+    std::fs::write(dir.join("kitchen.py"), module).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pytorch_check.py");
+    let p = |name: &str| dir.join(name).display().to_string();
+    let out = Command::new("python3")
+        .arg(&script)
+        .args([
+            p("kitchen.py"),
+            p("fixed.safetensors"),
+            p("input.safetensors"),
+            p("logits.safetensors"),
+        ])
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "PyTorch and burn differ:\n{text}");
+    eprintln!("PyTorch cross-check: {}", text.trim());
+}
+
 #[test]
 fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() {
     let dir = tempfile::tempdir().unwrap();
@@ -214,6 +245,8 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
             );
         }
     }
+
+    pytorch_matches(&checked, dir.path());
 
     // Training on synthetic data: the loss falls and a checkpoint is written.
     synthetic(&dir.path().join("data"), 300);

@@ -14,12 +14,14 @@ pub mod data;
 pub mod ema;
 pub mod eval;
 pub mod infer;
+pub mod kernels;
 pub mod nn;
 pub mod params;
 pub mod spec;
 pub mod train;
 
 pub use burn;
+pub use kernels::Kernels;
 pub use spec::{Net, Settings, Spec};
 
 /// Errors a user can act on: what went wrong, naming the file when there is one.

@@ -6,6 +6,9 @@ use burn::nn::conv::Conv2d;
 use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::module::avg_pool2d;
+use burn::tensor::TensorPrimitive;
+
+use crate::kernels::{self, Kernels};
 
 /// Xavier (Glorot) normal initialization, as the seed used for every weight.
 pub const XAVIER: Initializer = Initializer::XavierNormal { gain: 1.0 };
@@ -45,17 +48,47 @@ pub struct Lrn {
 }
 
 impl Lrn {
-    pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [n, c, h, w] = x.dims();
-        let window = 2 * self.radius + 1;
-        // Channels become a spatial axis so that a pooling window sums them.
-        let squares = x.clone().powi_scalar(2).reshape([n, 1, c, h * w]);
-        let mean = avg_pool2d(squares, [window, 1], [1, 1], [self.radius, 0], true, false);
-        let sum = mean.mul_scalar(window as f64).reshape([n, c, h, w]);
-        x / sum
-            .mul_scalar(self.alpha)
-            .add_scalar(self.bias)
-            .powf_scalar(self.beta)
+    pub fn forward<B: Kernels>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let p = kernels::Lrn {
+            radius: self.radius,
+            bias: self.bias as f32,
+            alpha: self.alpha as f32,
+            beta: self.beta as f32,
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(B::lrn(
+            x.into_primitive().tensor(),
+            p,
+        )))
+    }
+}
+
+/// Max pooling; with `same`, TensorFlow's padding, which never wins.
+#[derive(Debug, Clone, Copy)]
+pub struct MaxPool {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub same: bool,
+}
+
+impl MaxPool {
+    pub fn forward<B: Kernels>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [_, _, h, w] = x.dims();
+        let pad = if self.same {
+            let (top, bottom) = same_padding(h, self.kernel[0], self.stride[0]);
+            let (left, right) = same_padding(w, self.kernel[1], self.stride[1]);
+            [top, bottom, left, right]
+        } else {
+            [0; 4]
+        };
+        let win = kernels::Window {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad,
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(B::max_pool(
+            x.into_primitive().tensor(),
+            win,
+        )))
     }
 }
 

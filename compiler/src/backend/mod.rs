@@ -1,5 +1,7 @@
 //! Back ends: what netc produces from a typed graph.
 
 pub mod burn;
+pub mod expr;
 pub mod graph;
+pub mod pytorch;
 pub mod summary;

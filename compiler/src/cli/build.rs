@@ -13,7 +13,8 @@ pub struct EmitArgs {
     /// Which model of the file (default: the first)
     #[arg(long)]
     model: Option<String>,
-    /// What to print: the model code (`burn`) or the whole program's main.rs (`main`)
+    /// What to print: the burn model code (`burn`), the program's main.rs (`main`),
+    /// or a PyTorch module with netc's parameter names (`pytorch`)
     #[arg(long, default_value = "burn")]
     target: String,
 }
@@ -32,7 +33,7 @@ pub struct BuildArgs {
 }
 
 /// A checked model of a file, or a printed error.
-fn checked(path: &Path, wanted: Option<&str>) -> Option<(String, netc::Checked)> {
+pub(super) fn checked(path: &Path, wanted: Option<&str>) -> Option<(String, netc::Checked)> {
     let source = super::read_source(path)?;
     let name = path.display().to_string();
     match netc::check(&source) {
@@ -66,8 +67,18 @@ pub fn emit(args: &EmitArgs) -> bool {
             }
         },
         "main" => burn::main_rs(&c.model, &file),
+        "pytorch" => match netc::backend::pytorch::module_py(&c.model, &source, &file) {
+            Ok(code) => {
+                print!("{code}");
+                return true;
+            }
+            Err(d) => {
+                eprint!("{}", d.render(&file, &source, super::color()));
+                return false;
+            }
+        },
         other => {
-            eprintln!("error: unknown target `{other}`; targets are burn and main");
+            eprintln!("error: unknown target `{other}`; targets are burn, main and pytorch");
             return false;
         }
     };
@@ -76,7 +87,7 @@ pub fn emit(args: &EmitArgs) -> bool {
 }
 
 /// Writes the crate of one model and compiles it; returns the program's path.
-fn build_one(
+pub(super) fn build_one(
     file: &Path,
     source: &str,
     c: &netc::Checked,
@@ -93,21 +104,36 @@ fn build_one(
     driver::build(&file.display().to_string(), source, c, &build)
 }
 
+/// Every checked model of a file with its source, or a printed error.
+pub(super) fn checked_all(file: &Path) -> Option<(String, Vec<netc::Checked>)> {
+    let source = super::read_source(file)?;
+    match netc::check(&source) {
+        Ok(models) => Some((source, models)),
+        Err(d) => {
+            let name = file.display().to_string();
+            eprint!("{}", d.render(&name, &source, super::color()));
+            None
+        }
+    }
+}
+
+impl BuildArgs {
+    /// A CPU build of `file` into the default place.
+    pub(super) fn plain(file: &Path) -> BuildArgs {
+        BuildArgs {
+            files: vec![file.to_path_buf()],
+            out: None,
+            cuda: false,
+        }
+    }
+}
+
 pub fn build(args: &BuildArgs) -> bool {
     let mut ok = true;
     for file in &args.files {
-        let Some(source) = super::read_source(file) else {
+        let Some((source, models)) = checked_all(file) else {
             ok = false;
             continue;
-        };
-        let name = file.display().to_string();
-        let models = match netc::check(&source) {
-            Ok(m) => m,
-            Err(d) => {
-                eprint!("{}", d.render(&name, &source, super::color()));
-                ok = false;
-                continue;
-            }
         };
         for c in &models {
             match build_one(file, &source, c, args) {

@@ -1,5 +1,6 @@
 //! Command-line interface: one function per subcommand.
 
+mod bench;
 mod build;
 mod check;
 mod report;
@@ -27,6 +28,8 @@ enum Command {
     Emit(build::EmitArgs),
     /// Write a model's program crate and compile it (target/netc/<model>/)
     Build(build::BuildArgs),
+    /// Measure speed beside PyTorch: netc bench zoo/tuto.net zoo/squeeze1.net
+    Bench(bench::Args),
     /// Compare runs: Markdown and CSV table, accuracy plots, report.md
     Report(report::Args),
     /// Get CIFAR-10: netc data cifar10 DIR [--from cifar-10-binary.tar.gz]
@@ -46,6 +49,7 @@ pub fn run() -> ExitCode {
         Command::Emit(args) => build::emit(&args),
         Command::Data(args) => data(&args),
         Command::Report(args) => report::run(&args),
+        Command::Bench(args) => bench::run(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),

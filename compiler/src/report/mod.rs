@@ -167,16 +167,27 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
     run
 }
 
+/// Writes a file whole or not at all: a temporary file, then a rename.
+/// Creates the folder if needed.
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp"));
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&tmp, bytes))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+}
+
 /// Writes every file of the report into `out`; returns the files written.
 pub fn write(runs: &[Run], warnings: &[String], out: &Path) -> Result<Vec<PathBuf>, String> {
-    std::fs::create_dir_all(out).map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: &[u8]| -> Result<(), String> {
         let path = out.join(name);
-        let tmp = out.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+        write_file(&path, bytes)?;
         written.push(path);
         Ok(())
     };

@@ -1,7 +1,7 @@
 //! One built-in layer: its field (type and constructor) and its line in `forward`.
 
-use super::expr::Expr;
 use super::{Field, Scope, StructOut, Sym};
+use crate::backend::expr::Expr;
 use crate::diag::Result;
 use crate::ir::{Channels, Int, Io, Node, Op, Padding, PoolKind, Window};
 use std::collections::BTreeSet;
@@ -140,11 +140,10 @@ pub fn layer(
             let s = sized(pool.window.stride, &pool.window.stride_param, b);
             match (pool.kind, pool.window.padding) {
                 (PoolKind::Max, p) => field(
-                    "MaxPool2d",
+                    "MaxPool",
                     format!(
-                        "MaxPool2dConfig::new({k}){}{}\n.init()",
-                        strides("with_strides", &pool.window, pool.window.kernel, b),
-                        padding(p)
+                        "MaxPool {{ kernel: {k}, stride: {s}, same: {} }}",
+                        p == Padding::Same
                     ),
                     scope,
                 ),
@@ -257,9 +256,6 @@ pub fn imports(structs: &[StructOut]) -> Vec<String> {
         uses.push("burn::nn::conv::{Conv2d, Conv2dConfig}".to_string());
     }
     let mut pools = Vec::new();
-    if has("MaxPool2d") {
-        pools.extend(["MaxPool2d", "MaxPool2dConfig"]);
-    }
     if has("AvgPool2d") {
         pools.extend(["AvgPool2d", "AvgPool2dConfig"]);
     }
@@ -300,6 +296,9 @@ pub fn imports(structs: &[StructOut]) -> Vec<String> {
     if has("Lrn") {
         rt.push("Lrn");
     }
+    if has("MaxPool") {
+        rt.push("MaxPool");
+    }
     let inits = structs
         .iter()
         .flat_map(|s| s.code.fields.iter())
@@ -317,6 +316,6 @@ pub fn imports(structs: &[StructOut]) -> Vec<String> {
     if !rt.is_empty() {
         uses.push(format!("netc_runtime::nn::{{{}}}", rt.join(", ")));
     }
-    uses.push("netc_runtime::Net".to_string());
+    uses.push("netc_runtime::{Kernels, Net}".to_string());
     uses
 }

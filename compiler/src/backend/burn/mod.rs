@@ -4,12 +4,11 @@
 //! Inside a block, sizes are Rust expressions of the block's parameters and
 //! input shape, so one struct serves every call; in a model they are numbers.
 
-mod expr;
 mod layers;
 
+use super::expr::Expr;
 use crate::diag::{Diagnostic, Result};
 use crate::ir::{Io, Node, Op, Shape, Typed};
-use expr::Expr;
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 

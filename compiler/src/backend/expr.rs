@@ -1,4 +1,5 @@
-//! Sizes as Rust expressions: literals in a model, parameter names in a block.
+//! Sizes as expressions: literals in a model, parameter names in a block.
+//! `Display` writes them as Rust; [`Expr::python`] as Python.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -86,6 +87,27 @@ impl Expr {
         }
     }
 
+    /// The expression in Python: ceil division is `-(-x // s)`.
+    pub fn python(&self) -> String {
+        let join = |ts: &[Expr], op: &str| {
+            ts.iter()
+                .map(|t| match t {
+                    Expr::Sum(_) => format!("({})", t.python()),
+                    _ => t.python(),
+                })
+                .collect::<Vec<_>>()
+                .join(op)
+        };
+        match self {
+            Expr::Lit(n) => n.to_string(),
+            Expr::Var(v) => v.clone(),
+            Expr::Sum(ts) => join(ts, " + "),
+            Expr::Product(ts) => join(ts, " * "),
+            Expr::DivCeil(e, s) => format!("-(-({}) // {s})", e.python()),
+            Expr::Valid(e, k, s) => format!("(({}) - {k}) // {s} + 1", e.python()),
+        }
+    }
+
     pub fn vars(&self, out: &mut BTreeSet<String>) {
         match self {
             Expr::Lit(_) => {}
@@ -161,6 +183,8 @@ mod tests {
         assert_eq!(p.to_string(), "in_channels * 2");
         assert_eq!(Expr::var("h").div_ceil(2).to_string(), "h.div_ceil(2)");
         assert_eq!(Expr::var("h").valid(3, 2).to_string(), "(h - 3) / 2 + 1");
+        assert_eq!(Expr::var("h").div_ceil(2).python(), "-(-(h) // 2)");
+        assert_eq!(Expr::var("h").valid(3, 2).python(), "((h) - 3) // 2 + 1");
         let mut vars = BTreeSet::new();
         e.vars(&mut vars);
         assert_eq!(vars.into_iter().collect::<Vec<_>>(), ["e1", "e3"]);

@@ -1,0 +1,177 @@
+//! `netc bench`: builds each model, runs its program's `bench`, runs the same
+//! measurements on the emitted PyTorch module, and writes the comparison.
+
+use super::build::{build_one, BuildArgs};
+use netc::bench::{markdown, Bench, Figures, Row};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// .net files; every model in them is measured
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Timed training steps and inference batches per model
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Timed batch-1 inferences per model
+    #[arg(long, default_value_t = 50)]
+    latency_runs: usize,
+    #[arg(long, default_value_t = 128)]
+    batch_size: usize,
+    /// Threads for both sides: burn's pool and torch.set_num_threads (default: every core)
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Where bench.md and bench.json go
+    #[arg(long, default_value = "target/netc/bench")]
+    out: PathBuf,
+    /// The Python that has torch
+    #[arg(long, default_value = "python3")]
+    python: String,
+    /// Measure netc only
+    #[arg(long)]
+    no_pytorch: bool,
+}
+
+/// Runs a command that prints one JSON object of figures.
+fn figures(cmd: &mut Command, what: &str) -> Result<Figures, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("{what}: cannot start: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(text.trim())
+        .map_err(|e| format!("{what}: unreadable output ({e}): {text}"))
+}
+
+/// Why PyTorch cannot be measured here, if it cannot.
+fn pytorch_missing(args: &Args) -> Option<String> {
+    if args.no_pytorch {
+        return Some("--no-pytorch".into());
+    }
+    let ok = Command::new(&args.python)
+        .args(["-c", "import torch, numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (!ok).then(|| {
+        format!(
+            "{} cannot import torch and numpy (pip install torch numpy)",
+            args.python
+        )
+    })
+}
+
+fn measure_pytorch(
+    args: &Args,
+    threads: usize,
+    c: &netc::Checked,
+    file: &Path,
+    source: &str,
+) -> Result<Figures, String> {
+    let dir = args.out.join(&c.model.name);
+    let path = file.display().to_string();
+    let module = netc::backend::pytorch::module_py(&c.model, source, &path)
+        .map_err(|d| d.one_line(&path, source))?;
+    let put = |name: &str, text: &str| netc::report::write_file(&dir.join(name), text.as_bytes());
+    put("model.py", &module)?;
+    put("bench.py", include_str!("../../templates/pytorch/bench.py"))?;
+    figures(
+        Command::new(&args.python)
+            .arg(dir.join("bench.py"))
+            .arg(dir.join("model.py"))
+            .args(["--threads", &threads.to_string()])
+            .args(["--batch-size", &args.batch_size.to_string()])
+            .args(["--steps", &args.steps.to_string()])
+            .args(["--latency-runs", &args.latency_runs.to_string()]),
+        &format!("PyTorch bench of {}", c.model.name),
+    )
+}
+
+pub fn run(args: &Args) -> bool {
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let missing = pytorch_missing(args);
+    if let Some(why) = &missing {
+        eprintln!("note: PyTorch not measured: {why}");
+    }
+    let mut rows = Vec::new();
+    let mut ok = true;
+    for file in &args.files {
+        let Some((source, models)) = super::build::checked_all(file) else {
+            ok = false;
+            continue;
+        };
+        for c in &models {
+            let name = &c.model.name;
+            eprintln!("{name}: building");
+            let build = BuildArgs::plain(file);
+            let binary = match build_one(file, &source, c, &build) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ok = false;
+                    continue;
+                }
+            };
+            eprintln!("{name}: measuring netc ({threads} threads)");
+            let ours = figures(
+                Command::new(&binary)
+                    .arg("bench")
+                    .env("RAYON_NUM_THREADS", threads.to_string())
+                    .args(["--batch-size", &args.batch_size.to_string()])
+                    .args(["--steps", &args.steps.to_string()])
+                    .args(["--latency-runs", &args.latency_runs.to_string()]),
+                &format!("{} bench", binary.display()),
+            );
+            let ours = match ours {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ok = false;
+                    continue;
+                }
+            };
+            let theirs = if missing.is_none() {
+                eprintln!("{name}: measuring PyTorch ({threads} threads)");
+                match measure_pytorch(args, threads, c, file, &source) {
+                    Ok(f) => Some(f),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ok = false;
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            rows.push(Row::new(name, ours, theirs));
+        }
+    }
+    let bench = Bench {
+        batch_size: args.batch_size,
+        steps: args.steps,
+        threads,
+        pytorch_missing: missing,
+        rows,
+    };
+    let md = markdown(&bench);
+    print!("{md}");
+    let json = serde_json::to_string_pretty(&bench).expect("bench results serialize");
+    for (name, text) in [("bench.md", md), ("bench.json", json + "\n")] {
+        let path = args.out.join(name);
+        match netc::report::write_file(&path, text.as_bytes()) {
+            Ok(()) => eprintln!("wrote {}", path.display()),
+            Err(e) => {
+                eprintln!("error: {e}");
+                ok = false;
+            }
+        }
+    }
+    ok
+}

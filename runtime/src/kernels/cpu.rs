@@ -1,0 +1,159 @@
+//! netc's CPU kernels on plain slices, N x C x H x W, row-major. burn's
+//! generic pooling walks every window with bounds checks and keeps an index
+//! per cell even in inference; netc's LRN as pooling over channels pays for
+//! a reshape, a pooling pass and five element-wise passes. These do each job
+//! in one pass, parallel over images or channel planes.
+
+use rayon::prelude::*;
+
+/// A pooling window with its padding (top, bottom, left, right), in cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub kernel: [usize; 2],
+    pub stride: [usize; 2],
+    pub pad: [usize; 4],
+}
+
+impl Window {
+    /// Output height and width for an input plane of `h` x `w`.
+    pub fn out(&self, h: usize, w: usize) -> (usize, usize) {
+        let [top, bottom, left, right] = self.pad;
+        (
+            (h + top + bottom - self.kernel[0]) / self.stride[0] + 1,
+            (w + left + right - self.kernel[1]) / self.stride[1] + 1,
+        )
+    }
+
+    /// The input rows (or columns) a window starting at output `o` covers,
+    /// clipped to the input: padding holds -inf, so it never wins.
+    fn span(o: usize, stride: usize, kernel: usize, pad: usize, size: usize) -> (usize, usize) {
+        let start = (o * stride) as isize - pad as isize;
+        let end = (start + kernel as isize).min(size as isize);
+        (start.max(0) as usize, end.max(0) as usize)
+    }
+}
+
+/// Max pooling of `planes` planes of `h` x `w`; returns the output and, for
+/// each output cell, the index in its plane of the input cell that won.
+pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> (Vec<f32>, Vec<u32>) {
+    let (oh, ow) = win.out(h, w);
+    let planes = x.len() / (h * w);
+    let mut y = vec![0.0f32; planes * oh * ow];
+    let mut arg = vec![0u32; planes * oh * ow];
+    y.par_chunks_mut(oh * ow)
+        .zip(arg.par_chunks_mut(oh * ow))
+        .enumerate()
+        .for_each(|(p, (y, arg))| {
+            let plane = &x[p * h * w..(p + 1) * h * w];
+            for i in 0..oh {
+                let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
+                for j in 0..ow {
+                    let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
+                    let mut best = f32::NEG_INFINITY;
+                    let mut at = r0 * w + c0;
+                    for r in r0..r1 {
+                        let row = &plane[r * w..r * w + w];
+                        for (c, &v) in row.iter().enumerate().take(c1).skip(c0) {
+                            // `>` keeps the first of equal values, as TensorFlow does;
+                            // a NaN wins so that it is not hidden.
+                            if v > best || v.is_nan() {
+                                best = v;
+                                at = r * w + c;
+                            }
+                        }
+                    }
+                    y[i * ow + j] = best;
+                    arg[i * ow + j] = at as u32;
+                }
+            }
+        });
+    (y, arg)
+}
+
+/// The gradient of max pooling: each output's gradient goes to the input
+/// cell that won it. `out` is the number of output cells per plane.
+pub fn max_pool_backward(dy: &[f32], arg: &[u32], out: usize, h: usize, w: usize) -> Vec<f32> {
+    let planes = dy.len() / out;
+    let mut dx = vec![0.0f32; planes * h * w];
+    dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dx)| {
+        let range = p * out..(p + 1) * out;
+        for (&g, &a) in dy[range.clone()].iter().zip(&arg[range]) {
+            dx[a as usize] += g;
+        }
+    });
+    dx
+}
+
+/// TensorFlow's local response normalization over channels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Lrn {
+    pub radius: usize,
+    pub bias: f32,
+    pub alpha: f32,
+    pub beta: f32,
+}
+
+impl Lrn {
+    /// s^-beta, with a fast path for the usual beta of 0.75.
+    #[inline]
+    fn pow_neg_beta(&self, s: f32) -> f32 {
+        if self.beta == 0.75 {
+            let r = s.sqrt();
+            1.0 / (r * r.sqrt())
+        } else {
+            s.powf(-self.beta)
+        }
+    }
+}
+
+/// Sums `sq` over the channels within `radius` of each channel, one image.
+fn window_sums(sq: &[f32], c: usize, hw: usize, radius: usize, out: &mut [f32]) {
+    for ch in 0..c {
+        let o = &mut out[ch * hw..(ch + 1) * hw];
+        o.fill(0.0);
+        for k in ch.saturating_sub(radius)..(ch + radius + 1).min(c) {
+            for (a, b) in o.iter_mut().zip(&sq[k * hw..(k + 1) * hw]) {
+                *a += b;
+            }
+        }
+    }
+}
+
+/// LRN of `x` (images of `c` x `hw`): returns y and the scale
+/// s = bias + alpha * window sum of x^2, which the backward pass needs.
+pub fn lrn(x: &[f32], c: usize, hw: usize, p: Lrn) -> (Vec<f32>, Vec<f32>) {
+    let mut y = vec![0.0f32; x.len()];
+    let mut s = vec![0.0f32; x.len()];
+    y.par_chunks_mut(c * hw)
+        .zip(s.par_chunks_mut(c * hw))
+        .zip(x.par_chunks(c * hw))
+        .for_each(|((y, s), x)| {
+            let sq: Vec<f32> = x.iter().map(|v| v * v).collect();
+            window_sums(&sq, c, hw, p.radius, s);
+            for ((y, s), x) in y.iter_mut().zip(s.iter_mut()).zip(x) {
+                *s = p.bias + p.alpha * *s;
+                *y = x * p.pow_neg_beta(*s);
+            }
+        });
+    (y, s)
+}
+
+/// The gradient of LRN, from its input, its scale and the output's gradient:
+/// dx_c = dy_c s_c^-b - 2 a b x_c sum over the window of dy_j x_j s_j^(-b-1).
+pub fn lrn_backward(x: &[f32], s: &[f32], dy: &[f32], c: usize, hw: usize, p: Lrn) -> Vec<f32> {
+    let mut dx = vec![0.0f32; x.len()];
+    let n = c * hw;
+    dx.par_chunks_mut(n).enumerate().for_each(|(i, dx)| {
+        let (x, s, dy) = (&x[i * n..][..n], &s[i * n..][..n], &dy[i * n..][..n]);
+        let q: Vec<f32> = (0..n)
+            .map(|k| dy[k] * x[k] * p.pow_neg_beta(s[k]) / s[k])
+            .collect();
+        let mut sums = vec![0.0f32; n];
+        window_sums(&q, c, hw, p.radius, &mut sums);
+        let k2 = 2.0 * p.alpha * p.beta;
+        for k in 0..n {
+            dx[k] = dy[k] * p.pow_neg_beta(s[k]) - k2 * x[k] * sums[k];
+        }
+    });
+    dx
+}

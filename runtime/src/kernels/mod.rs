@@ -1,0 +1,71 @@
+//! netc's backend extension: the layers for which netc brings its own CPU
+//! kernels. Every backend has the version composed of burn's ops; burn's CPU
+//! backend (`Flex`) and its autodiff wrapper run `cpu.rs` instead, with
+//! hand-written backward passes (`flex.rs`).
+
+pub mod cpu;
+mod flex;
+
+use burn::prelude::*;
+use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::ops::FloatTensor;
+use burn::tensor::TensorPrimitive;
+
+pub use cpu::{Lrn, Window};
+
+/// A backend that can run netc's layers. Models are generic over it.
+pub trait Kernels: Backend {
+    fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {
+        primitive(composed::lrn::<Self>(tensor(x), p))
+    }
+
+    fn max_pool(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self> {
+        primitive(composed::max_pool::<Self>(tensor(x), win))
+    }
+}
+
+fn tensor<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 4> {
+    Tensor::from_primitive(TensorPrimitive::Float(x))
+}
+
+fn primitive<B: Backend>(x: Tensor<B, 4>) -> FloatTensor<B> {
+    x.into_primitive().tensor()
+}
+
+/// The layers in burn's ops: what every backend without kernels runs, and
+/// the reference the kernels are tested against.
+pub mod composed {
+    use super::*;
+
+    pub fn lrn<B: Backend>(x: Tensor<B, 4>, p: Lrn) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let window = 2 * p.radius + 1;
+        // Channels become a spatial axis so that a pooling window sums them.
+        let squares = x.clone().powi_scalar(2).reshape([n, 1, c, h * w]);
+        let mean = avg_pool2d(squares, [window, 1], [1, 1], [p.radius, 0], true, false);
+        let sum = mean.mul_scalar(window as f64).reshape([n, c, h, w]);
+        x / sum
+            .mul_scalar(p.alpha)
+            .add_scalar(p.bias)
+            .powf_scalar(p.beta)
+    }
+
+    pub fn max_pool<B: Backend>(x: Tensor<B, 4>, win: Window) -> Tensor<B, 4> {
+        let [top, bottom, left, right] = win.pad;
+        let x = if win.pad == [0; 4] {
+            x
+        } else {
+            x.pad((left, right, top, bottom), f32::NEG_INFINITY)
+        };
+        max_pool2d(x, win.kernel, win.stride, [0, 0], [1, 1], false)
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl Kernels for burn::backend::Cuda {}
+
+#[cfg(feature = "cuda")]
+impl<C: burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy> Kernels
+    for burn::backend::Autodiff<burn::backend::Cuda, C>
+{
+}
