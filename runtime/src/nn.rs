@@ -3,7 +3,7 @@
 
 use burn::module::{Initializer, Param};
 use burn::nn::conv::Conv2d;
-use burn::nn::Linear;
+use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::module::avg_pool2d;
 use burn::tensor::TensorPrimitive;
@@ -60,6 +60,40 @@ impl Lrn {
             p,
         )))
     }
+}
+
+/// A convolution layer's forward pass through netc's kernels. `same` is
+/// TensorFlow's padding, computed from the input's size (the odd extra row
+/// and column go after).
+pub fn conv<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let [kh, kw] = layer.kernel_size;
+    let [sh, sw] = layer.stride;
+    let pad = match layer.padding {
+        PaddingConfig2d::Same => {
+            let (top, bottom) = same_padding(h, kh, sh);
+            let (left, right) = same_padding(w, kw, sw);
+            [top, bottom, left, right]
+        }
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [top, bottom, left, right],
+        PaddingConfig2d::Valid => [0; 4],
+    };
+    let spec = kernels::ConvSpec {
+        stride: layer.stride,
+        pad,
+        groups: layer.groups,
+    };
+    let bias = layer
+        .bias
+        .as_ref()
+        .map(|b| b.val().into_primitive().tensor());
+    let y = B::conv(
+        x.into_primitive().tensor(),
+        layer.weight.val().into_primitive().tensor(),
+        bias,
+        spec,
+    );
+    Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
 /// Max pooling; with `same`, TensorFlow's padding, which never wins.

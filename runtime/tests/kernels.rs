@@ -6,7 +6,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Distribution, TensorPrimitive};
-use netc_runtime::kernels::{composed, Kernels, Lrn, Window};
+use netc_runtime::kernels::{composed, ConvSpec, Kernels, Lrn, Window};
 use netc_runtime::nn::same_padding;
 
 type B = Autodiff<Flex>;
@@ -127,5 +127,110 @@ fn lrn_matches_burn_for_several_radii_and_channel_counts() {
             p,
         )));
         close(inner, composed::lrn(x, p), &format!("{what}, inference"));
+    }
+}
+
+/// Output and the gradients of input, weights and bias of a convolution.
+fn conv_run(
+    x: &Tensor<Flex, 4>,
+    w: &Tensor<Flex, 4>,
+    b: Option<&Tensor<Flex, 1>>,
+    spec: ConvSpec,
+    ours: bool,
+    weights: &Tensor<Flex, 4>,
+) -> Vec<Vec<f32>> {
+    let x = Tensor::<B, 4>::from_inner(x.clone()).require_grad();
+    let w = Tensor::<B, 4>::from_inner(w.clone()).require_grad();
+    let b = b.map(|b| Tensor::<B, 1>::from_inner(b.clone()).require_grad());
+    let y = if ours {
+        let bias = b.clone().map(|b| b.into_primitive().tensor());
+        Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(B::conv(
+            x.clone().into_primitive().tensor(),
+            w.clone().into_primitive().tensor(),
+            bias,
+            spec,
+        )))
+    } else {
+        composed::conv(x.clone(), w.clone(), b.clone(), spec)
+    };
+    let grads = (y.clone() * Tensor::from_inner(weights.clone()))
+        .sum()
+        .backward();
+    let flat = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+    let mut out = vec![
+        flat(y.inner()),
+        flat(x.grad(&grads).unwrap()),
+        flat(w.grad(&grads).unwrap()),
+    ];
+    if let Some(b) = b {
+        out.push(b.grad(&grads).unwrap().into_data().to_vec().unwrap());
+    }
+    out
+}
+
+#[test]
+fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
+    let cases = [
+        // (n, cin, h, w), (cout, kh, kw), stride, same, groups, bias
+        ([2, 3, 24, 24], [8, 5, 5], [1, 1], true, 1, true),
+        ([3, 4, 7, 9], [6, 3, 3], [2, 2], true, 2, true),
+        ([1, 5, 6, 5], [5, 3, 3], [1, 1], true, 5, false),
+        ([2, 6, 8, 8], [4, 1, 1], [1, 1], true, 1, true),
+        ([2, 3, 11, 6], [4, 4, 2], [3, 1], false, 1, true),
+        ([4, 2, 5, 5], [3, 4, 4], [2, 2], true, 1, false),
+        ([1, 4, 3, 3], [8, 1, 1], [2, 2], false, 2, true),
+    ];
+    for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
+        let pad = if same {
+            let (t, b) = same_padding(shape[2], kh, stride[0]);
+            let (l, r) = same_padding(shape[3], kw, stride[1]);
+            [t, b, l, r]
+        } else {
+            [0; 4]
+        };
+        let spec = ConvSpec {
+            stride,
+            pad,
+            groups,
+        };
+        let x = random(shape, 20 + i as u64);
+        let w = random([cout, shape[1] / groups, kh, kw], 40 + i as u64);
+        let b = bias.then(|| random([1, 1, 1, cout], 60 + i as u64).reshape([cout]));
+        let oh = (shape[2] + pad[0] + pad[1] - kh) / stride[0] + 1;
+        let ow = (shape[3] + pad[2] + pad[3] - kw) / stride[1] + 1;
+        let weights = random([shape[0], cout, oh, ow], 80 + i as u64);
+        let ours = conv_run(&x, &w, b.as_ref(), spec, true, &weights);
+        let reference = conv_run(&x, &w, b.as_ref(), spec, false, &weights);
+        let names = [
+            "output",
+            "input gradient",
+            "weight gradient",
+            "bias gradient",
+        ];
+        for ((a, r), name) in ours.iter().zip(&reference).zip(names) {
+            assert_eq!(a.len(), r.len(), "case {i} {name}: sizes");
+            for (j, (x, y)) in a.iter().zip(r).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-3 * (1.0 + y.abs()),
+                    "case {i} {name}: element {j}: kernel {x}, reference {y}"
+                );
+            }
+        }
+        let inner = Flex::conv(
+            x.clone().into_primitive().tensor(),
+            w.clone().into_primitive().tensor(),
+            b.clone().map(|b| b.into_primitive().tensor()),
+            spec,
+        );
+        let inner: Vec<f32> = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(inner))
+            .into_data()
+            .to_vec()
+            .unwrap();
+        for (x, y) in inner.iter().zip(&reference[0]) {
+            assert!(
+                (x - y).abs() <= 1e-3 * (1.0 + y.abs()),
+                "case {i} inference: {x} vs {y}"
+            );
+        }
     }
 }

@@ -1,14 +1,15 @@
 //! The kernels on burn's CPU backend: forward passes for inference, and
 //! autodiff operations whose backward passes are netc's own.
 
-use super::{cpu, Kernels, Lrn, Window};
+use super::conv::{self, Geometry};
+use super::{cpu, ConvSpec, Kernels, Lrn, Window};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{TensorData, TensorMetadata};
+use burn::tensor::{Tensor, TensorData, TensorMetadata};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -38,7 +39,38 @@ fn pooled_shape(x: [usize; 4], win: Window) -> [usize; 4] {
     [x[0], x[1], oh, ow]
 }
 
+fn geometry(x: [usize; 4], w: [usize; 4], spec: ConvSpec) -> Geometry {
+    Geometry {
+        n: x[0],
+        cin: x[1],
+        h: x[2],
+        w: x[3],
+        cout: w[0],
+        kernel: [w[2], w[3]],
+        stride: spec.stride,
+        pad: spec.pad,
+        groups: spec.groups,
+    }
+}
+
+fn conv_output(g: &Geometry) -> [usize; 4] {
+    let (oh, ow) = g.out();
+    [g.n, g.cout, oh, ow]
+}
+
 impl Kernels for Flex {
+    fn conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let g = geometry(dims(&x), dims(&weight), spec);
+        let bias = bias.as_ref().map(values);
+        let y = conv::forward(&values(&x), &values(&weight), bias.as_deref(), &g);
+        flex(y, conv_output(&g))
+    }
+
     fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {
         let [n, c, h, w] = dims(&x);
         let (y, _) = cpu::lrn(&values(&x), c, h * w, p);
@@ -91,7 +123,63 @@ impl Backward<Flex, 1> for MaxPoolBackward {
     }
 }
 
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    /// The input, the weights, the sizes.
+    type State = (FlexTensor, FlexTensor, Geometry);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [px, pw, pb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w, g) = ops.state;
+        let d = conv::backward(&values(&x), &values(&w), &values(&dy), &g, px.is_some());
+        if let (Some(p), Some(dx)) = (px, d.x) {
+            grads.register::<Flex>(p.id, flex(dx, [g.n, g.cin, g.h, g.w]));
+        }
+        if let Some(p) = pw {
+            grads.register::<Flex>(p.id, flex(d.weight, dims(&w)));
+        }
+        if let Some(p) = pb {
+            let bias = TensorData::new(d.bias, [g.cout]);
+            grads.register::<Flex>(p.id, FlexTensor::from_data(bias));
+        }
+    }
+}
+
 impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
+    fn conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let g = geometry(dims(&x.primitive), dims(&weight.primitive), spec);
+        let bias_values = bias.as_ref().map(|b| values(&b.primitive).into_owned());
+        let y = conv::forward(
+            &values(&x.primitive),
+            &values(&weight.primitive),
+            bias_values.as_deref(),
+            &g,
+        );
+        // Without a bias, a constant stands in for the third parent.
+        let bias = bias.unwrap_or_else(|| {
+            let zeros = Tensor::<Self, 1>::zeros([g.cout], &Default::default());
+            zeros.into_primitive().tensor()
+        });
+        match ConvBackward
+            .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                prep.finish((x.primitive, weight.primitive, g), flex(y, conv_output(&g)))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(flex(y, conv_output(&g))),
+        }
+    }
+
     fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {
         let shape = dims(&x.primitive);
         let [_, c, h, w] = shape;

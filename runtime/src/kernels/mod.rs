@@ -3,15 +3,25 @@
 //! backend (`Flex`) and its autodiff wrapper run `cpu.rs` instead, with
 //! hand-written backward passes (`flex.rs`).
 
+pub mod conv;
 pub mod cpu;
 mod flex;
 
 use burn::prelude::*;
-use burn::tensor::module::{avg_pool2d, max_pool2d};
+use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::TensorPrimitive;
 
 pub use cpu::{Lrn, Window};
+
+/// How a convolution slides: stride, padding (top, bottom, left, right), groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvSpec {
+    pub stride: [usize; 2],
+    pub pad: [usize; 4],
+    pub groups: usize,
+}
 
 /// A backend that can run netc's layers. Models are generic over it.
 pub trait Kernels: Backend {
@@ -21,6 +31,22 @@ pub trait Kernels: Backend {
 
     fn max_pool(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self> {
         primitive(composed::max_pool::<Self>(tensor(x), win))
+    }
+
+    /// x (N x Cin x H x W) with weight (Cout x Cin/groups x kH x kW), plus bias.
+    fn conv(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        spec: ConvSpec,
+    ) -> FloatTensor<Self> {
+        let bias = bias.map(|b| Tensor::from_primitive(TensorPrimitive::Float(b)));
+        primitive(composed::conv::<Self>(
+            tensor(x),
+            tensor(weight),
+            bias,
+            spec,
+        ))
     }
 }
 
@@ -48,6 +74,22 @@ pub mod composed {
             .mul_scalar(p.alpha)
             .add_scalar(p.bias)
             .powf_scalar(p.beta)
+    }
+
+    pub fn conv<B: Backend>(
+        x: Tensor<B, 4>,
+        weight: Tensor<B, 4>,
+        bias: Option<Tensor<B, 1>>,
+        spec: ConvSpec,
+    ) -> Tensor<B, 4> {
+        let [top, bottom, left, right] = spec.pad;
+        let (x, padding) = if top == bottom && left == right {
+            (x, [top, left])
+        } else {
+            (x.pad((left, right, top, bottom), 0.0), [0, 0])
+        };
+        let options = ConvOptions::new(spec.stride, padding, [1, 1], spec.groups);
+        conv2d(x, weight, bias, options)
     }
 
     pub fn max_pool<B: Backend>(x: Tensor<B, 4>, win: Window) -> Tensor<B, 4> {

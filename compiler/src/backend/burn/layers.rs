@@ -127,6 +127,8 @@ pub fn layer(
             }
             init += &initialized(conv.bias);
             field("Conv2d<B>", init, scope);
+            // netc's kernels, with TensorFlow's padding, rather than Conv2d::forward.
+            let call = format!("conv(&self.{name}, x)");
             lines.push(format!("{indent}let x = {};", relu(call, conv.relu)));
             let Sym::Map { h, w, .. } = window_out(&x, &conv.window) else {
                 unreachable!()
@@ -292,6 +294,9 @@ pub fn imports(structs: &[StructOut]) -> Vec<String> {
     }
     if structs.iter().any(|s| !s.decay.is_empty()) {
         rt.push("decay_term");
+    }
+    if forward.contains("conv(&") {
+        rt.push("conv");
     }
     if has("Lrn") {
         rt.push("Lrn");

@@ -409,9 +409,11 @@ impl<'a> Generator<'a> {
 }
 
 /// `expr` reading `take` instead of `x`: `relu(self.a.forward(x))` becomes
-/// `relu(self.a.forward(x.clone()))`.
+/// `relu(self.a.forward(x.clone()))`, and `conv(&self.a, x)` `conv(&self.a, x.clone())`.
 fn with_input(expr: &str, take: &str) -> String {
-    let replaced = expr.replace("(x)", &format!("({take})"));
+    let replaced = expr
+        .replace("(x)", &format!("({take})"))
+        .replace(", x)", &format!(", {take})"));
     match replaced.strip_prefix("x.") {
         Some(rest) => format!("{take}.{rest}"),
         None => replaced,
