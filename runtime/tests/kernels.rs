@@ -179,6 +179,8 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
         ([2, 3, 11, 6], [4, 4, 2], [3, 1], false, 1, true),
         ([4, 2, 5, 5], [3, 4, 4], [2, 2], true, 1, false),
         ([1, 4, 3, 3], [8, 1, 1], [2, 2], false, 2, true),
+        ([2, 2, 2, 3], [3, 5, 5], [1, 1], true, 1, true),
+        ([1, 1, 1, 1], [2, 3, 3], [2, 2], true, 1, true),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         let pad = if same {

@@ -56,34 +56,51 @@ impl Geometry {
     }
 }
 
+/// The output columns `ox` whose input column `ox * stride + j - left` lies
+/// inside `0..w`.
+fn valid_columns(ow: usize, w: usize, stride: usize, j: usize, left: usize) -> (usize, usize) {
+    let first = left.saturating_sub(j).div_ceil(stride).min(ow);
+    let last = if w + left > j {
+        ((w + left - j - 1) / stride + 1).min(ow)
+    } else {
+        0
+    };
+    (first, last.max(first))
+}
+
 /// One group's columns of one image: `col[k][p]` is the input cell that
 /// kernel offset k sees at output position p (0 in padding).
 fn im2col(x: &[f32], g: &Geometry, group: usize, col: &mut [f32]) {
     let (oh, ow) = g.out();
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
-    let (top, left) = (g.pad[0] as isize, g.pad[2] as isize);
+    let (top, left) = (g.pad[0], g.pad[2]);
     let cg = g.cin / g.groups;
     for c in 0..cg {
         let plane = &x[(group * cg + c) * g.h * g.w..][..g.h * g.w];
         for i in 0..kh {
             for j in 0..kw {
+                let (first, last) = valid_columns(ow, g.w, sw, j, left);
                 let row = &mut col[((c * kh + i) * kw + j) * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    let out = &mut row[oy * ow..][..ow];
-                    let iy = (oy * sh + i) as isize - top;
-                    if iy < 0 || iy >= g.h as isize {
+                for (oy, out) in row.chunks_exact_mut(ow).enumerate() {
+                    let iy = oy * sh + i;
+                    if iy < top || iy - top >= g.h {
                         out.fill(0.0);
                         continue;
                     }
-                    let src = &plane[iy as usize * g.w..][..g.w];
-                    for (ox, o) in out.iter_mut().enumerate() {
-                        let ix = (ox * sw + j) as isize - left;
-                        *o = if ix < 0 || ix >= g.w as isize {
-                            0.0
-                        } else {
-                            src[ix as usize]
-                        };
+                    let src = &plane[(iy - top) * g.w..][..g.w];
+                    out[..first].fill(0.0);
+                    out[last..].fill(0.0);
+                    let start = first * sw + j - left;
+                    if sw == 1 {
+                        out[first..last].copy_from_slice(&src[start..start + last - first]);
+                    } else {
+                        for (o, v) in out[first..last]
+                            .iter_mut()
+                            .zip(src[start..].iter().step_by(sw))
+                        {
+                            *o = *v;
+                        }
                     }
                 }
             }
@@ -96,24 +113,23 @@ fn col2im(col: &[f32], g: &Geometry, group: usize, dx: &mut [f32]) {
     let (oh, ow) = g.out();
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
-    let (top, left) = (g.pad[0] as isize, g.pad[2] as isize);
+    let (top, left) = (g.pad[0], g.pad[2]);
     let cg = g.cin / g.groups;
     for c in 0..cg {
         let plane = &mut dx[(group * cg + c) * g.h * g.w..][..g.h * g.w];
         for i in 0..kh {
             for j in 0..kw {
+                let (first, last) = valid_columns(ow, g.w, sw, j, left);
                 let row = &col[((c * kh + i) * kw + j) * oh * ow..][..oh * ow];
-                for oy in 0..oh {
-                    let iy = (oy * sh + i) as isize - top;
-                    if iy < 0 || iy >= g.h as isize {
+                for (oy, src) in row.chunks_exact(ow).enumerate() {
+                    let iy = oy * sh + i;
+                    if iy < top || iy - top >= g.h || first == last {
                         continue;
                     }
-                    let dst = &mut plane[iy as usize * g.w..][..g.w];
-                    for (ox, v) in row[oy * ow..][..ow].iter().enumerate() {
-                        let ix = (ox * sw + j) as isize - left;
-                        if ix >= 0 && ix < g.w as isize {
-                            dst[ix as usize] += v;
-                        }
+                    let dst = &mut plane[(iy - top) * g.w..][..g.w];
+                    let start = first * sw + j - left;
+                    for (d, v) in dst[start..].iter_mut().step_by(sw).zip(&src[first..last]) {
+                        *d += v;
                     }
                 }
             }

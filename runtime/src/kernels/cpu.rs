@@ -52,13 +52,13 @@ pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> (Vec<f32>, Vec<u3
                     let mut best = f32::NEG_INFINITY;
                     let mut at = r0 * w + c0;
                     for r in r0..r1 {
-                        let row = &plane[r * w..r * w + w];
-                        for (c, &v) in row.iter().enumerate().take(c1).skip(c0) {
+                        let row = &plane[r * w + c0..r * w + c1];
+                        for (c, &v) in row.iter().enumerate() {
                             // `>` keeps the first of equal values, as TensorFlow does;
                             // a NaN wins so that it is not hidden.
                             if v > best || v.is_nan() {
                                 best = v;
-                                at = r * w + c;
+                                at = r * w + c0 + c;
                             }
                         }
                     }
