@@ -66,6 +66,15 @@ impl Lrn {
 /// TensorFlow's padding, computed from the input's size (the odd extra row
 /// and column go after).
 pub fn conv<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_with(layer, x, false)
+}
+
+/// `conv` followed by ReLU, in one pass.
+pub fn conv_relu<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_with(layer, x, true)
+}
+
+fn conv_with<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
     let [kh, kw] = layer.kernel_size;
     let [sh, sw] = layer.stride;
@@ -82,6 +91,7 @@ pub fn conv<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
         stride: layer.stride,
         pad,
         groups: layer.groups,
+        relu,
     };
     let bias = layer
         .bias

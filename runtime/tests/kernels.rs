@@ -183,6 +183,8 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
         ([1, 1, 1, 1], [2, 3, 3], [2, 2], true, 1, true),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
+        // Every other case with a fused ReLU.
+        let relu = i % 2 == 1;
         let pad = if same {
             let (t, b) = same_padding(shape[2], kh, stride[0]);
             let (l, r) = same_padding(shape[3], kw, stride[1]);
@@ -194,8 +196,15 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
             stride,
             pad,
             groups,
+            relu,
         };
-        let x = random(shape, 20 + i as u64);
+        // Every third input a view: channels cut out of a larger tensor.
+        let x = if i % 3 == 0 {
+            let [n, c, h, w] = shape;
+            random([n, c + 2, h, w], 20 + i as u64).narrow(1, 1, c)
+        } else {
+            random(shape, 20 + i as u64)
+        };
         let w = random([cout, shape[1] / groups, kh, kw], 40 + i as u64);
         let b = bias.then(|| random([1, 1, 1, cout], 60 + i as u64).reshape([cout]));
         let oh = (shape[2] + pad[0] + pad[1] - kh) / stride[0] + 1;

@@ -176,8 +176,15 @@ fn matmul(
     }
 }
 
-/// y = conv(x, weight) + bias, weight as cout x cin/groups x kH x kW.
-pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) -> Vec<f32> {
+/// y = conv(x, weight) + bias, weight as cout x cin/groups x kH x kW; then
+/// max(y, 0) when `relu`.
+pub fn forward(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    relu: bool,
+) -> Vec<f32> {
     let ohw = g.ohw();
     let (k, cog) = (g.k(), g.cout / g.groups);
     let image = g.cin * g.h * g.w;
@@ -200,6 +207,9 @@ pub fn forward(x: &[f32], weight: &[f32], bias: Option<&[f32]>, g: &Geometry) ->
             for (plane, b) in y.chunks_mut(ohw).zip(b) {
                 plane.iter_mut().for_each(|v| *v += b);
             }
+        }
+        if relu {
+            y.iter_mut().for_each(|v| *v = v.max(0.0));
         }
     };
     let scratch = || vec![0.0f32; if g.pointwise() { 0 } else { k * ohw }];
@@ -229,6 +239,8 @@ struct Partial {
     db: Vec<f32>,
     col: Vec<f32>,
     dcol: Vec<f32>,
+    /// dy where the fused ReLU let the value through, else 0.
+    masked: Vec<f32>,
 }
 
 impl Partial {
@@ -239,7 +251,16 @@ impl Partial {
     }
 }
 
-pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &Geometry, want_x: bool) -> Grads {
+/// With `relu_out`, the layer's output after a fused ReLU: the gradient
+/// passes only where it is positive.
+pub fn backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    g: &Geometry,
+    want_x: bool,
+) -> Grads {
     let ohw = g.ohw();
     let (k, cog) = (g.k(), g.cout / g.groups);
     let image = g.cin * g.h * g.w;
@@ -250,10 +271,18 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], g: &Geometry, want_x: boo
         db: vec![0.0; g.cout],
         col: vec![0.0; if pointwise { 0 } else { k * ohw }],
         dcol: vec![0.0; if want_x { k * ohw } else { 0 }],
+        masked: vec![0.0; if relu_out.is_some() { g.cout * ohw } else { 0 }],
     };
     let one = |mut acc: Partial, n: usize, dx: Option<&mut [f32]>| -> Partial {
         let x = &x[n * image..][..image];
-        let dy = &dy[n * g.cout * ohw..][..g.cout * ohw];
+        let mut dy = &dy[n * g.cout * ohw..][..g.cout * ohw];
+        if let Some(y) = relu_out {
+            let y = &y[n * g.cout * ohw..][..g.cout * ohw];
+            for ((m, &d), &y) in acc.masked.iter_mut().zip(dy).zip(y) {
+                *m = if y > 0.0 { d } else { 0.0 };
+            }
+            dy = &acc.masked;
+        }
         for (db, plane) in acc.db.iter_mut().zip(dy.chunks(ohw)) {
             *db += plane.iter().sum::<f32>();
         }

@@ -13,17 +13,29 @@ use burn::tensor::{Tensor, TensorData, TensorMetadata};
 use std::borrow::Cow;
 use std::sync::Arc;
 
-/// The tensor's values in row-major order (copied only if strided).
+/// The tensor's values in row-major order. Views (a channel slice of a
+/// concatenation's gradient, say) are copied run by run of contiguous values.
 fn values(x: &FlexTensor) -> Cow<'_, [f32]> {
-    match x.as_slice::<f32>() {
-        Some(s) => Cow::Borrowed(s),
-        None => Cow::Owned(
-            x.to_contiguous()
-                .as_slice::<f32>()
+    if let Some(s) = x.as_slice::<f32>() {
+        return Cow::Borrowed(s);
+    }
+    let layout = x.layout();
+    if !layout.has_positive_strides() {
+        let x = x.to_contiguous();
+        return Cow::Owned(
+            x.as_slice::<f32>()
                 .expect("netc's models compute in f32")
                 .to_vec(),
-        ),
+        );
     }
+    let storage = x.storage::<f32>();
+    let blocks = layout.strided_blocks();
+    let len = blocks.block_len();
+    let mut out = Vec::with_capacity(layout.num_elements());
+    for start in blocks.block_starts() {
+        out.extend_from_slice(&storage[start..start + len]);
+    }
+    Cow::Owned(out)
 }
 
 fn dims(x: &FlexTensor) -> [usize; 4] {
@@ -67,7 +79,13 @@ impl Kernels for Flex {
     ) -> FloatTensor<Self> {
         let g = geometry(dims(&x), dims(&weight), spec);
         let bias = bias.as_ref().map(values);
-        let y = conv::forward(&values(&x), &values(&weight), bias.as_deref(), &g);
+        let y = conv::forward(
+            &values(&x),
+            &values(&weight),
+            bias.as_deref(),
+            &g,
+            spec.relu,
+        );
         flex(y, conv_output(&g))
     }
 
@@ -127,14 +145,22 @@ impl Backward<Flex, 1> for MaxPoolBackward {
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
-    /// The input, the weights, the sizes.
-    type State = (FlexTensor, FlexTensor, Geometry);
+    /// The input, the weights, the output when a ReLU is fused, the sizes.
+    type State = (FlexTensor, FlexTensor, Option<FlexTensor>, Geometry);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [px, pw, pb] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (x, w, g) = ops.state;
-        let d = conv::backward(&values(&x), &values(&w), &values(&dy), &g, px.is_some());
+        let (x, w, relu_out, g) = ops.state;
+        let relu_out = relu_out.as_ref().map(values);
+        let d = conv::backward(
+            &values(&x),
+            &values(&w),
+            &values(&dy),
+            relu_out.as_deref(),
+            &g,
+            px.is_some(),
+        );
         if let (Some(p), Some(dx)) = (px, d.x) {
             grads.register::<Flex>(p.id, flex(dx, [g.n, g.cin, g.h, g.w]));
         }
@@ -162,7 +188,9 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             &values(&weight.primitive),
             bias_values.as_deref(),
             &g,
+            spec.relu,
         );
+        let y = flex(y, conv_output(&g));
         // Without a bias, a constant stands in for the third parent.
         let bias = bias.unwrap_or_else(|| {
             let zeros = Tensor::<Self, 1>::zeros([g.cout], &Default::default());
@@ -174,9 +202,10 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                prep.finish((x.primitive, weight.primitive, g), flex(y, conv_output(&g)))
+                let relu_out = spec.relu.then(|| y.clone());
+                prep.finish((x.primitive, weight.primitive, relu_out, g), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(flex(y, conv_output(&g))),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 

@@ -15,12 +15,14 @@ use burn::tensor::TensorPrimitive;
 
 pub use cpu::{Lrn, Window};
 
-/// How a convolution slides: stride, padding (top, bottom, left, right), groups.
+/// How a convolution slides: stride, padding (top, bottom, left, right),
+/// groups; and whether a ReLU follows, fused into the same pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConvSpec {
     pub stride: [usize; 2],
     pub pad: [usize; 4],
     pub groups: usize,
+    pub relu: bool,
 }
 
 /// A backend that can run netc's layers. Models are generic over it.
@@ -89,7 +91,12 @@ pub mod composed {
             (x.pad((left, right, top, bottom), 0.0), [0, 0])
         };
         let options = ConvOptions::new(spec.stride, padding, [1, 1], spec.groups);
-        conv2d(x, weight, bias, options)
+        let y = conv2d(x, weight, bias, options);
+        if spec.relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        }
     }
 
     pub fn max_pool<B: Backend>(x: Tensor<B, 4>, win: Window) -> Tensor<B, 4> {

@@ -128,8 +128,8 @@ pub fn layer(
             init += &initialized(conv.bias);
             field("Conv2d<B>", init, scope);
             // netc's kernels, with TensorFlow's padding, rather than Conv2d::forward.
-            let call = format!("conv(&self.{name}, x)");
-            lines.push(format!("{indent}let x = {};", relu(call, conv.relu)));
+            let f = if conv.relu { "conv_relu" } else { "conv" };
+            lines.push(format!("{indent}let x = {f}(&self.{name}, x);"));
             let Sym::Map { h, w, .. } = window_out(&x, &conv.window) else {
                 unreachable!()
             };
@@ -295,8 +295,11 @@ pub fn imports(structs: &[StructOut]) -> Vec<String> {
     if structs.iter().any(|s| !s.decay.is_empty()) {
         rt.push("decay_term");
     }
-    if forward.contains("conv(&") {
+    if forward.contains(" conv(&") || forward.contains("(conv(&") {
         rt.push("conv");
+    }
+    if forward.contains("conv_relu(&") {
+        rt.push("conv_relu");
     }
     if has("Lrn") {
         rt.push("Lrn");
