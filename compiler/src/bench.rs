@@ -59,10 +59,32 @@ impl Row {
 pub struct Bench {
     pub batch_size: usize,
     pub steps: usize,
+    /// Measurements per side; each figure is their median.
+    pub rounds: usize,
     pub threads: usize,
     /// Why there is no PyTorch column, when there is none.
     pub pytorch_missing: Option<String>,
     pub rows: Vec<Row>,
+}
+
+/// Each figure's median over several measurements of one side.
+pub fn median(runs: &[Figures]) -> Option<Figures> {
+    let first = runs.first()?;
+    let mid = |f: &dyn Fn(&Figures) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let mut memory: Vec<u64> = runs.iter().filter_map(|r| r.peak_memory_bytes).collect();
+    memory.sort_unstable();
+    Some(Figures {
+        threads: first.threads,
+        train_examples_per_second: mid(&|r| r.train_examples_per_second),
+        infer_examples_per_second: mid(&|r| r.infer_examples_per_second),
+        latency_ms_median: mid(&|r| r.latency_ms_median),
+        latency_ms_p95: mid(&|r| r.latency_ms_p95),
+        peak_memory_bytes: memory.get(memory.len() / 2).copied(),
+    })
 }
 
 fn mib(bytes: Option<u64>) -> String {
@@ -85,13 +107,15 @@ struct Line(&'static str, String, Option<String>, Option<f64>, bool);
 
 pub fn markdown(b: &Bench) -> String {
     let mut s = format!(
-        "# netc against PyTorch\n\nBatch {} for throughput, batch 1 for latency; {} timed steps; {} thread{}.\n\
+        "# netc against PyTorch\n\nBatch {} for throughput, batch 1 for latency; {} timed steps; {} thread{};\n\
+         each figure the median of {} measurements per side, taken in turns.\n\
          Ratio is netc / PyTorch: above 1 is better for examples per second, below 1 for\n\
          milliseconds and memory (✓ where netc is ahead).\n\n",
         b.batch_size,
         b.steps,
         b.threads,
-        if b.threads == 1 { "" } else { "s" }
+        if b.threads == 1 { "" } else { "s" },
+        b.rounds
     );
     if let Some(why) = &b.pytorch_missing {
         s += &format!("No PyTorch column: {why}.\n\n");
@@ -175,10 +199,24 @@ mod tests {
     }
 
     #[test]
+    fn the_median_is_taken_figure_by_figure() {
+        let runs = [
+            figures(100.0, 9.0),
+            figures(300.0, 1.0),
+            figures(200.0, 5.0),
+        ];
+        let m = median(&runs).unwrap();
+        assert_eq!(m.train_examples_per_second, 200.0);
+        assert_eq!(m.latency_ms_median, 5.0);
+        assert!(median(&[]).is_none());
+    }
+
+    #[test]
     fn the_table_marks_where_netc_is_ahead() {
         let bench = Bench {
             batch_size: 128,
             steps: 10,
+            rounds: 3,
             threads: 2,
             pytorch_missing: None,
             rows: vec![Row::new(
@@ -203,6 +241,7 @@ mod tests {
         let bench = Bench {
             batch_size: 128,
             steps: 10,
+            rounds: 1,
             threads: 1,
             pytorch_missing: Some("python3 cannot import torch".into()),
             rows: vec![Row::new("tuto", figures(100.0, 2.0), None)],

@@ -2,7 +2,7 @@
 //! measurements on the emitted PyTorch module, and writes the comparison.
 
 use super::build::{build_one, BuildArgs};
-use netc::bench::{markdown, Bench, Figures, Row};
+use netc::bench::{markdown, median, Bench, Figures, Row};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -31,6 +31,10 @@ pub struct Args {
     /// Measure netc only
     #[arg(long)]
     no_pytorch: bool,
+    /// Measure each side this many times, alternating, and keep the median of
+    /// each figure: a shared machine's noise then falls on both sides alike
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
 }
 
 /// Runs a command that prints one JSON object of figures.
@@ -119,43 +123,54 @@ pub fn run(args: &Args) -> bool {
                     continue;
                 }
             };
-            eprintln!("{name}: measuring netc ({threads} threads)");
-            let ours = figures(
-                Command::new(&binary)
-                    .arg("bench")
-                    .env("RAYON_NUM_THREADS", threads.to_string())
-                    .args(["--batch-size", &args.batch_size.to_string()])
-                    .args(["--steps", &args.steps.to_string()])
-                    .args(["--latency-runs", &args.latency_runs.to_string()]),
-                &format!("{} bench", binary.display()),
-            );
-            let ours = match ours {
-                Ok(f) => f,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ok = false;
-                    continue;
-                }
-            };
-            let theirs = if missing.is_none() {
-                eprintln!("{name}: measuring PyTorch ({threads} threads)");
-                match measure_pytorch(args, threads, c, file, &source) {
-                    Ok(f) => Some(f),
+            let mut ours = Vec::new();
+            let mut theirs = Vec::new();
+            for round in 1..=args.rounds.max(1) {
+                eprintln!(
+                    "{name}: round {round}/{}: netc ({threads} threads)",
+                    args.rounds
+                );
+                match figures(
+                    Command::new(&binary)
+                        .arg("bench")
+                        .env("RAYON_NUM_THREADS", threads.to_string())
+                        .args(["--batch-size", &args.batch_size.to_string()])
+                        .args(["--steps", &args.steps.to_string()])
+                        .args(["--latency-runs", &args.latency_runs.to_string()]),
+                    &format!("{} bench", binary.display()),
+                ) {
+                    Ok(f) => ours.push(f),
                     Err(e) => {
                         eprintln!("error: {e}");
                         ok = false;
-                        None
+                        break;
                     }
                 }
-            } else {
-                None
-            };
+                if missing.is_some() {
+                    continue;
+                }
+                eprintln!(
+                    "{name}: round {round}/{}: PyTorch ({threads} threads)",
+                    args.rounds
+                );
+                match measure_pytorch(args, threads, c, file, &source) {
+                    Ok(f) => theirs.push(f),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ok = false;
+                        break;
+                    }
+                }
+            }
+            let Some(ours) = median(&ours) else { continue };
+            let theirs = median(&theirs);
             rows.push(Row::new(name, ours, theirs));
         }
     }
     let bench = Bench {
         batch_size: args.batch_size,
         steps: args.steps,
+        rounds: args.rounds.max(1),
         threads,
         pytorch_missing: missing,
         rows,

@@ -33,8 +33,12 @@ impl Window {
     }
 }
 
-/// Max pooling of `planes` planes of `h` x `w`; returns the output and, for
-/// each output cell, the index in its plane of the input cell that won.
+/// Max pooling of the planes (`h` x `w` each) of `x`; returns the output
+/// and, for each output cell, the index in its plane of the input cell that
+/// won. Two passes per output row: down the window's rows for every column
+/// at once (vectorizes), then across each window's columns. Of equal values
+/// the leftmost column wins, then the top row; a NaN always wins, so that
+/// it is not hidden.
 pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> (Vec<f32>, Vec<u32>) {
     let (oh, ow) = win.out(h, w);
     let planes = x.len() / (h * w);
@@ -43,30 +47,38 @@ pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> (Vec<f32>, Vec<u3
     y.par_chunks_mut(oh * ow)
         .zip(arg.par_chunks_mut(oh * ow))
         .enumerate()
-        .for_each(|(p, (y, arg))| {
-            let plane = &x[p * h * w..(p + 1) * h * w];
-            for i in 0..oh {
-                let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
-                for j in 0..ow {
-                    let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
-                    let mut best = f32::NEG_INFINITY;
-                    let mut at = r0 * w + c0;
-                    for r in r0..r1 {
-                        let row = &plane[r * w + c0..r * w + c1];
-                        for (c, &v) in row.iter().enumerate() {
-                            // `>` keeps the first of equal values, as TensorFlow does;
-                            // a NaN wins so that it is not hidden.
-                            if v > best || v.is_nan() {
-                                best = v;
-                                at = r * w + c0 + c;
-                            }
+        .for_each_init(
+            || (vec![0.0f32; w], vec![0u32; w]),
+            |(best, row_of), (p, (y, arg))| {
+                let plane = &x[p * h * w..(p + 1) * h * w];
+                for i in 0..oh {
+                    let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
+                    best.copy_from_slice(&plane[r0 * w..r0 * w + w]);
+                    row_of.fill(r0 as u32);
+                    for r in r0 + 1..r1 {
+                        let row = &plane[r * w..r * w + w];
+                        for ((b, at), &v) in best.iter_mut().zip(row_of.iter_mut()).zip(row) {
+                            let wins = v > *b || v.is_nan();
+                            *b = if wins { v } else { *b };
+                            *at = if wins { r as u32 } else { *at };
                         }
                     }
-                    y[i * ow + j] = best;
-                    arg[i * ow + j] = at as u32;
+                    for j in 0..ow {
+                        let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
+                        let mut top = best[c0];
+                        let mut col = c0;
+                        for (c, &v) in best.iter().enumerate().take(c1).skip(c0 + 1) {
+                            if v > top || v.is_nan() {
+                                top = v;
+                                col = c;
+                            }
+                        }
+                        y[i * ow + j] = top;
+                        arg[i * ow + j] = row_of[col] * w as u32 + col as u32;
+                    }
                 }
-            }
-        });
+            },
+        );
     (y, arg)
 }
 
