@@ -2,7 +2,7 @@
 //! generic pooling walks every window with bounds checks and keeps an index
 //! per cell even in inference; netc's LRN as pooling over channels pays for
 //! a reshape, a pooling pass and five element-wise passes. These do each job
-//! in one pass, parallel over images or channel planes.
+//! in one or two passes, parallel over images or channel planes.
 
 use rayon::prelude::*;
 
@@ -33,64 +33,72 @@ impl Window {
     }
 }
 
-/// Max pooling of the planes (`h` x `w` each) of `x`; returns the output
-/// and, for each output cell, the index in its plane of the input cell that
-/// won. Two passes per output row: down the window's rows for every column
-/// at once (vectorizes), then across each window's columns. Of equal values
-/// the leftmost column wins, then the top row; a NaN always wins, so that
-/// it is not hidden.
-pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> (Vec<f32>, Vec<u32>) {
-    let (oh, ow) = win.out(h, w);
-    let planes = x.len() / (h * w);
-    let mut y = vec![0.0f32; planes * oh * ow];
-    let mut arg = vec![0u32; planes * oh * ow];
-    y.par_chunks_mut(oh * ow)
-        .zip(arg.par_chunks_mut(oh * ow))
-        .enumerate()
-        .for_each_init(
-            || (vec![0.0f32; w], vec![0u32; w]),
-            |(best, row_of), (p, (y, arg))| {
-                let plane = &x[p * h * w..(p + 1) * h * w];
-                for i in 0..oh {
-                    let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
-                    best.copy_from_slice(&plane[r0 * w..r0 * w + w]);
-                    row_of.fill(r0 as u32);
-                    for r in r0 + 1..r1 {
-                        let row = &plane[r * w..r * w + w];
-                        for ((b, at), &v) in best.iter_mut().zip(row_of.iter_mut()).zip(row) {
-                            let wins = v > *b || v.is_nan();
-                            *b = if wins { v } else { *b };
-                            *at = if wins { r as u32 } else { *at };
-                        }
-                    }
-                    for j in 0..ow {
-                        let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
-                        let mut top = best[c0];
-                        let mut col = c0;
-                        for (c, &v) in best.iter().enumerate().take(c1).skip(c0 + 1) {
-                            if v > top || v.is_nan() {
-                                top = v;
-                                col = c;
-                            }
-                        }
-                        y[i * ow + j] = top;
-                        arg[i * ow + j] = row_of[col] * w as u32 + col as u32;
-                    }
-                }
-            },
-        );
-    (y, arg)
+/// `v` if it beats `best`; a NaN always wins, so that it is not hidden.
+#[inline]
+fn larger(best: f32, v: f32) -> f32 {
+    if v > best || v.is_nan() {
+        v
+    } else {
+        best
+    }
 }
 
-/// The gradient of max pooling: each output's gradient goes to the input
-/// cell that won it. `out` is the number of output cells per plane.
-pub fn max_pool_backward(dy: &[f32], arg: &[u32], out: usize, h: usize, w: usize) -> Vec<f32> {
-    let planes = dy.len() / out;
-    let mut dx = vec![0.0f32; planes * h * w];
+/// Max pooling of the planes (`h` x `w` each) of `x`. Two passes per output
+/// row: down the window's rows for every column at once (this vectorizes),
+/// then across each window's columns.
+pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> Vec<f32> {
+    let (oh, ow) = win.out(h, w);
+    let mut y = vec![0.0f32; x.len() / (h * w) * oh * ow];
+    y.par_chunks_mut(oh * ow).enumerate().for_each_init(
+        || vec![0.0f32; w],
+        |best, (p, y)| {
+            let plane = &x[p * h * w..(p + 1) * h * w];
+            for (i, y) in y.chunks_exact_mut(ow).enumerate() {
+                let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
+                best.fill(f32::NEG_INFINITY);
+                for row in plane[r0 * w..r1 * w].chunks_exact(w) {
+                    for (b, &v) in best.iter_mut().zip(row) {
+                        *b = larger(*b, v);
+                    }
+                }
+                for (j, y) in y.iter_mut().enumerate() {
+                    let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
+                    *y = best[c0..c1]
+                        .iter()
+                        .fold(f32::NEG_INFINITY, |m, &v| larger(m, v));
+                }
+            }
+        },
+    );
+    y
+}
+
+/// The gradient of max pooling: each output's gradient goes to the first
+/// cell of its window (row by row) that holds the output's value.
+pub fn max_pool_backward(
+    x: &[f32],
+    y: &[f32],
+    dy: &[f32],
+    h: usize,
+    w: usize,
+    win: Window,
+) -> Vec<f32> {
+    let (oh, ow) = win.out(h, w);
+    let mut dx = vec![0.0f32; x.len()];
     dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dx)| {
-        let range = p * out..(p + 1) * out;
-        for (&g, &a) in dy[range.clone()].iter().zip(&arg[range]) {
-            dx[a as usize] += g;
+        let plane = &x[p * h * w..(p + 1) * h * w];
+        let (y, dy) = (&y[p * oh * ow..][..oh * ow], &dy[p * oh * ow..][..oh * ow]);
+        for i in 0..oh {
+            let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
+            for j in 0..ow {
+                let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
+                let top = y[i * ow + j];
+                let won = |&k: &usize| plane[k] == top || (top.is_nan() && plane[k].is_nan());
+                let cells = (r0..r1).flat_map(|r| (c0..c1).map(move |c| r * w + c));
+                if let Some(k) = cells.clone().find(won) {
+                    dx[k] += dy[i * ow + j];
+                }
+            }
         }
     });
     dx

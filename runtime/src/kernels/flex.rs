@@ -97,7 +97,7 @@ impl Kernels for Flex {
 
     fn max_pool(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self> {
         let shape = dims(&x);
-        let (y, _) = cpu::max_pool(&values(&x), shape[2], shape[3], win);
+        let y = cpu::max_pool(&values(&x), shape[2], shape[3], win);
         flex(y, pooled_shape(shape, win))
     }
 }
@@ -126,17 +126,25 @@ impl Backward<Flex, 1> for LrnBackward {
 struct MaxPoolBackward;
 
 impl Backward<Flex, 1> for MaxPoolBackward {
-    /// The input's shape, the output's, and the winning cell of each output.
-    type State = ([usize; 4], [usize; 4], Arc<Vec<u32>>);
+    /// The input, the output, the window: the backward pass finds the winners
+    /// again, so that the forward pass stays a plain maximum.
+    type State = (FlexTensor, FlexTensor, Window);
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [parent] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
-        let (input, output, arg) = ops.state;
+        let (x, y, win) = ops.state;
         if let Some(parent) = parent {
-            let out = output[2] * output[3];
-            let dx = cpu::max_pool_backward(&values(&dy), &arg, out, input[2], input[3]);
-            grads.register::<Flex>(parent.id, flex(dx, input));
+            let shape = dims(&x);
+            let dx = cpu::max_pool_backward(
+                &values(&x),
+                &values(&y),
+                &values(&dy),
+                shape[2],
+                shape[3],
+                win,
+            );
+            grads.register::<Flex>(parent.id, flex(dx, shape));
         }
     }
 }
@@ -227,15 +235,15 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
 
     fn max_pool(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self> {
         let shape = dims(&x.primitive);
-        let (y, arg) = cpu::max_pool(&values(&x.primitive), shape[2], shape[3], win);
-        let out = pooled_shape(shape, win);
+        let y = cpu::max_pool(&values(&x.primitive), shape[2], shape[3], win);
+        let y = flex(y, pooled_shape(shape, win));
         match MaxPoolBackward
             .prepare::<C>([x.node.clone()])
             .compute_bound()
             .stateful()
         {
-            OpsKind::Tracked(prep) => prep.finish((shape, out, Arc::new(arg)), flex(y, out)),
-            OpsKind::UnTracked(prep) => prep.finish(flex(y, out)),
+            OpsKind::Tracked(prep) => prep.finish((x.primitive, y.clone(), win), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
 }
