@@ -106,6 +106,17 @@ fn conv_with<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tens
     Tensor::from_primitive(TensorPrimitive::Float(y))
 }
 
+/// Feature maps joined along channels, through netc's kernel (pairwise).
+pub fn concat<B: Kernels>(parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
+    parts
+        .into_iter()
+        .reduce(|a, b| {
+            let y = B::concat(a.into_primitive().tensor(), b.into_primitive().tensor());
+            Tensor::from_primitive(TensorPrimitive::Float(y))
+        })
+        .expect("concat joins at least one branch")
+}
+
 /// Max pooling; with `same`, TensorFlow's padding, which never wins.
 #[derive(Debug, Clone, Copy)]
 pub struct MaxPool {

@@ -245,3 +245,34 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
         }
     }
 }
+
+#[test]
+fn concatenation_matches_burn_and_splits_the_gradient() {
+    // Three parts (joined pairwise), the middle one a view.
+    let a = random([3, 2, 5, 4], 1);
+    let b = random([3, 6, 5, 4], 2).narrow(1, 1, 3);
+    let c = random([3, 1, 5, 4], 3);
+    let weights = random([3, 6, 5, 4], 4);
+    let run = |ours: bool| {
+        let parts: Vec<Tensor<B, 4>> = [&a, &b, &c]
+            .iter()
+            .map(|t| Tensor::<B, 4>::from_inner((*t).clone()).require_grad())
+            .collect();
+        let y = if ours {
+            netc_runtime::nn::concat(parts.clone())
+        } else {
+            Tensor::cat(parts.clone(), 1)
+        };
+        let grads = (y.clone() * Tensor::from_inner(weights.clone()))
+            .sum()
+            .backward();
+        let mut out = vec![y.inner()];
+        out.extend(parts.iter().map(|p| p.grad(&grads).unwrap()));
+        out
+    };
+    let (ours, reference) = (run(true), run(false));
+    let names = ["output", "gradient 1", "gradient 2", "gradient 3"];
+    for ((o, r), name) in ours.into_iter().zip(reference).zip(names) {
+        close(o, r, name);
+    }
+}

@@ -177,3 +177,31 @@ pub fn lrn_backward(x: &[f32], s: &[f32], dy: &[f32], c: usize, hw: usize, p: Lr
     });
     dx
 }
+
+/// Two N x C x H x W tensors side by side along channels: `a` holds `ca`
+/// channels, `b` `cb`, `hw` cells per channel.
+pub fn concat(a: &[f32], b: &[f32], ca: usize, cb: usize, hw: usize) -> Vec<f32> {
+    let (ia, ib) = (ca * hw, cb * hw);
+    let mut y = vec![0.0f32; a.len() + b.len()];
+    y.par_chunks_mut(ia + ib).enumerate().for_each(|(n, y)| {
+        y[..ia].copy_from_slice(&a[n * ia..][..ia]);
+        y[ia..].copy_from_slice(&b[n * ib..][..ib]);
+    });
+    y
+}
+
+/// The inverse of `concat`: the first `ca` channels of each image, and the rest.
+pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
+    let (ia, ib) = (ca * hw, cb * hw);
+    let n = y.len() / (ia + ib);
+    let mut a = vec![0.0f32; n * ia];
+    let mut b = vec![0.0f32; n * ib];
+    a.par_chunks_mut(ia.max(1))
+        .zip(b.par_chunks_mut(ib.max(1)))
+        .zip(y.par_chunks(ia + ib))
+        .for_each(|((a, b), y)| {
+            a.copy_from_slice(&y[..ia]);
+            b.copy_from_slice(&y[ia..]);
+        });
+    (a, b)
+}

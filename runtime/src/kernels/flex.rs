@@ -10,6 +10,7 @@ use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Tensor, TensorData, TensorMetadata};
+use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -31,10 +32,11 @@ fn values(x: &FlexTensor) -> Cow<'_, [f32]> {
     let storage = x.storage::<f32>();
     let blocks = layout.strided_blocks();
     let len = blocks.block_len();
-    let mut out = Vec::with_capacity(layout.num_elements());
-    for start in blocks.block_starts() {
-        out.extend_from_slice(&storage[start..start + len]);
-    }
+    let starts: Vec<usize> = blocks.block_starts().collect();
+    let mut out = vec![0.0f32; layout.num_elements()];
+    out.par_chunks_mut(len)
+        .zip(starts)
+        .for_each(|(out, start)| out.copy_from_slice(&storage[start..start + len]));
     Cow::Owned(out)
 }
 
@@ -71,6 +73,13 @@ fn conv_output(g: &Geometry) -> [usize; 4] {
 }
 
 impl Kernels for Flex {
+    fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let [n, ca, h, w] = dims(&a);
+        let cb = dims(&b)[1];
+        let y = cpu::concat(&values(&a), &values(&b), ca, cb, h * w);
+        flex(y, [n, ca + cb, h, w])
+    }
+
     fn conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -150,6 +159,27 @@ impl Backward<Flex, 1> for MaxPoolBackward {
 }
 
 #[derive(Debug)]
+struct ConcatBackward;
+
+impl Backward<Flex, 2> for ConcatBackward {
+    /// The shapes of the two parts.
+    type State = ([usize; 4], [usize; 4]);
+
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [pa, pb] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (a, b) = ops.state;
+        let (da, db) = cpu::split(&values(&dy), a[1], b[1], a[2] * a[3]);
+        if let Some(p) = pa {
+            grads.register::<Flex>(p.id, flex(da, a));
+        }
+        if let Some(p) = pb {
+            grads.register::<Flex>(p.id, flex(db, b));
+        }
+    }
+}
+
+#[derive(Debug)]
 struct ConvBackward;
 
 impl Backward<Flex, 3> for ConvBackward {
@@ -183,6 +213,19 @@ impl Backward<Flex, 3> for ConvBackward {
 }
 
 impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
+    fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (sa, sb) = (dims(&a.primitive), dims(&b.primitive));
+        let y = Flex::concat(a.primitive.clone(), b.primitive.clone());
+        match ConcatBackward
+            .prepare::<C>([a.node.clone(), b.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish((sa, sb), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn conv(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -35,6 +35,11 @@ pub trait Kernels: Backend {
         primitive(composed::max_pool::<Self>(tensor(x), win))
     }
 
+    /// Two feature maps joined along channels.
+    fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
+        primitive(Tensor::cat(vec![tensor::<Self>(a), tensor(b)], 1))
+    }
+
     /// x (N x Cin x H x W) with weight (Cout x Cin/groups x kH x kW), plus bias.
     fn conv(
         x: FloatTensor<Self>,

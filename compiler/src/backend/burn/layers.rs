@@ -298,6 +298,9 @@ pub fn imports(structs: &[StructOut]) -> Vec<String> {
     if forward.contains(" conv(&") || forward.contains("(conv(&") {
         rt.push("conv");
     }
+    if forward.contains("concat(vec!") {
+        rt.push("concat");
+    }
     if forward.contains("conv_relu(&") {
         rt.push("conv_relu");
     }

@@ -275,10 +275,12 @@ impl<'a> Generator<'a> {
                     vars.push(var);
                 }
                 let out = if matches!(node.op, Op::Concat(_)) {
-                    lines.push(format!(
-                        "{indent}let x = Tensor::cat(vec![{}], 1);",
-                        vars.join(", ")
-                    ));
+                    // Feature maps through netc's kernel; vectors through burn.
+                    let join = match outs[0] {
+                        Sym::Map { .. } => format!("concat(vec![{}])", vars.join(", ")),
+                        Sym::Vector(_) => format!("Tensor::cat(vec![{}], 1)", vars.join(", ")),
+                    };
+                    lines.push(format!("{indent}let x = {join};"));
                     let c = Expr::sum(outs.iter().map(Sym::channels).collect());
                     match &outs[0] {
                         Sym::Map { h, w, .. } => Sym::Map {
