@@ -6,6 +6,7 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images.
 
+use super::cpu::zeros;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -216,7 +217,7 @@ pub fn forward(
     let (k, cog) = (g.k(), g.cout / g.groups);
     let (image, out_image) = (g.cin * g.h * g.w, g.cout * ohw);
     let (tile, par) = (g.tile(), g.parallelism());
-    let mut y = vec![0.0f32; g.n * out_image];
+    let mut y = zeros(g.n * out_image);
     let scratch = || (vec![0.0f32; k * tile * ohw], vec![0.0f32; cog * tile * ohw]);
     let one = |(col, out): &mut (Vec<f32>, Vec<f32>), (t, y): (usize, &mut [f32])| {
         let images = y.len() / out_image;
@@ -358,7 +359,7 @@ pub fn backward(
     };
     let tiles = g.n.div_ceil(tile);
     let images = |t: usize| tile.min(g.n - t * tile);
-    let mut dx = want_x.then(|| vec![0.0f32; g.n * image]);
+    let mut dx = want_x.then(|| zeros(g.n * image));
     let parallel = matches!(par, Parallelism::None);
     let total = match (&mut dx, parallel) {
         (Some(dx), true) => dx

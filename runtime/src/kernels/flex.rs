@@ -33,7 +33,7 @@ fn values(x: &FlexTensor) -> Cow<'_, [f32]> {
     let blocks = layout.strided_blocks();
     let len = blocks.block_len();
     let starts: Vec<usize> = blocks.block_starts().collect();
-    let mut out = vec![0.0f32; layout.num_elements()];
+    let mut out = cpu::zeros(layout.num_elements());
     out.par_chunks_mut(len)
         .zip(starts)
         .for_each(|(out, start)| out.copy_from_slice(&storage[start..start + len]));
