@@ -1,8 +1,40 @@
 //! Sizes as expressions: literals in a model, parameter names in a block.
 //! `Display` writes them as Rust; [`Expr::python`] as Python.
 
+use crate::diag::{Diagnostic, Span};
+use crate::ir::{Padding, Window};
 use std::collections::BTreeSet;
 use std::fmt;
+
+/// The names a block's code gives its input's height, width and channels.
+pub const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
+
+/// A block's constructor arguments: the inputs its sizes read, then the
+/// block parameters they read, in declaration order.
+pub fn block_args(used: &BTreeSet<String>, params: &[String]) -> Vec<String> {
+    let inputs = INPUTS.iter().map(|v| v.to_string());
+    inputs
+        .chain(params.iter().cloned())
+        .filter(|v| used.contains(v))
+        .collect()
+}
+
+/// The error for a block whose calls would need different generated code.
+pub fn calls_differ(span: Span, block: &str, unit: &str) -> Diagnostic {
+    Diagnostic::new(span, format!("calls of block `{block}` differ in structure"))
+        .label("this call gives the block another layout")
+        .help(format!("generated code has one {unit} per block: pass only filter counts, units and groups as parameters, or write two blocks"))
+}
+
+/// Height and width after a window.
+pub fn window(h: &Expr, w: &Expr, win: &Window) -> (Expr, Expr) {
+    let [kh, kw] = win.kernel;
+    let [sh, sw] = win.stride;
+    match win.padding {
+        Padding::Same => (h.clone().div_ceil(sh), w.clone().div_ceil(sw)),
+        Padding::Valid => (h.clone().valid(kh, sh), w.clone().valid(kw, sw)),
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Expr {

@@ -5,8 +5,8 @@
 //! burn back end, and a way to take a model to Python. Sizes inside a block
 //! are Python expressions of the block's parameters, as in the burn back end.
 
-use super::expr::Expr;
-use crate::diag::{Diagnostic, Result};
+use super::expr::{block_args, calls_differ, Expr, INPUTS};
+use crate::diag::Result;
 use crate::ir::{Channels, Int, Io, Node, Op, Padding, PoolKind, Shape, Typed, Window};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
@@ -49,8 +49,6 @@ struct Signature {
     class: Class,
     output: Sym,
 }
-
-const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
 struct Generator<'a> {
     source: &'a str,
@@ -109,12 +107,7 @@ fn window_out(x: &Sym, win: &Window) -> Sym {
     let Sym::Map([h, w, c]) = x else {
         unreachable!("shape inference puts windows on maps only")
     };
-    let [kh, kw] = win.kernel;
-    let [sh, sw] = win.stride;
-    let (h, w) = match win.padding {
-        Padding::Same => (h.clone().div_ceil(sh), w.clone().div_ceil(sw)),
-        Padding::Valid => (h.clone().valid(kh, sh), w.clone().valid(kw, sw)),
-    };
+    let (h, w) = super::expr::window(h, w, win);
     Sym::Map([h, w, c.clone()])
 }
 
@@ -318,17 +311,7 @@ impl Generator<'_> {
             Shape::Vector(_) => Sym::Vector(Expr::var(INPUTS[2])),
         };
         let output = self.seq(&call.body, input, &mut body)?;
-        let mut params: Vec<String> = INPUTS
-            .iter()
-            .filter(|v| body.used.contains(**v))
-            .map(|v| v.to_string())
-            .collect();
-        params.extend(
-            call.params
-                .iter()
-                .filter(|p| body.used.contains(*p))
-                .cloned(),
-        );
+        let params = block_args(&body.used, &call.params);
         let class = Class {
             name: super::burn::type_name(&call.block),
             doc: format!("Block `{}` from {}.", call.block, self.file),
@@ -338,12 +321,7 @@ impl Generator<'_> {
         };
         if let Some(known) = self.by_name.get(&call.block) {
             if known.class != class || known.output != output {
-                return Err(Diagnostic::new(
-                    node.span,
-                    format!("calls of block `{}` differ in structure", call.block),
-                )
-                .label("this call gives the block another layout")
-                .help("generated code has one class per block: pass only filter counts, units and groups as parameters, or write two blocks"));
+                return Err(calls_differ(node.span, &call.block, "class"));
             }
             return Ok(known.clone());
         }

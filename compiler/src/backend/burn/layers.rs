@@ -18,12 +18,7 @@ fn window_out(x: &Sym, win: &Window) -> Sym {
     let Sym::Map { h, w, c } = x else {
         unreachable!("shape inference puts windows on maps only")
     };
-    let [kh, kw] = win.kernel;
-    let [sh, sw] = win.stride;
-    let (h, w) = match win.padding {
-        Padding::Same => (h.clone().div_ceil(sh), w.clone().div_ceil(sw)),
-        Padding::Valid => (h.clone().valid(kh, sh), w.clone().valid(kw, sw)),
-    };
+    let (h, w) = crate::backend::expr::window(h, w, win);
     Sym::Map { h, w, c: c.clone() }
 }
 

@@ -6,7 +6,7 @@
 
 mod layers;
 
-use super::expr::Expr;
+use super::expr::{block_args, calls_differ, Expr, INPUTS};
 use crate::diag::{Diagnostic, Result};
 use crate::ir::{Io, Node, Op, Shape, Typed};
 use serde::Serialize;
@@ -87,8 +87,6 @@ struct Signature {
     output: Sym,
     code: Struct,
 }
-
-const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
 /// The state of the struct being generated.
 struct Scope {
@@ -365,17 +363,7 @@ impl<'a> Generator<'a> {
         };
         let (output, forward) = self.seq(&call.body, input.clone(), &mut scope, "")?;
         let forward = finish(forward);
-        let mut args: Vec<String> = INPUTS
-            .iter()
-            .filter(|v| scope.used.contains(**v))
-            .map(|v| v.to_string())
-            .collect();
-        args.extend(
-            call.params
-                .iter()
-                .filter(|p| scope.used.contains(*p))
-                .cloned(),
-        );
+        let args = block_args(&scope.used, &call.params);
         let params: Vec<String> = args.iter().map(|a| format!("{a}: usize")).collect();
         let ty = type_name(&call.block);
         let phantom = !scope.fields.iter().any(|f| f.ty.ends_with("<B>"));
@@ -392,9 +380,7 @@ impl<'a> Generator<'a> {
         if let Some(&i) = self.by_name.get(&call.block) {
             let known = &self.blocks[i];
             if known.code != code || known.output != output {
-                return Err(Diagnostic::new(node.span, format!("calls of block `{}` differ in structure", call.block))
-                    .label("this call gives the block another layout")
-                    .help("generated code has one struct per block: pass only filter counts, units and groups as parameters, or write two blocks"));
+                return Err(calls_differ(node.span, &call.block, "struct"));
             }
             return Ok(known.clone());
         }
