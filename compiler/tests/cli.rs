@@ -88,3 +88,28 @@ fn a_missing_file_exits_1_naming_it() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("cannot read zoo/no_such_model.net"), "{err}");
 }
+
+#[test]
+fn emit_pytorch_prints_a_module_and_refuses_unknown_targets() {
+    let out = netc(&["emit", "--target", "pytorch", "zoo/squeeze1.net"]);
+    assert!(out.status.success());
+    let code = String::from_utf8(out.stdout).unwrap();
+    assert!(code.contains("class Fire(nn.Module):"), "{code}");
+    assert!(code.contains("Model = Squeeze1"), "{code}");
+    let out = netc(&["emit", "--target", "tensorflow", "zoo/squeeze1.net"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("targets are burn, main and pytorch"), "{err}");
+}
+
+#[test]
+fn bench_of_a_missing_file_fails_and_keeps_earlier_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().display().to_string();
+    let out = netc(&["bench", "zoo/nosuch.net", "--out", &out_dir]);
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot read zoo/nosuch.net"), "{err}");
+    assert!(err.contains("no model was measured"), "{err}");
+    assert!(!dir.path().join("bench.md").exists());
+}

@@ -37,6 +37,14 @@ pub struct Args {
     rounds: usize,
 }
 
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
 /// Runs a command that prints one JSON object of figures.
 fn figures(cmd: &mut Command, what: &str) -> Result<Figures, String> {
     let out = cmd
@@ -125,11 +133,10 @@ pub fn run(args: &Args) -> bool {
             };
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
-            for round in 1..=args.rounds.max(1) {
-                eprintln!(
-                    "{name}: round {round}/{}: netc ({threads} threads)",
-                    args.rounds
-                );
+            let rounds = args.rounds.max(1);
+            let on = plural(threads, "thread");
+            for round in 1..=rounds {
+                eprintln!("{name}: round {round}/{rounds}: netc ({on})");
                 match figures(
                     Command::new(&binary)
                         .arg("bench")
@@ -149,10 +156,7 @@ pub fn run(args: &Args) -> bool {
                 if missing.is_some() {
                     continue;
                 }
-                eprintln!(
-                    "{name}: round {round}/{}: PyTorch ({threads} threads)",
-                    args.rounds
-                );
+                eprintln!("{name}: round {round}/{rounds}: PyTorch ({on})");
                 match measure_pytorch(args, threads, c, file, &source) {
                     Ok(f) => theirs.push(f),
                     Err(e) => {
@@ -166,6 +170,11 @@ pub fn run(args: &Args) -> bool {
             let theirs = median(&theirs);
             rows.push(Row::new(name, ours, theirs));
         }
+    }
+    if rows.is_empty() {
+        // Nothing measured: keep the results of the last run that measured something.
+        eprintln!("error: no model was measured");
+        return false;
     }
     let bench = Bench {
         batch_size: args.batch_size,
