@@ -2,7 +2,7 @@
 //! `Display` writes them as Rust; [`Expr::python`] as Python.
 
 use crate::diag::{Diagnostic, Span};
-use crate::ir::{Padding, Window};
+use crate::ir::{BlockCall, Padding, Window};
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -17,6 +17,24 @@ pub fn block_args(used: &BTreeSet<String>, params: &[String]) -> Vec<String> {
         .chain(params.iter().cloned())
         .filter(|v| used.contains(v))
         .collect()
+}
+
+/// A variable of a block's code as its caller writes it: an input size
+/// (`input` is the caller's height, width, channels) or the argument given
+/// for a block parameter (a name, when the caller is itself a block).
+pub fn bind<T>(var: &str, input: [Expr; 3], call: &BlockCall<T>, in_block: bool) -> Expr {
+    if let Some(i) = INPUTS.iter().position(|v| *v == var) {
+        return input[i].clone();
+    }
+    let i = call
+        .params
+        .iter()
+        .position(|q| q == var)
+        .expect("a parameter of the block");
+    match &call.args[i].param {
+        Some(q) if in_block => Expr::var(q),
+        _ => Expr::Lit(call.args[i].value),
+    }
 }
 
 /// The error for a block whose calls would need different generated code.

@@ -5,7 +5,7 @@
 //! burn back end, and a way to take a model to Python. Sizes inside a block
 //! are Python expressions of the block's parameters, as in the burn back end.
 
-use super::expr::{block_args, calls_differ, Expr, INPUTS};
+use super::expr::{bind, block_args, calls_differ, Expr, INPUTS};
 use crate::diag::Result;
 use crate::ir::{Channels, Int, Io, Node, Op, Padding, PoolKind, Shape, Typed, Window};
 use serde::Serialize;
@@ -265,24 +265,11 @@ impl Generator<'_> {
             Op::Block(call) => {
                 let sig = self.block(node)?;
                 let in_block = body.in_block;
-                let bind = |v: &str| match v {
-                    "in_height" | "in_width" => match &x {
-                        Sym::Map(d) => d[usize::from(v == "in_width")].clone(),
-                        Sym::Vector(_) => Expr::Lit(1),
-                    },
-                    "in_channels" => x.channels(),
-                    p => {
-                        let i = call
-                            .params
-                            .iter()
-                            .position(|q| q == p)
-                            .expect("a parameter of the block");
-                        match &call.args[i].param {
-                            Some(q) if in_block => Expr::var(q),
-                            _ => Expr::Lit(call.args[i].value),
-                        }
-                    }
+                let input = match &x {
+                    Sym::Map(d) => d.clone(),
+                    Sym::Vector(n) => [Expr::Lit(1), Expr::Lit(1), n.clone()],
                 };
+                let bind = |v: &str| bind(v, input.clone(), call, in_block);
                 let args: Vec<String> = sig
                     .class
                     .params

@@ -6,7 +6,7 @@
 
 mod layers;
 
-use super::expr::{block_args, calls_differ, Expr, INPUTS};
+use super::expr::{bind, block_args, calls_differ, Expr, INPUTS};
 use crate::diag::{Diagnostic, Result};
 use crate::ir::{Io, Node, Op, Shape, Typed};
 use serde::Serialize;
@@ -298,19 +298,8 @@ impl<'a> Generator<'a> {
                 let sig = self.block(node, x.clone())?;
                 // A variable of the block's code, as the caller's expression.
                 let in_block = scope.in_block;
-                let bind = |v: &str| match v {
-                    "in_height" => sym_part(&x, 0),
-                    "in_width" => sym_part(&x, 1),
-                    "in_channels" => x.channels(),
-                    p => {
-                        let i = call
-                            .params
-                            .iter()
-                            .position(|q| q == p)
-                            .expect("a parameter of the block");
-                        layers::int(&call.args[i], in_block)
-                    }
-                };
+                let input = [sym_part(&x, 0), sym_part(&x, 1), x.channels()];
+                let bind = |v: &str| bind(v, input.clone(), call, in_block);
                 let args: Vec<String> = sig
                     .args
                     .iter()
