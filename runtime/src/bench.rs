@@ -39,15 +39,6 @@ fn peak_memory() -> Option<u64> {
     Some(kb * 1024)
 }
 
-/// burn's CPU backend works on rayon's pool, sized by RAYON_NUM_THREADS or the cores.
-fn threads() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |t| t.get()))
-}
-
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -124,7 +115,9 @@ where
     Ok(Bench {
         model: name.to_string(),
         batch_size: n,
-        threads: threads(),
+        // burn's CPU backend and netc's kernels work on rayon's pool
+        // (RAYON_NUM_THREADS, or every core).
+        threads: rayon::current_num_threads(),
         train_examples_per_second: train,
         infer_examples_per_second: infer,
         latency_ms_median: percentile(&times, 0.5),

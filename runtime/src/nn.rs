@@ -1,14 +1,12 @@
 //! Layers burn lacks or computes differently from TensorFlow, and the seed's
 //! initialization.
 
+use crate::kernels::{self, primitive, tensor, Kernels};
 use burn::module::{Initializer, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::module::avg_pool2d;
-use burn::tensor::TensorPrimitive;
-
-use crate::kernels::{self, Kernels};
 
 /// Xavier (Glorot) normal initialization, as the seed used for every weight.
 pub const XAVIER: Initializer = Initializer::XavierNormal { gain: 1.0 };
@@ -55,10 +53,7 @@ impl Lrn {
             alpha: self.alpha as f32,
             beta: self.beta as f32,
         };
-        Tensor::from_primitive(TensorPrimitive::Float(B::lrn(
-            x.into_primitive().tensor(),
-            p,
-        )))
+        tensor(B::lrn(primitive(x), p))
     }
 }
 
@@ -76,14 +71,8 @@ pub fn conv_relu<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4>
 
 fn conv_with<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
-    let [kh, kw] = layer.kernel_size;
-    let [sh, sw] = layer.stride;
     let pad = match layer.padding {
-        PaddingConfig2d::Same => {
-            let (top, bottom) = same_padding(h, kh, sh);
-            let (left, right) = same_padding(w, kw, sw);
-            [top, bottom, left, right]
-        }
+        PaddingConfig2d::Same => same_pads([h, w], layer.kernel_size, layer.stride),
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, bottom, left, right],
         PaddingConfig2d::Valid => [0; 4],
     };
@@ -93,27 +82,20 @@ fn conv_with<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tens
         groups: layer.groups,
         relu,
     };
-    let bias = layer
-        .bias
-        .as_ref()
-        .map(|b| b.val().into_primitive().tensor());
-    let y = B::conv(
-        x.into_primitive().tensor(),
-        layer.weight.val().into_primitive().tensor(),
+    let bias = layer.bias.as_ref().map(|b| primitive(b.val()));
+    tensor(B::conv(
+        primitive(x),
+        primitive(layer.weight.val()),
         bias,
         spec,
-    );
-    Tensor::from_primitive(TensorPrimitive::Float(y))
+    ))
 }
 
 /// Feature maps joined along channels, through netc's kernel (pairwise).
 pub fn concat<B: Kernels>(parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
     parts
         .into_iter()
-        .reduce(|a, b| {
-            let y = B::concat(a.into_primitive().tensor(), b.into_primitive().tensor());
-            Tensor::from_primitive(TensorPrimitive::Float(y))
-        })
+        .reduce(|a, b| tensor(B::concat(primitive(a), primitive(b))))
         .expect("concat joins at least one branch")
 }
 
@@ -129,9 +111,7 @@ impl MaxPool {
     pub fn forward<B: Kernels>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
         let pad = if self.same {
-            let (top, bottom) = same_padding(h, self.kernel[0], self.stride[0]);
-            let (left, right) = same_padding(w, self.kernel[1], self.stride[1]);
-            [top, bottom, left, right]
+            same_pads([h, w], self.kernel, self.stride)
         } else {
             [0; 4]
         };
@@ -140,10 +120,7 @@ impl MaxPool {
             stride: self.stride,
             pad,
         };
-        Tensor::from_primitive(TensorPrimitive::Float(B::max_pool(
-            x.into_primitive().tensor(),
-            win,
-        )))
+        tensor(B::max_pool(primitive(x), win))
     }
 }
 
@@ -162,11 +139,17 @@ pub fn same_padding(input: usize, kernel: usize, stride: usize) -> (usize, usize
     (total / 2, total - total / 2)
 }
 
+/// TensorFlow's `same` padding of an `[h, w]` input: (top, bottom, left, right).
+pub fn same_pads(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 4] {
+    let (top, bottom) = same_padding(input[0], kernel[0], stride[0]);
+    let (left, right) = same_padding(input[1], kernel[1], stride[1]);
+    [top, bottom, left, right]
+}
+
 impl AvgPoolSame {
     pub fn forward<B: Backend>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
-        let (top, bottom) = same_padding(h, self.kernel[0], self.stride[0]);
-        let (left, right) = same_padding(w, self.kernel[1], self.stride[1]);
+        let [top, bottom, left, right] = same_pads([h, w], self.kernel, self.stride);
         let pad = (left, right, top, bottom);
         let ones = Tensor::<B, 4>::ones([1, 1, h, w], &x.device()).pad(pad, 0.0);
         let pool = |t: Tensor<B, 4>| avg_pool2d(t, self.kernel, self.stride, [0, 0], true, false);

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use burn::tensor::ops::FloatTensor;
 use burn::tensor::{Distribution, TensorPrimitive};
 use netc_runtime::kernels::{composed, ConvSpec, Kernels, Lrn, Window};
-use netc_runtime::nn::same_padding;
+use netc_runtime::nn::same_pads;
 
 type B = Autodiff<Flex>;
 
@@ -64,9 +64,7 @@ fn max_pooling_matches_burn_on_odd_shapes_strides_and_paddings() {
     ];
     for (i, (shape, kernel, stride, same)) in cases.into_iter().enumerate() {
         let pad = if same {
-            let (t, b) = same_padding(shape[2], kernel[0], stride[0]);
-            let (l, r) = same_padding(shape[3], kernel[1], stride[1]);
-            [t, b, l, r]
+            same_pads([shape[2], shape[3]], kernel, stride)
         } else {
             [0; 4]
         };
@@ -186,9 +184,7 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
         // Every other case with a fused ReLU.
         let relu = i % 2 == 1;
         let pad = if same {
-            let (t, b) = same_padding(shape[2], kh, stride[0]);
-            let (l, r) = same_padding(shape[3], kw, stride[1]);
-            [t, b, l, r]
+            same_pads([shape[2], shape[3]], [kh, kw], stride)
         } else {
             [0; 4]
         };

@@ -6,7 +6,7 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images.
 
-use super::cpu::zeros;
+use super::cpu::{zeros, Window};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
@@ -31,11 +31,12 @@ pub struct Geometry {
 
 impl Geometry {
     pub fn out(&self) -> (usize, usize) {
-        let [top, bottom, left, right] = self.pad;
-        (
-            (self.h + top + bottom - self.kernel[0]) / self.stride[0] + 1,
-            (self.w + left + right - self.kernel[1]) / self.stride[1] + 1,
-        )
+        let win = Window {
+            kernel: self.kernel,
+            stride: self.stride,
+            pad: self.pad,
+        };
+        win.out(self.h, self.w)
     }
 
     /// Rows of a group's column matrix: its input channels times the kernel.

@@ -107,8 +107,8 @@ pub fn max_pool_backward(
                 let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
                 let top = y[i * ow + j];
                 let won = |&k: &usize| plane[k] == top || (top.is_nan() && plane[k].is_nan());
-                let cells = (r0..r1).flat_map(|r| (c0..c1).map(move |c| r * w + c));
-                if let Some(k) = cells.clone().find(won) {
+                let mut cells = (r0..r1).flat_map(|r| (c0..c1).map(move |c| r * w + c));
+                if let Some(k) = cells.find(won) {
                     dx[k] += dy[i * ow + j];
                 }
             }
@@ -178,14 +178,14 @@ pub fn lrn_backward(x: &[f32], s: &[f32], dy: &[f32], c: usize, hw: usize, p: Lr
     let n = c * hw;
     dx.par_chunks_mut(n).enumerate().for_each(|(i, dx)| {
         let (x, s, dy) = (&x[i * n..][..n], &s[i * n..][..n], &dy[i * n..][..n]);
-        let q: Vec<f32> = (0..n)
-            .map(|k| dy[k] * x[k] * p.pow_neg_beta(s[k]) / s[k])
-            .collect();
+        // s^-beta once per cell: both terms need it.
+        let f: Vec<f32> = s.iter().map(|&s| p.pow_neg_beta(s)).collect();
+        let q: Vec<f32> = (0..n).map(|k| dy[k] * x[k] * f[k] / s[k]).collect();
         let mut sums = vec![0.0f32; n];
         window_sums(&q, c, hw, p.radius, &mut sums);
         let k2 = 2.0 * p.alpha * p.beta;
         for k in 0..n {
-            dx[k] = dy[k] * p.pow_neg_beta(s[k]) - k2 * x[k] * sums[k];
+            dx[k] = dy[k] * f[k] - k2 * x[k] * sums[k];
         }
     });
     dx

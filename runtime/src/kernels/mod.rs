@@ -37,7 +37,7 @@ pub trait Kernels: Backend {
 
     /// Two feature maps joined along channels.
     fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
-        primitive(Tensor::cat(vec![tensor::<Self>(a), tensor(b)], 1))
+        primitive(Tensor::cat(vec![tensor::<Self, 4>(a), tensor(b)], 1))
     }
 
     /// x (N x Cin x H x W) with weight (Cout x Cin/groups x kH x kW), plus bias.
@@ -47,7 +47,7 @@ pub trait Kernels: Backend {
         bias: Option<FloatTensor<Self>>,
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
-        let bias = bias.map(|b| Tensor::from_primitive(TensorPrimitive::Float(b)));
+        let bias = bias.map(tensor);
         primitive(composed::conv::<Self>(
             tensor(x),
             tensor(weight),
@@ -57,11 +57,12 @@ pub trait Kernels: Backend {
     }
 }
 
-fn tensor<B: Backend>(x: FloatTensor<B>) -> Tensor<B, 4> {
+/// A backend's float primitive as a tensor, and back: kernels take primitives.
+pub(crate) fn tensor<B: Backend, const D: usize>(x: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(x))
 }
 
-fn primitive<B: Backend>(x: Tensor<B, 4>) -> FloatTensor<B> {
+pub(crate) fn primitive<B: Backend, const D: usize>(x: Tensor<B, D>) -> FloatTensor<B> {
     x.into_primitive().tensor()
 }
 
