@@ -32,6 +32,14 @@ impl Shape {
         }
     }
 
+    /// Height, width and channels; a vector is a 1x1 map of its length.
+    pub fn hwc(&self) -> [u64; 3] {
+        match *self {
+            Shape::Map { h, w, c } => [h, w, c],
+            Shape::Vector(n) => [1, 1, n],
+        }
+    }
+
     pub fn dims(&self) -> Vec<u64> {
         match *self {
             Shape::Map { h, w, c } => vec![h, w, c],

@@ -19,9 +19,13 @@ fn archive(path: &Path, files: &[(&str, &[u8])]) {
     tar.into_inner().unwrap().finish().unwrap();
 }
 
-fn netc(args: &[&str]) -> std::process::Output {
+/// `netc data cifar10 DEST --from SRC`
+fn unpack(dest: &Path, src: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_netc"))
-        .args(args)
+        .args(["data", "cifar10"])
+        .arg(dest)
+        .arg("--from")
+        .arg(src)
         .output()
         .unwrap()
 }
@@ -35,13 +39,7 @@ fn a_local_archive_is_unpacked() {
         &[("cifar-10-batches-bin/test_batch.bin", &[0u8; 3073])],
     );
     let out_dir = dir.path().join("data");
-    let out = netc(&[
-        "data",
-        "cifar10",
-        out_dir.to_str().unwrap(),
-        "--from",
-        src.to_str().unwrap(),
-    ]);
+    let out = unpack(&out_dir, &src);
     assert!(
         out.status.success(),
         "{}",
@@ -60,13 +58,7 @@ fn a_damaged_official_archive_fails_its_checksum() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("cifar-10-binary.tar.gz");
     archive(&src, &[("cifar-10-batches-bin/test_batch.bin", &[1u8; 10])]);
-    let out = netc(&[
-        "data",
-        "cifar10",
-        dir.path().join("d").to_str().unwrap(),
-        "--from",
-        src.to_str().unwrap(),
-    ]);
+    let out = unpack(&dir.path().join("d"), &src);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -80,13 +72,7 @@ fn a_file_that_is_no_archive_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("notes.tar.gz");
     std::fs::write(&src, b"plain text").unwrap();
-    let out = netc(&[
-        "data",
-        "cifar10",
-        dir.path().join("d").to_str().unwrap(),
-        "--from",
-        src.to_str().unwrap(),
-    ]);
+    let out = unpack(&dir.path().join("d"), &src);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("notes.tar.gz"));
 }

@@ -134,8 +134,9 @@ impl Generator<'_> {
             body.init.push(comment.clone());
             body.init.push(format!("self.{name} = {init}"));
         };
-        let relu = |on: bool| {
-            if on {
+        // `x = self.name(x)`, through a ReLU when `relu`.
+        let apply = |relu: bool| {
+            if relu {
                 format!("x = F.relu(self.{name}(x))")
             } else {
                 format!("x = self.{name}(x)")
@@ -162,7 +163,7 @@ impl Generator<'_> {
                     python_bool(conv.bias),
                 );
                 field(body, init);
-                body.forward.push(relu(conv.relu));
+                body.forward.push(apply(conv.relu));
                 let Sym::Map([h, w, _]) = window_out(&x, &conv.window) else {
                     unreachable!()
                 };
@@ -180,7 +181,7 @@ impl Generator<'_> {
                     python_bool(pool.window.padding == Padding::Same),
                 );
                 field(body, init);
-                body.forward.push(relu(false));
+                body.forward.push(apply(false));
                 window_out(&x, &pool.window)
             }
             Op::GlobalAvgPool => {
@@ -193,7 +194,7 @@ impl Generator<'_> {
                     l.radius, l.bias, l.alpha, l.beta
                 );
                 field(body, init);
-                body.forward.push(relu(false));
+                body.forward.push(apply(false));
                 x
             }
             Op::Fc(fc) => {
@@ -212,12 +213,12 @@ impl Generator<'_> {
                     python_bool(fc.bias)
                 );
                 field(body, init);
-                body.forward.push(relu(fc.relu));
+                body.forward.push(apply(fc.relu));
                 Sym::Vector(units)
             }
             Op::Dropout { rate } => {
                 field(body, format!("nn.Dropout({rate:?})"));
-                body.forward.push(relu(false));
+                body.forward.push(apply(false));
                 x
             }
             Op::BatchNorm(bn) => {
@@ -228,7 +229,7 @@ impl Generator<'_> {
                     bn.momentum
                 );
                 field(body, init);
-                body.forward.push(relu(bn.relu));
+                body.forward.push(apply(bn.relu));
                 x
             }
             Op::Relu => {
@@ -277,7 +278,7 @@ impl Generator<'_> {
                     .map(|p| format!("{p}={}", body.size(&bind(p))))
                     .collect();
                 field(body, format!("{}({})", sig.class.name, args.join(", ")));
-                body.forward.push(relu(false));
+                body.forward.push(apply(false));
                 sig.output.subst(&bind)
             }
         };
@@ -345,10 +346,7 @@ pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     };
     let mut classes = gen.blocks;
     classes.push(me);
-    let [h, w, c] = match model.input {
-        Shape::Map { h, w, c } => [h, w, c],
-        Shape::Vector(n) => [1, 1, n],
-    };
+    let [h, w, c] = model.input.hwc();
     let mut ctx = tera::Context::new();
     ctx.insert("file", file);
     ctx.insert("model", &model.name);

@@ -78,13 +78,22 @@ fn pytorch_missing(args: &Args) -> Option<String> {
     })
 }
 
-fn measure_pytorch(
+/// The measurement settings both sides' `bench` take.
+fn plan<'a>(cmd: &'a mut Command, args: &Args) -> &'a mut Command {
+    cmd.args(["--batch-size", &args.batch_size.to_string()])
+        .args(["--steps", &args.steps.to_string()])
+        .args(["--latency-runs", &args.latency_runs.to_string()])
+}
+
+/// Writes the model's PyTorch module and the bench script beside it, once;
+/// returns the command that measures them.
+fn pytorch_bench(
     args: &Args,
     threads: usize,
     c: &netc::Checked,
     file: &Path,
     source: &str,
-) -> Result<Figures, String> {
+) -> Result<Command, String> {
     let dir = args.out.join(&c.model.name);
     let path = file.display().to_string();
     let module = netc::backend::pytorch::module_py(&c.model, source, &path)
@@ -92,16 +101,12 @@ fn measure_pytorch(
     let put = |name: &str, text: &str| netc::report::write_file(&dir.join(name), text.as_bytes());
     put("model.py", &module)?;
     put("bench.py", include_str!("../../templates/pytorch/bench.py"))?;
-    figures(
-        Command::new(&args.python)
-            .arg(dir.join("bench.py"))
-            .arg(dir.join("model.py"))
-            .args(["--threads", &threads.to_string()])
-            .args(["--batch-size", &args.batch_size.to_string()])
-            .args(["--steps", &args.steps.to_string()])
-            .args(["--latency-runs", &args.latency_runs.to_string()]),
-        &format!("PyTorch bench of {}", c.model.name),
-    )
+    let mut cmd = Command::new(&args.python);
+    cmd.arg(dir.join("bench.py"))
+        .arg(dir.join("model.py"))
+        .args(["--threads", &threads.to_string()]);
+    plan(&mut cmd, args);
+    Ok(cmd)
 }
 
 pub fn run(args: &Args) -> bool {
@@ -131,21 +136,29 @@ pub fn run(args: &Args) -> bool {
                     continue;
                 }
             };
+            let mut netc_bench = Command::new(&binary);
+            netc_bench
+                .arg("bench")
+                .env("RAYON_NUM_THREADS", threads.to_string());
+            plan(&mut netc_bench, args);
+            let mut torch_bench = match missing {
+                Some(_) => None,
+                None => match pytorch_bench(args, threads, c, file, &source) {
+                    Ok(cmd) => Some(cmd),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ok = false;
+                        None
+                    }
+                },
+            };
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
             for round in 1..=rounds {
                 eprintln!("{name}: round {round}/{rounds}: netc ({on})");
-                match figures(
-                    Command::new(&binary)
-                        .arg("bench")
-                        .env("RAYON_NUM_THREADS", threads.to_string())
-                        .args(["--batch-size", &args.batch_size.to_string()])
-                        .args(["--steps", &args.steps.to_string()])
-                        .args(["--latency-runs", &args.latency_runs.to_string()]),
-                    &format!("{} bench", binary.display()),
-                ) {
+                match figures(&mut netc_bench, &format!("{} bench", binary.display())) {
                     Ok(f) => ours.push(f),
                     Err(e) => {
                         eprintln!("error: {e}");
@@ -153,11 +166,11 @@ pub fn run(args: &Args) -> bool {
                         break;
                     }
                 }
-                if missing.is_some() {
+                let Some(cmd) = torch_bench.as_mut() else {
                     continue;
-                }
+                };
                 eprintln!("{name}: round {round}/{rounds}: PyTorch ({on})");
-                match measure_pytorch(args, threads, c, file, &source) {
+                match figures(cmd, &format!("PyTorch bench of {name}")) {
                     Ok(f) => theirs.push(f),
                     Err(e) => {
                         eprintln!("error: {e}");

@@ -501,10 +501,7 @@ pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
 /// The generated program's `main.rs`.
 pub fn main_rs(model: &Typed, file: &str) -> String {
     let s = &model.settings;
-    let [h, w, c] = match model.input {
-        Shape::Map { h, w, c } => [h, w, c],
-        Shape::Vector(n) => [1, 1, n],
-    };
+    let [h, w, c] = model.input.hwc();
     let mut ctx = tera::Context::new();
     ctx.insert("file", file);
     ctx.insert("model", &model.name);
