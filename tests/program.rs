@@ -177,6 +177,23 @@ fn pytorch_matches(checked: &netc::Checked, dir: &Path) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "PyTorch and burn differ:\n{text}");
     eprintln!("PyTorch cross-check: {}", text.trim());
+
+    // A file without the model's tensors is refused, every missing one named.
+    let load = "import importlib.util, sys\n\
+        spec = importlib.util.spec_from_file_location('m', sys.argv[1])\n\
+        m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+        m.load_netc(m.Model(), sys.argv[2])";
+    let out = Command::new("python3")
+        .args(["-c", load, &p("kitchen.py"), &p("input.safetensors")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("does not fit Kitchen") && err.contains("stem.weight: missing"),
+        "{err}"
+    );
+    assert!(err.contains("logits.bias: missing"), "{err}");
 }
 
 #[test]

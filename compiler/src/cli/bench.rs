@@ -212,3 +212,31 @@ pub fn run(args: &Args) -> bool {
     }
     ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failing_or_garbled_bench_is_an_error_that_says_so() {
+        let err = figures(
+            Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
+            "x bench",
+        )
+        .unwrap_err();
+        assert!(err.contains("x bench failed: boom"), "{err}");
+        let err = figures(Command::new("sh").args(["-c", "echo not json"]), "x bench").unwrap_err();
+        assert!(err.contains("x bench: unreadable output"), "{err}");
+        let err = figures(&mut Command::new("/nonexistent/bench"), "x bench").unwrap_err();
+        assert!(err.contains("x bench: cannot start"), "{err}");
+    }
+
+    #[test]
+    fn a_bench_that_prints_figures_is_read() {
+        let json = r#"{"threads":2,"train_examples_per_second":1.5,"infer_examples_per_second":3,"latency_ms_median":0.5,"latency_ms_p95":0.7,"peak_memory_bytes":null,"torch":"2"}"#;
+        let f = figures(Command::new("echo").arg(json), "x bench").unwrap();
+        assert_eq!(f.threads, 2);
+        assert_eq!(f.train_examples_per_second, 1.5);
+        assert_eq!(f.peak_memory_bytes, None);
+    }
+}
