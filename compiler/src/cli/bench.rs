@@ -109,13 +109,13 @@ fn pytorch_bench(
     Ok(cmd)
 }
 
-pub fn run(args: &Args) -> bool {
+pub fn run(args: &Args) -> std::io::Result<bool> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let missing = pytorch_missing(args);
     if let Some(why) = &missing {
-        eprintln!("note: PyTorch not measured: {why}");
+        errln!("note: PyTorch not measured: {why}");
     }
     let mut rows = Vec::new();
     let mut ok = true;
@@ -126,12 +126,12 @@ pub fn run(args: &Args) -> bool {
         };
         for c in &models {
             let name = &c.model.name;
-            eprintln!("{name}: building");
+            errln!("{name}: building");
             let build = BuildArgs::plain(file);
             let binary = match build_one(file, &source, c, &build) {
                 Ok(b) => b,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     ok = false;
                     continue;
                 }
@@ -146,7 +146,7 @@ pub fn run(args: &Args) -> bool {
                 None => match pytorch_bench(args, threads, c, file, &source) {
                     Ok(cmd) => Some(cmd),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                         ok = false;
                         None
                     }
@@ -157,11 +157,11 @@ pub fn run(args: &Args) -> bool {
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
             for round in 1..=rounds {
-                eprintln!("{name}: round {round}/{rounds}: netc ({on})");
+                errln!("{name}: round {round}/{rounds}: netc ({on})");
                 match figures(&mut netc_bench, &format!("{} bench", binary.display())) {
                     Ok(f) => ours.push(f),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                         ok = false;
                         break;
                     }
@@ -169,11 +169,11 @@ pub fn run(args: &Args) -> bool {
                 let Some(cmd) = torch_bench.as_mut() else {
                     continue;
                 };
-                eprintln!("{name}: round {round}/{rounds}: PyTorch ({on})");
+                errln!("{name}: round {round}/{rounds}: PyTorch ({on})");
                 match figures(cmd, &format!("PyTorch bench of {name}")) {
                     Ok(f) => theirs.push(f),
                     Err(e) => {
-                        eprintln!("error: {e}");
+                        errln!("error: {e}");
                         ok = false;
                         break;
                     }
@@ -186,8 +186,8 @@ pub fn run(args: &Args) -> bool {
     }
     if rows.is_empty() {
         // Nothing measured: keep the results of the last run that measured something.
-        eprintln!("error: no model was measured");
-        return false;
+        errln!("error: no model was measured");
+        return Ok(false);
     }
     let bench = Bench {
         batch_size: args.batch_size,
@@ -198,19 +198,19 @@ pub fn run(args: &Args) -> bool {
         rows,
     };
     let md = markdown(&bench);
-    print!("{md}");
+    out!("{md}")?;
     let json = serde_json::to_string_pretty(&bench).expect("bench results serialize");
     for (name, text) in [("bench.md", md), ("bench.json", json + "\n")] {
         let path = args.out.join(name);
         match netc::report::write_file(&path, text.as_bytes()) {
-            Ok(()) => eprintln!("wrote {}", path.display()),
+            Ok(()) => errln!("wrote {}", path.display()),
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 ok = false;
             }
         }
     }
-    ok
+    Ok(ok)
 }
 
 #[cfg(test)]

@@ -42,48 +42,48 @@ pub(super) fn checked(path: &Path, wanted: Option<&str>) -> Option<(String, netc
                 .into_iter()
                 .find(|c| wanted.is_none_or(|w| c.model.name == w));
             if found.is_none() {
-                eprintln!("error: {name} has no model named {}", wanted.unwrap_or("?"));
+                errln!("error: {name} has no model named {}", wanted.unwrap_or("?"));
             }
             found.map(|c| (source, c))
         }
         Err(d) => {
-            eprint!("{}", d.render(&name, &source, super::color()));
+            err!("{}", d.render(&name, &source, super::color()));
             None
         }
     }
 }
 
-pub fn emit(args: &EmitArgs) -> bool {
+pub fn emit(args: &EmitArgs) -> std::io::Result<bool> {
     let Some((source, c)) = checked(&args.file, args.model.as_deref()) else {
-        return false;
+        return Ok(false);
     };
     let file = args.file.display().to_string();
     let code = match args.target.as_str() {
         "burn" => match burn::model_rs(&c.model, &source, &file) {
             Ok(code) => code,
             Err(d) => {
-                eprint!("{}", d.render(&file, &source, super::color()));
-                return false;
+                err!("{}", d.render(&file, &source, super::color()));
+                return Ok(false);
             }
         },
         "main" => burn::main_rs(&c.model, &file),
         "pytorch" => match netc::backend::pytorch::module_py(&c.model, &source, &file) {
             Ok(code) => {
-                print!("{code}");
-                return true;
+                out!("{code}")?;
+                return Ok(true);
             }
             Err(d) => {
-                eprint!("{}", d.render(&file, &source, super::color()));
-                return false;
+                err!("{}", d.render(&file, &source, super::color()));
+                return Ok(false);
             }
         },
         other => {
-            eprintln!("error: unknown target `{other}`; targets are burn, main and pytorch");
-            return false;
+            errln!("error: unknown target `{other}`; targets are burn, main and pytorch");
+            return Ok(false);
         }
     };
-    print!("{}", burn::rustfmt(&code));
-    true
+    out!("{}", burn::rustfmt(&code))?;
+    Ok(true)
 }
 
 /// Writes the crate of one model and compiles it; returns the program's path.
@@ -111,7 +111,7 @@ pub(super) fn checked_all(file: &Path) -> Option<(String, Vec<netc::Checked>)> {
         Ok(models) => Some((source, models)),
         Err(d) => {
             let name = file.display().to_string();
-            eprint!("{}", d.render(&name, &source, super::color()));
+            err!("{}", d.render(&name, &source, super::color()));
             None
         }
     }
@@ -128,7 +128,7 @@ impl BuildArgs {
     }
 }
 
-pub fn build(args: &BuildArgs) -> bool {
+pub fn build(args: &BuildArgs) -> std::io::Result<bool> {
     let mut ok = true;
     for file in &args.files {
         let Some((source, models)) = checked_all(file) else {
@@ -137,15 +137,15 @@ pub fn build(args: &BuildArgs) -> bool {
         };
         for c in &models {
             match build_one(file, &source, c, args) {
-                Ok(binary) => println!("{}", binary.display()),
+                Ok(binary) => outln!("{}", binary.display())?,
                 Err(e) => {
-                    eprintln!("error: {e}");
+                    errln!("error: {e}");
                     ok = false;
                 }
             }
         }
     }
-    ok
+    Ok(ok)
 }
 
 #[derive(clap::Args)]
@@ -176,7 +176,7 @@ pub fn run(command: &str, args: &RunArgs) -> ExitCode {
     let binary = match build_one(&args.file, &source, &c, &build) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -184,7 +184,7 @@ pub fn run(command: &str, args: &RunArgs) -> ExitCode {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
         Err(e) => {
-            eprintln!("error: cannot run {}: {e}", binary.display());
+            errln!("error: cannot run {}: {e}", binary.display());
             ExitCode::FAILURE
         }
     }

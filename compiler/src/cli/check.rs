@@ -17,7 +17,7 @@ pub struct Args {
 }
 
 /// Checks every file, printing what it can; false if any file had an error.
-pub fn run(args: &Args) -> bool {
+pub fn run(args: &Args) -> std::io::Result<bool> {
     let mut ok = true;
     let mut models = Vec::new();
     for path in &args.files {
@@ -30,25 +30,25 @@ pub fn run(args: &Args) -> bool {
             Ok(checked) => {
                 for c in checked {
                     if args.graph {
-                        print!("{}", netc::backend::graph::dot(&c.model));
+                        out!("{}", netc::backend::graph::dot(&c.model))?;
                     } else if args.json {
                         models.push(summary::json(&c.model, &c.summary, &name, &source));
                     } else {
-                        println!("{}", summary::table(&c.model, &c.summary, &name));
+                        outln!("{}", summary::table(&c.model, &c.summary, &name))?;
                     }
                 }
             }
             Err(d) => {
-                eprint!("{}", d.render(&name, &source, super::color()));
+                err!("{}", d.render(&name, &source, super::color()));
                 ok = false;
             }
         }
     }
     if args.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&models).expect("JSON values always serialize")
-        );
+        )?;
     }
-    ok
+    Ok(ok)
 }

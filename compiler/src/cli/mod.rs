@@ -1,4 +1,43 @@
 //! Command-line interface: one function per subcommand.
+//!
+//! Commands print through `out!`/`outln!`, never `print!`: `print!` panics
+//! when the reader of a pipe has gone (`netc check x.net | head -1`) or the
+//! disk is full, while these return the error, which `run` turns into a quiet
+//! exit or a message. Messages go to standard error through `err!`/`errln!`,
+//! which cannot fail.
+
+/// `write!` to standard output; an `io::Result` for the command to pass up.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `writeln!` to standard output; an `io::Result` for the command to pass up.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// `eprintln!` that ignores a failing standard error (a closed pipe, a full
+/// disk): there is nowhere left to report it, and the exit code still tells.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` that ignores a failing standard error, like `errln!`.
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
 
 mod bench;
 mod build;
@@ -42,9 +81,14 @@ enum Command {
     Infer(build::RunArgs),
 }
 
+/// The exit status when the reader of standard output has gone: the status a
+/// shell reports for a tool that SIGPIPE ended (128 + 13), as `cat` or `grep`
+/// would give. Not 0: the command stopped before finishing its work.
+const CLOSED_PIPE: u8 = 141;
+
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    let ok = match cli.command {
+    let done = match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Emit(args) => build::emit(&args),
         Command::Data(args) => data(&args),
@@ -55,10 +99,18 @@ pub fn run() -> ExitCode {
         Command::Eval(args) => return build::run("eval", &args),
         Command::Infer(args) => return build::run("infer", &args),
     };
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
+    // Standard output is line-buffered: a last line without a newline fails
+    // only here, and unflushed output at exit would be lost without a word.
+    let done = done.and_then(|ok| std::io::Write::flush(&mut std::io::stdout()).map(|()| ok));
+    match done {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        // Like `head` closing the pipe: the reader wants no more; say nothing.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(CLOSED_PIPE),
+        Err(e) => {
+            errln!("error: cannot write the output: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -73,36 +125,46 @@ struct DataArgs {
     from: Option<std::path::PathBuf>,
 }
 
-fn data(args: &DataArgs) -> bool {
+fn data(args: &DataArgs) -> std::io::Result<bool> {
     if args.dataset != "cifar10" {
-        eprintln!(
+        errln!(
             "error: unknown data set `{}`; netc knows cifar10",
             args.dataset
         );
-        return false;
+        return Ok(false);
     }
     match netc::data::cifar10(&args.dir, args.from.as_deref()) {
         Ok(dir) => {
-            println!(
+            outln!(
                 "CIFAR-10 is in {}; train with --data {}",
                 dir.display(),
                 dir.display()
-            );
-            true
+            )?;
+            Ok(true)
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            false
+            errln!("error: {e}");
+            Ok(false)
         }
     }
 }
 
 /// A source file read from disk, or a printed error naming it.
 pub fn read_source(path: &std::path::Path) -> Option<String> {
-    match std::fs::read_to_string(path) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", path.display());
+    use std::io::Read as _;
+    // One byte past the limit is enough to refuse a file: never read a huge
+    // one into memory.
+    let limit = netc::syntax::MAX_SOURCE_BYTES as u64 + 1;
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(path).and_then(|f| f.take(limit).read_to_end(&mut bytes));
+    if let Err(e) = read {
+        errln!("error: cannot read {}: {e}", path.display());
+        return None;
+    }
+    match netc::syntax::decode(bytes) {
+        Ok(source) => Some(source),
+        Err((text, d)) => {
+            err!("{}", d.render(&path.display().to_string(), &text, color()));
             None
         }
     }

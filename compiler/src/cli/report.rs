@@ -60,14 +60,14 @@ fn latency(run: &Path, model: &str) -> Result<f64, String> {
         .ok_or_else(|| "no latency in the bench output".into())
 }
 
-pub fn run(args: &Args) -> bool {
+pub fn run(args: &Args) -> std::io::Result<bool> {
     let dirs = report::find_runs(&args.paths);
     if dirs.is_empty() {
-        eprintln!(
+        errln!(
             "error: no runs found under {}; a run directory holds log.jsonl and settings.json (netc train writes runs/<model>/<n>/)",
             args.paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
         );
-        return false;
+        return Ok(false);
     }
     let mut warnings = Vec::new();
     let mut runs = Vec::new();
@@ -82,18 +82,18 @@ pub fn run(args: &Args) -> bool {
         runs.push(run);
     }
     for w in &warnings {
-        eprintln!("warning: {w}");
+        errln!("warning: {w}");
     }
     match report::write(&runs, &warnings, &args.out) {
         Ok(files) => {
             for f in files {
-                println!("{}", f.display());
+                outln!("{}", f.display())?;
             }
-            true
+            Ok(true)
         }
         Err(e) => {
-            eprintln!("error: {e}");
-            false
+            errln!("error: {e}");
+            Ok(false)
         }
     }
 }
