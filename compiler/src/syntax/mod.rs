@@ -15,8 +15,72 @@ struct NetParser;
 /// exhaust the parser's stack.
 const MAX_NESTING: usize = 64;
 
+/// Larger sources are refused before parsing: pest holds every token of a
+/// file at once, and no model needs a megabyte of text (`* N` and blocks
+/// repeat layers).
+pub const MAX_SOURCE_BYTES: usize = 1 << 20;
+
+/// The byte order mark some editors write first. It means nothing in UTF-8.
+const BOM: char = '\u{feff}';
+
+/// The text of a `.net` file's bytes: its size checked, UTF-8, without the
+/// byte order mark some editors write first (skipped, so that columns are
+/// the ones an editor shows). The error comes with the text to render it
+/// against (the bytes, undecodable ones replaced).
+pub fn decode(bytes: Vec<u8>) -> std::result::Result<String, (String, Diagnostic)> {
+    if bytes.len() > MAX_SOURCE_BYTES {
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let d = too_large(&text);
+        return Err((text, d));
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.utf8_error().error_len().unwrap_or(e.as_bytes().len() - at);
+            let bytes = e.as_bytes()[at..at + bad]
+                .iter()
+                .map(|b| format!("0x{b:02X}"))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let utf16 = e.as_bytes().starts_with(&[0xFF, 0xFE])
+                || e.as_bytes().starts_with(&[0xFE, 0xFF]);
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            // The replacement character that stands for the bad bytes.
+            let end = at + text[at..].chars().next().map_or(0, char::len_utf8);
+            let d = Diagnostic::new(Span::new(at, end), "the file is not UTF-8 text")
+                .label(format!("byte {bytes} is not UTF-8"))
+                .help(if utf16 {
+                    "the file is UTF-16: save it as UTF-8".to_string()
+                } else {
+                    "save the file as UTF-8 (another encoding, such as Latin-1, \
+                     writes letters like `é` as bytes UTF-8 does not use)"
+                        .to_string()
+                });
+            return Err((text, d));
+        }
+    };
+    Ok(match text.strip_prefix(BOM) {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
+fn too_large(source: &str) -> Diagnostic {
+    let mut at = MAX_SOURCE_BYTES.min(source.len());
+    while !source.is_char_boundary(at) {
+        at -= 1;
+    }
+    Diagnostic::new(Span::new(at, at), "file too large")
+        .label(format!("netc reads at most {} MiB", MAX_SOURCE_BYTES >> 20))
+        .help("repeat layers with `* N` and blocks instead of writing each one, or split the models into several files")
+}
+
 pub fn parse(source: &str) -> Result<File> {
-    check_nesting(source)?;
+    if source.len() > MAX_SOURCE_BYTES {
+        return Err(too_large(source));
+    }
+    check_text(source)?;
     let mut pairs = NetParser::parse(Rule::file, source).map_err(|e| syntax_error(e, source))?;
     let file = pairs.next().expect("the file rule always yields one pair");
     let mut out = File {
@@ -33,24 +97,103 @@ pub fn parse(source: &str) -> Result<File> {
     Ok(out)
 }
 
-fn check_nesting(source: &str) -> Result<()> {
+/// What the grammar cannot say well, found before parsing: nesting deep
+/// enough to exhaust the parser's stack, and characters outside ASCII, which
+/// only comments may hold (a `é` in a name, a no-break space, a Cyrillic
+/// letter that looks Latin).
+fn check_text(source: &str) -> Result<()> {
     let mut depth = 0usize;
+    let mut comment = false;
     for (i, c) in source.char_indices() {
         match c {
+            '\n' | '\r' => comment = false,
+            _ if comment => {}
+            '#' => comment = true,
             '{' | '(' => {
                 depth += 1;
                 if depth > MAX_NESTING {
                     return Err(Diagnostic::new(Span::new(i, i + 1), "nesting too deep")
                         .label(format!("more than {MAX_NESTING} levels of braces"))
-                        .help("move the inner part into a named block"));
+                        .help(format!(
+                            "netc reads at most {MAX_NESTING} levels: flatten the groups, or call blocks one after another"
+                        )));
                 }
             }
             '}' | ')' => depth = depth.saturating_sub(1),
-            '\n' if depth == 0 => {}
+            // A byte order mark first is skipped by the grammar.
+            BOM if i == 0 => {}
+            c if !c.is_ascii() => return Err(not_ascii(source, i, c)),
             _ => {}
         }
     }
     Ok(())
+}
+
+/// A character outside ASCII where the language allows none.
+fn not_ascii(source: &str, at: usize, c: char) -> Diagnostic {
+    let span = Span::new(at, at + c.len_utf8());
+    let code = format!("U+{:04X}", c as u32);
+    let (message, help) = match c {
+        BOM => (
+            format!("invisible zero-width no-break space ({code})"),
+            "delete it: as a byte order mark it belongs only at the very start of a file",
+        ),
+        '\u{00D7}' => (
+            format!("multiplication sign `×` ({code}) instead of the letter x"),
+            "write sizes with the letter x: `3x3`",
+        ),
+        '\u{2010}'..='\u{2015}' | '\u{2212}' => (
+            format!("dash `{c}` ({code}) instead of `-`"),
+            "write a minus as the ASCII hyphen `-`",
+        ),
+        c if c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}') => (
+            format!("{} ({code}) instead of an ordinary space", space_name(c)),
+            "replace it with an ordinary space (an editor shows both alike)",
+        ),
+        c if c.is_alphanumeric() => (
+            format!(
+                "non-ASCII letter `{c}` ({code}) in `{}`",
+                word_around(source, at)
+            ),
+            "names are ASCII letters, digits and `_`: retype the name in ASCII \
+             (a Cyrillic or Greek letter can look like a Latin one)",
+        ),
+        c => (
+            format!("non-ASCII character `{c}` ({code})"),
+            "remove it, or retype it in ASCII",
+        ),
+    };
+    Diagnostic::new(span, message)
+        .label("outside comments, .net files are ASCII")
+        .help(help)
+}
+
+fn space_name(c: char) -> &'static str {
+    match c {
+        '\u{00A0}' => "no-break space",
+        '\u{202F}' => "narrow no-break space",
+        '\u{2009}' => "thin space",
+        '\u{3000}' => "ideographic space",
+        '\u{200B}' => "zero-width space",
+        '\u{200C}' | '\u{200D}' | '\u{2060}' => "zero-width joiner",
+        _ => "non-ASCII space",
+    }
+}
+
+/// The name (letters, digits, `_`, any script) around byte `at`.
+fn word_around(source: &str, at: usize) -> &str {
+    let part = |c: char| c.is_alphanumeric() || c == '_';
+    let start = source[..at]
+        .char_indices()
+        .rev()
+        .take_while(|&(_, c)| part(c))
+        .last()
+        .map_or(at, |(i, _)| i);
+    let end = source[at..]
+        .char_indices()
+        .find(|&(_, c)| !part(c))
+        .map_or(source.len(), |(i, _)| at + i);
+    &source[start..end]
 }
 
 fn syntax_error(e: pest::error::Error<Rule>, source: &str) -> Diagnostic {
