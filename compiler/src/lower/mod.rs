@@ -11,8 +11,14 @@ use crate::syntax::ast::{self, BlockDef, GroupOp, Stmt, StmtKind, Value, ValueKi
 use std::collections::{HashMap, HashSet};
 use values::Env;
 
-/// Expansion stops past this many layers, so `* 1000000` cannot hang netc.
+/// Expansion stops past this many layers in a file, so `* 1000000` cannot
+/// hang netc. Counted as layers are made, not after.
 pub const MAX_LAYERS: usize = 100_000;
+
+/// Block calls and branch groups nest at most this deep. Every later pass
+/// (shape inference, counts, back ends) recurses through this nesting, so
+/// bounding it here bounds their stack, even on a thread's small one.
+pub const MAX_DEPTH: usize = 64;
 
 pub use layers::LAYERS;
 
@@ -26,11 +32,13 @@ pub fn lower(file: &ast::File) -> Result<Vec<Untyped>> {
     }
     let mut seen: HashMap<&str, Span> = HashMap::new();
     let mut models = Vec::new();
+    // Shared by the models: a file of many models is bounded too.
+    let mut layers = 0;
     for model in &file.models {
         if let Some(prev) = seen.insert(&model.name.name, model.name.span) {
             return Err(duplicate("model", &model.name, prev));
         }
-        models.push(lower_model(model, &blocks)?);
+        models.push(lower_model(model, &blocks, &mut layers)?);
     }
     Ok(models)
 }
@@ -93,7 +101,11 @@ fn is_reserved(name: &str) -> bool {
     )
 }
 
-fn lower_model(model: &ast::ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Result<Untyped> {
+fn lower_model(
+    model: &ast::ModelDef,
+    blocks: &HashMap<&str, &BlockDef>,
+    layers_before: &mut usize,
+) -> Result<Untyped> {
     let mut input = None;
     let mut settings = Settings::default();
     let mut explicit_augment = None;
@@ -138,9 +150,12 @@ fn lower_model(model: &ast::ModelDef, blocks: &HashMap<&str, &BlockDef>) -> Resu
         settings: &settings,
         stack: Vec::new(),
         trace: Vec::new(),
+        depth: 0,
+        layers_before: *layers_before,
         layers: 0,
     };
     let body = cx.scope(&layers, &Env::new())?;
+    *layers_before += cx.layers;
     if body.is_empty() {
         return Err(Diagnostic::new(
             model.name.span,
@@ -225,6 +240,10 @@ struct Lowerer<'a> {
     stack: Vec<(&'a str, Span)>,
     /// Call sites of the blocks being expanded, for error notes.
     trace: Vec<Span>,
+    /// Block calls and branch groups around the statement being lowered.
+    depth: usize,
+    /// Layers of the file's earlier models.
+    layers_before: usize,
     layers: usize,
 }
 
@@ -278,8 +297,14 @@ impl<'a> Lowerer<'a> {
         };
         for i in 1..=count {
             if let StmtKind::Seq(body) = &stmt.kind {
+                let before = out.len();
                 for s in body {
                     self.stmt(s, env, names, out)?;
+                }
+                // A sequence that made nothing once makes nothing every
+                // time: `{ {} * 1000000 } * 1000000` must not loop 10^12 times.
+                if out.len() == before {
+                    break;
                 }
                 continue;
             }
@@ -297,6 +322,13 @@ impl<'a> Lowerer<'a> {
                 return Err(Diagnostic::new(stmt.span, "model too large")
                     .label(format!("expands to more than {MAX_LAYERS} layers"))
                     .help("lower the repetition counts"));
+            }
+            if self.layers_before + self.layers > MAX_LAYERS {
+                return Err(Diagnostic::new(stmt.span, "file too large")
+                    .label(format!(
+                        "the models of this file expand to more than {MAX_LAYERS} layers"
+                    ))
+                    .help("lower the repetition counts, or split the models into several files"));
             }
             out.push(Node {
                 name,
@@ -324,17 +356,10 @@ impl<'a> Lowerer<'a> {
                         .label("no branches")
                         .help("write one branch per line inside the braces"));
                 }
-                let mut lowered = Vec::new();
-                for b in branches {
-                    let mut branch = Vec::new();
-                    self.stmt(b, env, names, &mut branch)?;
-                    if branch.is_empty() {
-                        return Err(Diagnostic::new(b.span, "empty branch")
-                            .label("this branch has no layers")
-                            .help("write `identity` for a branch that passes its input through"));
-                    }
-                    lowered.push(branch);
-                }
+                self.enter(stmt.span, "this branch group")?;
+                let lowered = self.branches(branches, env, names);
+                self.depth -= 1;
+                let lowered = lowered?;
                 Ok(match op {
                     GroupOp::Concat => Op::Concat(lowered),
                     GroupOp::Add => Op::Add(lowered),
@@ -342,6 +367,71 @@ impl<'a> Lowerer<'a> {
             }
             StmtKind::Seq(_) => unreachable!("sequences are inlined by `stmt`"),
         }
+    }
+
+    fn branches(
+        &mut self,
+        branches: &'a [Stmt],
+        env: &Env,
+        names: &mut Names,
+    ) -> Result<Vec<Vec<Node<()>>>> {
+        let mut lowered = Vec::new();
+        for b in branches {
+            let mut branch = Vec::new();
+            self.stmt(b, env, names, &mut branch)?;
+            if branch.is_empty() {
+                return Err(Diagnostic::new(b.span, "empty branch")
+                    .label("this branch has no layers")
+                    .help("write `identity` for a branch that passes its input through"));
+            }
+            lowered.push(branch);
+        }
+        Ok(lowered)
+    }
+
+    /// Goes one level deeper (into a block call or a branch group), or
+    /// refuses if that passes `MAX_DEPTH`, naming the chain of block calls.
+    fn enter(&mut self, span: Span, what: &str) -> Result<()> {
+        if self.depth == MAX_DEPTH {
+            let names: Vec<&str> = self.stack.iter().map(|(b, _)| *b).collect();
+            let chain = if names.len() > 6 {
+                format!(
+                    "{} → … → {}",
+                    names[..3].join(" → "),
+                    names[names.len() - 3..].join(" → ")
+                )
+            } else {
+                names.join(" → ")
+            };
+            let groups = MAX_DEPTH - names.len();
+            let mut d = Diagnostic::new(
+                span,
+                format!("blocks and branch groups nested more than {MAX_DEPTH} deep"),
+            )
+            .label(format!("{what} would be level {}", MAX_DEPTH + 1))
+            .help(format!(
+                "netc accepts at most {MAX_DEPTH} levels of block calls and branch groups, \
+                 one inside the other; call blocks one after another rather than each from \
+                 the last, or repeat a call with `* N`"
+            ));
+            if let Some((_, first)) = self.stack.first() {
+                d = d.note(
+                    *first,
+                    format!(
+                        "the chain of {} block calls{} starts here: {chain}",
+                        names.len(),
+                        match groups {
+                            0 => String::new(),
+                            1 => " and 1 branch group".into(),
+                            n => format!(" and {n} branch groups"),
+                        }
+                    ),
+                );
+            }
+            return Err(d);
+        }
+        self.depth += 1;
+        Ok(())
     }
 
     fn unknown_layer(&self, op: &ast::Ident) -> Diagnostic {
@@ -448,12 +538,14 @@ impl<'a> Lowerer<'a> {
             );
             call_args.push(v);
         }
+        self.enter(stmt.span, &format!("this call of `{}`", def.name.name))?;
         self.stack.push((&def.name.name, stmt.span));
         self.trace.push(stmt.span);
         let body: Vec<&Stmt> = def.body.iter().collect();
         let lowered = self.scope(&body, &inner);
         self.stack.pop();
         self.trace.pop();
+        self.depth -= 1;
         let body = lowered?;
         if body.is_empty() {
             return Err(Diagnostic::new(
