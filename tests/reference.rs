@@ -3,7 +3,6 @@
 //! code against. One image at a time, channels x height x width.
 
 use netc::ir::{Channels, Io, Node, Op, Padding, PoolKind, Typed, Window};
-use netc::shape::same_padding;
 use std::collections::HashMap;
 
 /// A tensor's shape and values, as read from a safetensors file.
@@ -41,10 +40,12 @@ fn get<'a>(w: &'a Weights, name: &str) -> &'a [f32] {
 /// Top and left padding, and output size, of a window over one dimension.
 fn geometry(size: usize, k: usize, s: usize, p: Padding) -> (usize, usize) {
     match p {
-        Padding::Same => (
-            same_padding(size as u64, k as u64, s as u64).0 as usize,
-            size.div_ceil(s),
-        ),
+        // TensorFlow's SAME padding: the odd extra cell goes after.
+        Padding::Same => {
+            let out = size.div_ceil(s);
+            let total = ((out - 1) * s + k).saturating_sub(size);
+            (total / 2, out)
+        }
         Padding::Valid => (0, (size - k) / s + 1),
     }
 }

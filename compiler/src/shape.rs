@@ -164,14 +164,6 @@ pub fn window_out(input: u64, kernel: u64, stride: u64, padding: Padding) -> Opt
     }
 }
 
-/// TensorFlow's SAME padding for one dimension: (before, after), the odd
-/// extra cell going after (bottom or right).
-pub fn same_padding(input: u64, kernel: u64, stride: u64) -> (u64, u64) {
-    let out = input.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(input);
-    (total / 2, total - total / 2)
-}
-
 fn window(win: &Window, h: u64, w: u64, input: Shape, node: &Node<()>) -> Result<(u64, u64)> {
     let [kh, kw] = win.kernel;
     let oh = window_out(h, kh, win.stride[0], win.padding);
@@ -276,16 +268,6 @@ mod tests {
         assert_eq!(window_out(24, 3, 2, Padding::Valid), Some(11));
         assert_eq!(window_out(3, 3, 1, Padding::Valid), Some(1));
         assert_eq!(window_out(2, 3, 1, Padding::Valid), None);
-    }
-
-    #[test]
-    fn same_padding_puts_the_odd_cell_after() {
-        // TensorFlow: 24 with a 3x3 window and stride 2 pads 0 before, 1 after.
-        assert_eq!(same_padding(24, 3, 2), (0, 1));
-        assert_eq!(same_padding(24, 3, 1), (1, 1));
-        assert_eq!(same_padding(24, 4, 1), (1, 2));
-        assert_eq!(same_padding(25, 3, 2), (1, 1));
-        assert_eq!(same_padding(6, 1, 2), (0, 0));
     }
 
     #[test]
