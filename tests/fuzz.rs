@@ -1,5 +1,6 @@
 //! netc never panics or hangs: random text and randomly mutated zoo files
-//! must give either a checked model or a rendered error.
+//! must give either a checked model or a rendered error, and every model
+//! `check` accepts goes through both back ends (code or a rendered error).
 
 use proptest::prelude::*;
 use std::sync::mpsc;
@@ -10,12 +11,19 @@ fn check_terminates(source: String) {
     let (tx, rx) = mpsc::channel();
     let shown = source.clone();
     std::thread::spawn(move || {
+        let render = |d: netc::diag::Diagnostic| d.render("fuzz.net", &source, false);
         let out = match netc::check(&source) {
             Ok(models) => models
                 .iter()
-                .map(|c| netc::backend::summary::table(&c.model, &c.summary, "fuzz.net"))
+                .map(|c| {
+                    let burn = netc::backend::burn::model_rs(&c.model, &source, "fuzz.net");
+                    let torch = netc::backend::pytorch::module_py(&c.model, &source, "fuzz.net");
+                    netc::backend::summary::table(&c.model, &c.summary, "fuzz.net")
+                        + &burn.unwrap_or_else(render)
+                        + &torch.unwrap_or_else(render)
+                })
                 .collect::<String>(),
-            Err(d) => d.render("fuzz.net", &source, false),
+            Err(d) => render(d),
         };
         let _ = tx.send(out);
     });
@@ -69,6 +77,10 @@ const TOKENS: &[&str] = &[
     "# c",
     ";",
     "é",
+    "\u{feff}",
+    "\u{a0}",
+    "\u{441}",
+    "×",
     "\t",
     "block b(x) { b(x) }",
     "x: ",
@@ -143,7 +155,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 
     #[test]
-    fn random_text_never_panics(s in "[a-z0-9x{}()=/,:*#;. \n\té€-]{0,300}") {
+    fn random_text_never_panics(s in "[a-z0-9x{}()=/,:*#;. \n\té€\u{feff}\u{a0}-]{0,300}") {
         check_terminates(s);
     }
 
