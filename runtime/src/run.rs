@@ -106,7 +106,8 @@ impl Run {
 /// Takes the run's lock, or says who holds it.
 fn lock(dir: &Path) -> Result<File> {
     let path = dir.join(LOCK);
-    let file = File::create(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+    let file =
+        File::create(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(format!(
@@ -246,7 +247,10 @@ pub fn resume(spec: &Spec, dir: &Path, asked: &Asked) -> Result<Run> {
         saved.log_every.to_string(),
     );
     if let Some(init) = &asked.init_from {
-        let same = saved.init_from.as_deref().is_some_and(|s| same_place(s, init));
+        let same = saved
+            .init_from
+            .as_deref()
+            .is_some_and(|s| same_place(s, init));
         let used = saved
             .init_from
             .as_ref()

@@ -19,12 +19,18 @@ fn train(o: &netc_runtime::train::Options) -> Result<Outcome> {
 
 /// A finished run of `steps` steps in `dir/runs`, on data in `dir`.
 fn short_run(dir: &Path, steps: u64) -> PathBuf {
-    train(&with(dir, &dir.join("runs"), |o| o.asked.steps = Some(steps)))
-        .unwrap()
-        .run
+    train(&with(dir, &dir.join("runs"), |o| {
+        o.asked.steps = Some(steps)
+    }))
+    .unwrap()
+    .run
 }
 
-fn resume(dir: &Path, run: &Path, f: impl FnOnce(&mut netc_runtime::train::Options)) -> Result<Outcome> {
+fn resume(
+    dir: &Path,
+    run: &Path,
+    f: impl FnOnce(&mut netc_runtime::train::Options),
+) -> Result<Outcome> {
     train(&with(dir, &dir.join("runs"), |o| {
         o.resume = Some(run.to_path_buf());
         f(o)
@@ -74,7 +80,10 @@ fn resuming_with_flags_that_contradict_the_run_is_refused_listing_them() {
     // Other data is refused too, while the run's own data is there.
     let other = tempfile::tempdir().unwrap();
     synthetic(other.path(), 100);
-    let e = resume(dir.path(), &run, |o| o.asked.data = Some(other.path().into())).unwrap_err();
+    let e = resume(dir.path(), &run, |o| {
+        o.asked.data = Some(other.path().into())
+    })
+    .unwrap_err();
     assert!(e.contains("--data") && e.contains("the run uses"), "{e}");
 }
 
@@ -111,7 +120,8 @@ fn resuming_before_the_first_checkpoint_cuts_the_log_and_a_torn_line() {
     // Every line whole (log_lines parses each), each logged once.
     let after = log_lines(&run);
     let results = |lines: &[serde_json::Value]| -> Vec<String> {
-        let keep = |l: &serde_json::Value| format!("{} {} {}", l["step"], l["loss"], l["test_accuracy"]);
+        let keep =
+            |l: &serde_json::Value| format!("{} {} {}", l["step"], l["loss"], l["test_accuracy"]);
         lines.iter().map(keep).collect()
     };
     assert_eq!(results(&after), results(&before));
@@ -223,7 +233,12 @@ fn weights_that_are_not_numbers_are_refused_naming_file_and_tensor() {
     );
     assert!(!e.contains("last good checkpoint"), "{e}");
     // A resumed run's average with an infinity.
-    poisoned(&checkpoint.clone(), &checkpoint, "ema/conv.bias", f32::INFINITY);
+    poisoned(
+        &checkpoint.clone(),
+        &checkpoint,
+        "ema/conv.bias",
+        f32::INFINITY,
+    );
     let e = resume(dir.path(), &run, |o| o.asked.steps = Some(3)).unwrap_err();
     assert!(
         e.contains("checkpoint.safetensors") && e.contains("`ema/conv.bias`"),

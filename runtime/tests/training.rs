@@ -39,7 +39,9 @@ fn the_loss_falls_and_the_run_directory_is_complete() {
     // A second run gets the next number.
     let again = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &dir.path().join("runs"), |o| { o.asked.steps = Some(1); }),
+        &with(dir.path(), &dir.path().join("runs"), |o| {
+            o.asked.steps = Some(1);
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -79,19 +81,26 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let runs = dir.path().join("runs");
     let full = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(20); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(20);
+        }),
         &Default::default(),
     )
     .unwrap();
     let half = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(10); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(10);
+        }),
         &Default::default(),
     )
     .unwrap();
     let resumed = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(20); o.resume = Some(half.run.clone()); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(20);
+            o.resume = Some(half.run.clone());
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -118,7 +127,11 @@ fn a_diverging_run_stops_and_keeps_a_finite_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 200);
     let runs = dir.path().join("runs");
-    let opts = with(dir.path(), &runs, |o| { o.asked.steps = Some(30); o.asked.learning_rate = Some(1e30); o.checkpoint_every = Duration::ZERO; });
+    let opts = with(dir.path(), &runs, |o| {
+        o.asked.steps = Some(30);
+        o.asked.learning_rate = Some(1e30);
+        o.checkpoint_every = Duration::ZERO;
+    });
     let e = train::train::<B, Tiny<B>>(&SPEC, &opts, &Default::default()).unwrap_err();
     assert!(e.contains("Lower --lr"), "{e}");
     let path = runs.join("tiny/1").join(train::CHECKPOINT);
@@ -140,14 +153,20 @@ fn init_from_starts_with_the_given_weights() {
     let runs = dir.path().join("runs");
     let first = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(5); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(5);
+        }),
         &Default::default(),
     )
     .unwrap();
     let weights = first.run.join(train::CHECKPOINT);
     let second = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(0); o.asked.seed = Some(77); o.asked.init_from = Some(weights.clone()); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(0);
+            o.asked.seed = Some(77);
+            o.asked.init_from = Some(weights.clone());
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -214,7 +233,10 @@ fn weights_of_another_model_are_refused_naming_the_file() {
     .unwrap();
     let e = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &dir.path().join("runs"), |o| { o.asked.steps = Some(1); o.asked.init_from = Some(wrong); }),
+        &with(dir.path(), &dir.path().join("runs"), |o| {
+            o.asked.steps = Some(1);
+            o.asked.init_from = Some(wrong);
+        }),
         &Default::default(),
     )
     .unwrap_err();
@@ -235,7 +257,9 @@ fn resuming_after_the_source_changed_is_refused() {
     let runs = dir.path().join("runs");
     let run = train::train::<B, Tiny<B>>(
         &SPEC,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(2); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(2);
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -245,7 +269,10 @@ fn resuming_after_the_source_changed_is_refused() {
     };
     let e = train::train::<B, Tiny<B>>(
         &edited,
-        &with(dir.path(), &runs, |o| { o.asked.steps = Some(4); o.resume = Some(run.run.clone()); }),
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(4);
+            o.resume = Some(run.run.clone());
+        }),
         &Default::default(),
     )
     .unwrap_err();

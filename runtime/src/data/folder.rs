@@ -26,7 +26,8 @@ const MAX_BYTES: u64 = 64 << 20;
 
 /// Decodes one image to 32 x 32 RGB bytes, resizing any other size.
 pub fn decode(path: &Path) -> Result<Vec<u8>> {
-    let unreadable = |e: &dyn std::fmt::Display| format!("{}: unreadable image: {e}", path.display());
+    let unreadable =
+        |e: &dyn std::fmt::Display| format!("{}: unreadable image: {e}", path.display());
     let mut reader = image::ImageReader::open(path).map_err(|e| unreadable(&e))?;
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

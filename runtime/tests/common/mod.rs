@@ -118,4 +118,3 @@ pub fn losses(run: &Path) -> Vec<f64> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
         .collect()
 }
-
