@@ -2,11 +2,12 @@
 //! layer names (`conv1.weight`) and the averaged ones under `ema/`
 //! (`ema/conv1.weight`), with the step and settings as metadata. Written to a
 //! temporary file, then renamed: a crash never leaves a broken checkpoint.
+//! The same tensors and metadata always give the same bytes.
 
 use crate::params::{Named, Tensors};
 use crate::Result;
 use safetensors::tensor::{Dtype, TensorView};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub const AVERAGED: &str = "ema/";
@@ -15,16 +16,22 @@ pub const AVERAGED: &str = "ema/";
 pub struct Checkpoint {
     pub raw: Tensors,
     pub averaged: Option<Tensors>,
-    pub metadata: HashMap<String, String>,
+    /// Sorted, so that identical runs write identical files.
+    pub metadata: BTreeMap<String, String>,
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// The temporary file `write_atomic` writes before renaming it to `path`.
+pub fn temporary(path: &Path) -> std::path::PathBuf {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    path.with_file_name(format!(".{name}.tmp"))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = temporary(path);
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = std::fs::File::create(&tmp)?;
@@ -59,9 +66,39 @@ impl Checkpoint {
                     .map_err(|e| format!("tensor {n}: {e}"))
             })
             .collect::<Result<Vec<_>>>()?;
-        let bytes = safetensors::serialize(views, Some(self.metadata.clone()))
+        // safetensors writes its metadata map in hash order, which differs
+        // from run to run: encode without it, then put it in sorted.
+        let bytes = safetensors::serialize(views, None)
             .map_err(|e| format!("{}: cannot encode: {e}", path.display()))?;
-        write_atomic(path, &bytes)
+        write_atomic(path, &with_metadata(&bytes, &self.metadata))
+    }
+
+    /// Weights to compute with: `load`, refusing any tensor that is not all
+    /// finite numbers, since a model with one computes nothing meaningful.
+    pub fn load_weights(path: &Path) -> Result<Self> {
+        let ck = Self::load(path)?;
+        let all = ck.raw.iter().map(|(n, t)| (n.clone(), t)).chain(
+            ck.averaged
+                .iter()
+                .flatten()
+                .map(|(n, t)| (format!("{AVERAGED}{n}"), t)),
+        );
+        let mut bad: Vec<String> = all
+            .filter_map(|(name, t)| {
+                let n = t.values.iter().filter(|v| !v.is_finite()).count();
+                (n > 0).then(|| format!("`{name}` ({n} of {})", t.values.len()))
+            })
+            .collect();
+        if bad.is_empty() {
+            return Ok(ck);
+        }
+        bad.sort();
+        Err(format!(
+            "{}: tensors hold NaN or infinite values: {}. These weights come from a run that \
+             diverged or a broken export; use an earlier checkpoint or retrain",
+            path.display(),
+            bad.join(", ")
+        ))
     }
 
     pub fn load(path: &Path) -> Result<Self> {
@@ -72,7 +109,12 @@ impl Checkpoint {
             safetensors::SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let mut out = Checkpoint {
-            metadata: meta.metadata().clone().unwrap_or_default(),
+            metadata: meta
+                .metadata()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             ..Checkpoint::default()
         };
         for (name, view) in st.tensors() {
@@ -110,6 +152,37 @@ impl Checkpoint {
         }
         Ok(out)
     }
+}
+
+/// A safetensors file `encoded` without metadata, with `metadata` added as
+/// the header's first entry in sorted order; tensor offsets count from the
+/// end of the header, so they stay valid.
+fn with_metadata(encoded: &[u8], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+    if metadata.is_empty() {
+        return encoded.to_vec();
+    }
+    let n = u64::from_le_bytes(encoded[..8].try_into().expect("8 bytes")) as usize;
+    let header = std::str::from_utf8(&encoded[8..8 + n])
+        .expect("safetensors writes a UTF-8 header")
+        .trim_end();
+    let tensors = header
+        .strip_prefix('{')
+        .and_then(|h| h.strip_suffix('}'))
+        .expect("safetensors writes a JSON object");
+    let meta = serde_json::to_string(metadata).expect("strings serialize");
+    let mut header = match tensors {
+        "" => format!("{{\"__metadata__\":{meta}}}"),
+        t => format!("{{\"__metadata__\":{meta},{t}}}"),
+    };
+    // The data that follows starts 8-byte aligned, as safetensors does it.
+    while !header.len().is_multiple_of(8) {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + encoded.len() - 8 - n);
+    out.extend((header.len() as u64).to_le_bytes());
+    out.extend(header.as_bytes());
+    out.extend(&encoded[8 + n..]);
+    out
 }
 
 #[cfg(test)]
@@ -152,5 +225,64 @@ mod tests {
         std::fs::write(&path, b"not safetensors at all").unwrap();
         let e = Checkpoint::load(&path).unwrap_err();
         assert!(e.contains("bad.safetensors"), "{e}");
+    }
+
+    #[test]
+    fn the_same_checkpoint_is_always_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.safetensors");
+        let bytes: Vec<Vec<u8>> = (0..8)
+            .map(|_| {
+                let ck = Checkpoint {
+                    raw: (0..6)
+                        .map(|i| {
+                            let t = Named {
+                                shape: vec![2],
+                                values: vec![i as f32, 1.0],
+                            };
+                            (format!("layer{i}.weight"), t)
+                        })
+                        .collect(),
+                    averaged: None,
+                    metadata: (0..8).map(|i| (format!("key{i}"), i.to_string())).collect(),
+                };
+                ck.save(&path).unwrap();
+                std::fs::read(&path).unwrap()
+            })
+            .collect();
+        assert!(bytes.iter().all(|b| *b == bytes[0]));
+        let back = Checkpoint::load(&path).unwrap();
+        assert_eq!(back.metadata.len(), 8);
+        assert_eq!(back.raw["layer3.weight"].values, [3.0, 1.0]);
+        // The header is padded so the data stays 8-byte aligned.
+        let n = u64::from_le_bytes(bytes[0][..8].try_into().unwrap());
+        assert_eq!(n % 8, 0);
+    }
+
+    #[test]
+    fn weights_that_are_not_numbers_name_the_file_and_tensors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.safetensors");
+        let t = |values: Vec<f32>| Named {
+            shape: vec![values.len()],
+            values,
+        };
+        Checkpoint {
+            raw: [
+                ("a".to_string(), t(vec![1.0, f32::NAN])),
+                ("b".to_string(), t(vec![1.0])),
+            ]
+            .into(),
+            averaged: Some([("b".to_string(), t(vec![f32::NEG_INFINITY]))].into()),
+            metadata: BTreeMap::new(),
+        }
+        .save(&path)
+        .unwrap();
+        assert!(Checkpoint::load(&path).is_ok());
+        let e = Checkpoint::load_weights(&path).unwrap_err();
+        assert!(
+            e.contains("w.safetensors") && e.contains("`a` (1 of 2), `ema/b` (1 of 1)"),
+            "{e}"
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split, CIFAR10_CLASSES};
+use crate::run::Asked;
 use crate::train::{self, Options, CHECKPOINT};
 use crate::{eval, infer, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
@@ -47,16 +48,19 @@ pub enum Command {
     /// Train on CIFAR-10 (binary batches or image folders)
     Train {
         /// Data directory: cifar-10-batches-bin/ or train/<class>/ and test/<class>/
-        #[arg(long)]
-        data: PathBuf,
+        /// (a resumed run uses its own)
+        #[arg(long, required_unless_present = "resume")]
+        data: Option<PathBuf>,
+        /// Steps to train to (a resumed run may be given a new end)
         #[arg(long)]
         steps: Option<u64>,
         #[arg(long)]
         lr: Option<f64>,
         #[arg(long)]
         batch_size: Option<usize>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
+        /// Seed of the initial weights, batches and augmentation [default: 1]
+        #[arg(long)]
+        seed: Option<u64>,
         /// Random crop, flip, brightness and contrast
         #[arg(long, value_enum)]
         augment: Option<Switch>,
@@ -66,7 +70,8 @@ pub enum Command {
         /// Evaluate the moving average of the weights
         #[arg(long, value_enum)]
         average: Option<Switch>,
-        /// Continue the run in this directory
+        /// Continue the run in this directory, with its own settings: flags
+        /// that contradict them are refused
         #[arg(long)]
         resume: Option<PathBuf>,
         /// Start from the weights of this safetensors file
@@ -78,12 +83,12 @@ pub enum Command {
         /// Seconds between checkpoints
         #[arg(long, default_value_t = 60)]
         checkpoint_secs: u64,
-        /// Steps between test-set evaluations (0: only at the end)
-        #[arg(long, default_value_t = 1000)]
-        eval_every: u64,
-        /// Steps between log lines
-        #[arg(long, default_value_t = 10)]
-        log_every: u64,
+        /// Steps between test-set evaluations (0: only at the end) [default: 1000]
+        #[arg(long)]
+        eval_every: Option<u64>,
+        /// Steps between log lines [default: 10]
+        #[arg(long)]
+        log_every: Option<u64>,
         /// No progress bar
         #[arg(long)]
         quiet: bool,
@@ -164,7 +169,7 @@ impl Weights {
 /// The model with the weights the user chose: averaged ones when present.
 fn load_model<B: Backend, M: Net<B>>(weights: &Weights, device: &B::Device) -> Result<M> {
     let path = weights.path()?;
-    let ck = Checkpoint::load(&path)?;
+    let ck = Checkpoint::load_weights(&path)?;
     let tensors = match (&ck.averaged, weights.raw) {
         (Some(avg), false) => avg,
         _ => &ck.raw,
@@ -260,20 +265,22 @@ where
             quiet,
         } => {
             let options = Options {
-                data,
                 runs,
                 resume,
-                init_from,
-                steps,
-                learning_rate: lr,
-                batch_size,
-                seed,
-                augment: augment.map(Switch::on),
-                decay: decay.map(Switch::on),
-                average: average.map(Switch::on),
+                asked: Asked {
+                    data,
+                    init_from,
+                    steps,
+                    learning_rate: lr,
+                    batch_size,
+                    seed,
+                    augment: augment.map(Switch::on),
+                    decay: decay.map(Switch::on),
+                    average: average.map(Switch::on),
+                    eval_every,
+                    log_every,
+                },
                 checkpoint_every: Duration::from_secs(checkpoint_secs),
-                eval_every,
-                log_every,
                 progress: !quiet,
             };
             let out = train::train::<B, M>(spec, &options, device)?;
@@ -290,6 +297,7 @@ where
         } => {
             let model: M::InnerModule = load_model(&weights, device)?;
             let test = data::load(&dir, Split::Test)?;
+            data::check_classes(&test, spec.settings.classes, &dir)?;
             let result = eval::evaluate(&model, &test, [h, w], 500, device);
             if json {
                 println!(
@@ -311,7 +319,7 @@ where
             B::InnerBackend::seed(device, seed);
             let mut model = <M::InnerModule as Net<B::InnerBackend>>::init(device);
             if let Some(path) = &weights {
-                model = params::load(model, &Checkpoint::load(path)?.raw, path)?;
+                model = params::load(model, &Checkpoint::load_weights(path)?.raw, path)?;
             }
             if let Some(path) = &save_weights {
                 Checkpoint {

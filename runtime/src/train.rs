@@ -3,144 +3,33 @@
 //! Every run gets a directory with its source, settings, log and checkpoint.
 
 use crate::batches::{self, Batches, Plan};
-use crate::checkpoint::{write_atomic, Checkpoint};
-use crate::data::{self, Dataset, Split};
+use crate::checkpoint::Checkpoint;
+use crate::data::{self, Split};
 use crate::ema::Ema;
-use crate::{eval, params, Net, Result, Settings, Spec};
+use crate::run::{self, Asked, Log};
+use crate::{eval, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use serde::{Deserialize, Serialize};
-use std::io::Write;
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-pub const LOG: &str = "log.jsonl";
-pub const SETTINGS: &str = "settings.json";
-pub const SOURCE: &str = "model.net";
+pub use crate::run::{RunSettings, CHECKPOINT, LOG, SETTINGS, SOURCE};
 
 /// What the user asked for on the command line.
 #[derive(Debug, Clone)]
 pub struct Options {
-    pub data: PathBuf,
     pub runs: PathBuf,
     pub resume: Option<PathBuf>,
-    pub init_from: Option<PathBuf>,
-    pub steps: Option<u64>,
-    pub learning_rate: Option<f64>,
-    pub batch_size: Option<usize>,
-    pub seed: u64,
-    pub augment: Option<bool>,
-    pub decay: Option<bool>,
-    pub average: Option<bool>,
+    /// The flags that decide results; on a resume, only `steps` and a moved
+    /// `data` may differ from the run's.
+    pub asked: Asked,
     pub checkpoint_every: Duration,
-    pub eval_every: u64,
-    pub log_every: u64,
     pub progress: bool,
-}
-
-/// Everything that decides a run's results, saved in `settings.json`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct RunSettings {
-    pub model: String,
-    pub file: String,
-    pub settings: Settings,
-    pub seed: u64,
-    pub data: PathBuf,
-    pub eval_every: u64,
-    pub log_every: u64,
-    pub init_from: Option<PathBuf>,
-}
-
-impl RunSettings {
-    fn new(spec: &Spec, o: &Options) -> Self {
-        let mut s = spec.settings.clone();
-        s.steps = o.steps.unwrap_or(s.steps);
-        s.learning_rate = o.learning_rate.unwrap_or(s.learning_rate);
-        s.batch_size = o.batch_size.unwrap_or(s.batch_size);
-        s.augment = o.augment.unwrap_or(s.augment);
-        s.average = o.average.unwrap_or(s.average);
-        if o.decay == Some(false) {
-            s.decay = 0.0;
-        }
-        RunSettings {
-            model: spec.name.to_string(),
-            file: spec.file.to_string(),
-            settings: s,
-            seed: o.seed,
-            data: o.data.clone(),
-            eval_every: o.eval_every,
-            log_every: o.log_every.max(1),
-            init_from: o.init_from.clone(),
-        }
-    }
-}
-
-/// The next free `runs/<model>/<n>/`, created.
-fn new_run_dir(runs: &Path, model: &str) -> Result<PathBuf> {
-    let base = runs.join(model);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| format!("{}: cannot create: {e}", base.display()))?;
-    let taken = std::fs::read_dir(&base)
-        .map_err(|e| format!("{}: cannot list: {e}", base.display()))?
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
-        .max()
-        .unwrap_or(0);
-    for n in taken + 1.. {
-        let dir = base.join(n.to_string());
-        match std::fs::create_dir(&dir) {
-            Ok(()) => return Ok(dir),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(format!("{}: cannot create: {e}", dir.display())),
-        }
-    }
-    unreachable!("some run number is free")
-}
-
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| format!("{}: damaged: {e}", path.display()))
-}
-
-/// The log, cut back to the lines at or before `step`: what a resumed run
-/// repeats must not appear twice.
-fn truncate_log(path: &Path, step: u64) -> Result<()> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return Ok(());
-    };
-    let kept: String = text
-        .lines()
-        .filter(|l| {
-            serde_json::from_str::<serde_json::Value>(l)
-                .ok()
-                .and_then(|v| v["step"].as_u64())
-                .is_some_and(|s| s <= step)
-        })
-        .map(|l| format!("{l}\n"))
-        .collect();
-    write_atomic(path, kept.as_bytes())
-}
-
-struct Log(std::fs::File);
-
-impl Log {
-    fn open(path: &Path) -> Result<Self> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map(Log)
-            .map_err(|e| format!("{}: cannot open: {e}", path.display()))
-    }
-
-    fn write(&mut self, line: serde_json::Value) -> Result<()> {
-        writeln!(self.0, "{line}").map_err(|e| format!("{LOG}: cannot write: {e}"))
-    }
 }
 
 /// The outcome of a finished run.
@@ -160,40 +49,23 @@ where
     M: Net<B> + AutodiffModule<B>,
     M::InnerModule: Net<B::InnerBackend>,
 {
-    // A run is its directory: a new one, or the one being resumed.
-    let (dir, run, resumed) = match &options.resume {
+    // A run is its directory: the one being resumed, or a new one made
+    // once its data has loaded.
+    let (settings, resuming) = match &options.resume {
         Some(dir) => {
-            let mut run: RunSettings = read_json(&dir.join(SETTINGS))?;
-            if run.model != spec.name {
-                return Err(format!(
-                    "{}: a run of model {}, not {}",
-                    dir.display(),
-                    run.model,
-                    spec.name
-                ));
-            }
-            let saved = std::fs::read_to_string(dir.join(SOURCE)).unwrap_or_default();
-            if saved != spec.source {
-                return Err(format!(
-                    "{}: the model's .net source changed since this run started; start a new run instead",
-                    dir.display()
-                ));
-            }
-            if let Some(steps) = options.steps {
-                run.settings.steps = steps;
-            }
-            (dir.clone(), run, true)
+            let open = run::resume(spec, dir, &options.asked)?;
+            (open.settings.clone(), Some(open))
         }
         None => {
-            let run = RunSettings::new(spec, options);
-            let dir = new_run_dir(&options.runs, spec.name)?;
-            write_atomic(&dir.join(SOURCE), spec.source.as_bytes())?;
-            let json = serde_json::to_string_pretty(&run).expect("settings serialize");
-            write_atomic(&dir.join(SETTINGS), json.as_bytes())?;
-            (dir, run, false)
+            let data = options
+                .asked
+                .data
+                .as_deref()
+                .ok_or("give the training data: --data DIR")?;
+            (RunSettings::new(spec, &options.asked, data), None)
         }
     };
-    let s = &run.settings;
+    let s = &settings.settings;
     let [h, w, c] = spec.input;
     if c != 3 {
         return Err(format!(
@@ -207,28 +79,48 @@ where
             spec.file
         ));
     }
-    let train_data = Arc::new(data::load(&run.data, Split::Train)?);
-    check_classes(&train_data, s, &run.data)?;
-    let test_data = data::load(&run.data, Split::Test).ok();
+    // Both splits before any step: a test set found broken at the end
+    // would cost the whole run.
+    let train_data = Arc::new(data::load(&settings.data, Split::Train)?);
+    data::check_classes(&train_data, s.classes, &settings.data)?;
+    let test_data = data::load(&settings.data, Split::Test)?;
+    data::check_classes(&test_data, s.classes, &settings.data)?;
+    let open = match resuming {
+        Some(open) => open,
+        None => run::create(spec, &options.runs, &settings)?,
+    };
+    let (dir, run, resumed) = (&open.dir, &open.settings, open.resumed);
 
     B::seed(device, run.seed);
     let mut model = M::init(device);
-    if let Some(path) = &run.init_from {
-        model = params::load(model, &Checkpoint::load(path)?.raw, path)?;
-    }
-    let mut ema = Ema::new(&model);
-    let mut step = 0u64;
     let checkpoint_path = dir.join(CHECKPOINT);
+    let mut step = 0u64;
+    let mut ema;
     if resumed && checkpoint_path.exists() {
-        let ck = Checkpoint::load(&checkpoint_path)?;
+        // The checkpoint holds everything: the run's --init-from file is
+        // needed no more.
+        let ck = Checkpoint::load_weights(&checkpoint_path)?;
+        step = saved_step(&ck, &checkpoint_path)?;
         model = params::load(model, &ck.raw, &checkpoint_path)?;
-        ema.shadow = ck.averaged.unwrap_or(ck.raw);
-        step = ck
-            .metadata
-            .get("step")
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        truncate_log(&dir.join(LOG), step)?;
+        let averaged = ck.averaged.unwrap_or(ck.raw);
+        same_tensors(&params::collect(&model), &averaged, &checkpoint_path)?;
+        ema = Ema { shadow: averaged };
+    } else {
+        if let Some(path) = &run.init_from {
+            model = params::load(model, &Checkpoint::load_weights(path)?.raw, path)?;
+        }
+        ema = Ema::new(&model);
+    }
+    if step > s.steps {
+        return Err(format!(
+            "{}: the checkpoint is at step {step}, past the run's end at step {}; give --steps {step} or more",
+            dir.display(),
+            s.steps
+        ));
+    }
+    open.commit()?;
+    if resumed {
+        run::truncate_log(&dir.join(LOG), step)?;
     }
     let mut log = Log::open(&dir.join(LOG))?;
 
@@ -244,6 +136,17 @@ where
     let loss_fn = CrossEntropyLossConfig::new().init(device);
     let bar = progress(options.progress, s.steps, step);
 
+    // What a run that stops now leaves behind, for its message.
+    let kept = || {
+        if checkpoint_path.exists() {
+            format!(
+                "the last good checkpoint is kept in {}",
+                checkpoint_path.display()
+            )
+        } else {
+            "no checkpoint was written yet".to_string()
+        }
+    };
     let save = |model: &M, ema: &Ema, step: u64| -> Result<()> {
         let raw = params::collect(model);
         if raw
@@ -251,15 +154,18 @@ where
             .any(|t| t.values.iter().any(|v| !v.is_finite()))
         {
             return Err(format!(
-                "the weights stopped being finite numbers at step {step}; training stopped and the last \
-                 good checkpoint is kept in {}. Lower --lr or the decay factor",
-                checkpoint_path.display()
+                "the weights stopped being finite numbers at step {step}; training stopped and {}. \
+                 Lower --lr or the decay factor",
+                kept()
             ));
         }
-        let mut metadata = std::collections::HashMap::new();
-        metadata.insert("step".to_string(), step.to_string());
-        metadata.insert("model".to_string(), spec.name.to_string());
-        metadata.insert("seed".to_string(), run.seed.to_string());
+        let metadata = [
+            ("step", step.to_string()),
+            ("model", spec.name.to_string()),
+            ("seed", run.seed.to_string()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .into();
         Checkpoint {
             raw,
             averaged: s.average.then(|| ema.shadow.clone()),
@@ -267,17 +173,16 @@ where
         }
         .save(&checkpoint_path)
     };
-    let evaluate = |model: &M, ema: &Ema| -> Option<f64> {
-        let data = test_data.as_ref()?;
+    let evaluate = |model: &M, ema: &Ema| -> f64 {
         let inner = model.valid();
         let inner = if s.average { ema.apply(inner) } else { inner };
-        Some(eval::evaluate(&inner, data, [h, w], 500, device).accuracy)
+        eval::evaluate(&inner, &test_data, [h, w], 500, device).accuracy
     };
 
     let mut last_save = Instant::now();
     let mut window = (Instant::now(), 0usize);
     let mut outcome = Outcome {
-        run: dir.clone(),
+        run: dir.to_path_buf(),
         steps: step,
         loss: f64::NAN,
         examples_per_second: 0.0,
@@ -302,14 +207,7 @@ where
         let loss_value: f64 = loss.clone().into_scalar().elem();
         if !loss_value.is_finite() {
             bar.abandon();
-            let kept = if checkpoint_path.exists() {
-                format!(
-                    "the last good checkpoint is kept in {}",
-                    checkpoint_path.display()
-                )
-            } else {
-                "no checkpoint was written yet".to_string()
-            };
+            let kept = kept();
             log.write(
                 serde_json::json!({"step": step, "loss": null, "error": "loss is not a number"}),
             )?;
@@ -348,13 +246,12 @@ where
         }
         outcome.loss = loss_value;
         if (run.eval_every > 0 && step.is_multiple_of(run.eval_every)) || step == s.steps {
-            if let Some(acc) = evaluate(&model, &ema) {
-                log.write(
-                    serde_json::json!({"step": step, "test_accuracy": acc, "averaged": s.average}),
-                )?;
-                bar.println(format!("step {step}: test accuracy {:.2} %", 100.0 * acc));
-                outcome.test_accuracy = Some(acc);
-            }
+            let acc = evaluate(&model, &ema);
+            log.write(
+                serde_json::json!({"step": step, "test_accuracy": acc, "averaged": s.average}),
+            )?;
+            bar.println(format!("step {step}: test accuracy {:.2} %", 100.0 * acc));
+            outcome.test_accuracy = Some(acc);
         }
         if last_save.elapsed() >= options.checkpoint_every && step < s.steps {
             if let Err(e) = save(&model, &ema, step) {
@@ -375,18 +272,6 @@ where
     rates.sort_by(f64::total_cmp);
     outcome.examples_per_second = rates.get(rates.len() / 2).copied().unwrap_or(0.0);
     Ok(outcome)
-}
-
-fn check_classes(data: &Dataset, s: &Settings, dir: &Path) -> Result<()> {
-    if data.classes.len() != s.classes {
-        return Err(format!(
-            "{}: the data has {} classes, the model outputs {} scores",
-            dir.display(),
-            data.classes.len(),
-            s.classes
-        ));
-    }
-    Ok(())
 }
 
 fn progress(show: bool, total: u64, at: u64) -> indicatif::ProgressBar {
@@ -417,4 +302,37 @@ impl SeedFromStream for rand::rngs::StdRng {
     fn next_u64_seed(mut self) -> u64 {
         rand::RngCore::next_u64(&mut self)
     }
+}
+
+/// The step a checkpoint was written at; a checkpoint without one is
+/// damaged, and starting over would wipe the run's log.
+fn saved_step(ck: &Checkpoint, path: &Path) -> Result<u64> {
+    let raw = ck.metadata.get("step");
+    raw.and_then(|s| s.parse().ok()).ok_or_else(|| {
+        format!(
+            "{}: damaged: its metadata holds {} instead of the step it was written at; \
+             restore it from a backup or start a new run",
+            path.display(),
+            raw.map_or("no `step`".to_string(), |s| format!("`step` = {s:?}"))
+        )
+    })
+}
+
+/// Refuses an average that does not hold every tensor of the model, each
+/// in the model's shape.
+fn same_tensors(model: &params::Tensors, averaged: &params::Tensors, path: &Path) -> Result<()> {
+    let mut bad: Vec<String> = model
+        .iter()
+        .filter(|(name, t)| averaged.get(*name).is_none_or(|a| a.shape != t.shape))
+        .map(|(name, _)| format!("`{}{name}`", crate::checkpoint::AVERAGED))
+        .collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    bad.sort();
+    Err(format!(
+        "{}: damaged: the averaged weights lack or misshape {}; restore it from a backup or start a new run",
+        path.display(),
+        bad.join(", ")
+    ))
 }

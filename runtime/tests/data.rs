@@ -118,3 +118,52 @@ fn a_folder_without_data_says_how_to_get_it() {
     let e = data::load(dir.path(), Split::Train).unwrap_err();
     assert!(e.contains("netc data cifar10"), "{e}");
 }
+
+/// `split/<class>/1.png` for each class.
+fn folders(root: &Path, split: &str, classes: &[&str]) {
+    for class in classes {
+        let d = root.join(split).join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        png(&d.join("1.png"), [9, 9, 9], 32);
+    }
+}
+
+#[test]
+fn splits_whose_classes_differ_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    folders(dir.path(), "train", &["bird", "cat", "dog"]);
+    // The test split lacks `cat`: its `dog` would get cat's label.
+    folders(dir.path(), "test", &["bird", "dog", "frog"]);
+    for split in [Split::Train, Split::Test] {
+        let e = data::load(dir.path(), split).unwrap_err();
+        assert!(
+            e.contains("test lacks cat") && e.contains("train lacks frog"),
+            "{e}"
+        );
+        assert!(e.contains("both splits"), "{e}");
+    }
+}
+
+#[test]
+fn an_image_claiming_a_huge_size_is_refused_without_allocating_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("train").join("cat");
+    std::fs::create_dir_all(&d).unwrap();
+    // A PNG header for 30000 x 30000 pixels and no pixel data.
+    std::fs::write(d.join("huge.png"), png_header(30_000, 30_000)).unwrap();
+    let e = data::load(dir.path(), Split::Train).unwrap_err();
+    assert!(e.contains("huge.png") && e.contains("unreadable"), "{e}");
+}
+
+/// A PNG signature and a valid IHDR chunk (8-bit RGB) of the given size.
+fn png_header(width: u32, height: u32) -> Vec<u8> {
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend(width.to_be_bytes());
+    chunk.extend(height.to_be_bytes());
+    chunk.extend([8, 2, 0, 0, 0]);
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    out.extend(13u32.to_be_bytes());
+    out.extend(&chunk);
+    out.extend(crc32fast::hash(&chunk).to_be_bytes());
+    out
+}

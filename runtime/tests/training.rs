@@ -2,113 +2,15 @@
 //! the loss falls, checkpoints reload exactly, resuming repeats the
 //! uninterrupted run, and a NaN stops the run with the checkpoint kept.
 
-use burn::backend::{Autodiff, Flex};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+mod common;
+
+use burn::backend::Flex;
 use burn::prelude::*;
-use burn::tensor::activation::relu;
+use common::*;
 use netc_runtime::checkpoint::Checkpoint;
-use netc_runtime::nn::{decay_term, ZeroBias, XAVIER};
-use netc_runtime::train::{self, Options};
+use netc_runtime::train;
 use netc_runtime::{burn, params, Net, Settings, Spec};
-use std::path::Path;
 use std::time::Duration;
-
-type B = Autodiff<Flex>;
-
-#[derive(Module, Debug)]
-struct Tiny<B: Backend> {
-    conv: Conv2d<B>,
-    fc: Linear<B>,
-}
-
-impl<B: Backend> Net<B> for Tiny<B> {
-    fn init(device: &B::Device) -> Self {
-        Tiny {
-            conv: Conv2dConfig::new([3, 4], [3, 3])
-                .with_stride([2, 2])
-                .with_padding(PaddingConfig2d::Same)
-                .with_initializer(XAVIER)
-                .init(device)
-                .zero_bias(),
-            fc: LinearConfig::new(4 * 4 * 4, 10)
-                .with_initializer(XAVIER)
-                .init(device)
-                .zero_bias(),
-        }
-    }
-    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = relu(self.conv.forward(x));
-        self.fc.forward(x.flatten(1, 3))
-    }
-    fn decay_loss(&self) -> Option<Tensor<B, 1>> {
-        Some(decay_term(&self.fc.weight))
-    }
-}
-
-const SPEC: Spec = Spec {
-    name: "tiny",
-    file: "tiny.net",
-    source: "model tiny { input 8x8x3 }\n",
-    input: [8, 8, 3],
-    settings: Settings {
-        decay: 1.0,
-        augment: true,
-        average: true,
-        learning_rate: 0.1,
-        batch_size: 16,
-        steps: 40,
-        classes: 10,
-    },
-};
-
-/// 10 classes told apart by color: easy to learn in a few dozen steps.
-fn synthetic(dir: &Path, n: usize) {
-    let mut bytes = Vec::new();
-    for i in 0..n {
-        let label = (i % 10) as u8;
-        bytes.push(label);
-        for plane in 0..3u8 {
-            let v = label
-                .wrapping_mul(25)
-                .wrapping_add(plane * 80)
-                .wrapping_add((i % 7) as u8);
-            bytes.extend(std::iter::repeat_n(v, 1024));
-        }
-    }
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), &bytes[..100 * 3073]).unwrap();
-}
-
-fn options(data: &Path, runs: &Path) -> Options {
-    Options {
-        data: data.to_path_buf(),
-        runs: runs.to_path_buf(),
-        resume: None,
-        init_from: None,
-        steps: None,
-        learning_rate: None,
-        batch_size: None,
-        seed: 5,
-        augment: Some(false),
-        decay: None,
-        average: None,
-        checkpoint_every: Duration::from_secs(3600),
-        eval_every: 0,
-        log_every: 1,
-        progress: false,
-    }
-}
-
-fn losses(run: &Path) -> Vec<f64> {
-    std::fs::read_to_string(run.join(train::LOG))
-        .unwrap()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
-        .collect()
-}
 
 #[test]
 fn the_loss_falls_and_the_run_directory_is_complete() {
@@ -137,10 +39,9 @@ fn the_loss_falls_and_the_run_directory_is_complete() {
     // A second run gets the next number.
     let again = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(1),
-            ..options(dir.path(), &dir.path().join("runs"))
-        },
+        &with(dir.path(), &dir.path().join("runs"), |o| {
+            o.asked.steps = Some(1);
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -180,29 +81,26 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let runs = dir.path().join("runs");
     let full = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(20),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(20);
+        }),
         &Default::default(),
     )
     .unwrap();
     let half = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(10),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(10);
+        }),
         &Default::default(),
     )
     .unwrap();
     let resumed = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(20),
-            resume: Some(half.run.clone()),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(20);
+            o.resume = Some(half.run.clone());
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -229,12 +127,11 @@ fn a_diverging_run_stops_and_keeps_a_finite_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 200);
     let runs = dir.path().join("runs");
-    let opts = Options {
-        steps: Some(30),
-        learning_rate: Some(1e30),
-        checkpoint_every: Duration::ZERO,
-        ..options(dir.path(), &runs)
-    };
+    let opts = with(dir.path(), &runs, |o| {
+        o.asked.steps = Some(30);
+        o.asked.learning_rate = Some(1e30);
+        o.checkpoint_every = Duration::ZERO;
+    });
     let e = train::train::<B, Tiny<B>>(&SPEC, &opts, &Default::default()).unwrap_err();
     assert!(e.contains("Lower --lr"), "{e}");
     let path = runs.join("tiny/1").join(train::CHECKPOINT);
@@ -256,22 +153,20 @@ fn init_from_starts_with_the_given_weights() {
     let runs = dir.path().join("runs");
     let first = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(5),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(5);
+        }),
         &Default::default(),
     )
     .unwrap();
     let weights = first.run.join(train::CHECKPOINT);
     let second = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(0),
-            seed: 77,
-            init_from: Some(weights.clone()),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(0);
+            o.asked.seed = Some(77);
+            o.asked.init_from = Some(weights.clone());
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -289,12 +184,36 @@ fn bench_measures_positive_speeds() {
         steps: 2,
         latency_runs: 3,
     };
+    let before = if cfg!(target_os = "linux") {
+        proc_status("VmHWM:")
+    } else {
+        0
+    };
     let b =
         netc_runtime::bench::run::<B, Tiny<B>>("tiny", [8, 8, 3], 10, plan, &Default::default())
             .unwrap();
     assert!(b.train_examples_per_second > 0.0 && b.infer_examples_per_second > 0.0);
     assert!(b.latency_ms_median > 0.0 && b.latency_ms_p95 >= b.latency_ms_median);
-    assert!(b.peak_memory_bytes.unwrap_or(1) > 0);
+    // The kernel's high-water mark only rises: the peak reported lies
+    // between its values before and after the bench, in bytes.
+    if cfg!(target_os = "linux") {
+        let peak = b.peak_memory_bytes.expect("Linux reports peak memory");
+        let after = proc_status("VmHWM:");
+        assert!(
+            before <= peak && peak <= after,
+            "peak {peak} bytes, high-water mark {before} before and {after} after"
+        );
+    } else {
+        assert_eq!(b.peak_memory_bytes, None);
+    }
+}
+
+/// A `/proc/self/status` field in bytes.
+fn proc_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with(field)).unwrap();
+    let kb: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kb * 1024
 }
 
 #[test]
@@ -314,11 +233,10 @@ fn weights_of_another_model_are_refused_naming_the_file() {
     .unwrap();
     let e = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(1),
-            init_from: Some(wrong),
-            ..options(dir.path(), &dir.path().join("runs"))
-        },
+        &with(dir.path(), &dir.path().join("runs"), |o| {
+            o.asked.steps = Some(1);
+            o.asked.init_from = Some(wrong);
+        }),
         &Default::default(),
     )
     .unwrap_err();
@@ -339,10 +257,9 @@ fn resuming_after_the_source_changed_is_refused() {
     let runs = dir.path().join("runs");
     let run = train::train::<B, Tiny<B>>(
         &SPEC,
-        &Options {
-            steps: Some(2),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(2);
+        }),
         &Default::default(),
     )
     .unwrap();
@@ -352,11 +269,10 @@ fn resuming_after_the_source_changed_is_refused() {
     };
     let e = train::train::<B, Tiny<B>>(
         &edited,
-        &Options {
-            steps: Some(4),
-            resume: Some(run.run.clone()),
-            ..options(dir.path(), &runs)
-        },
+        &with(dir.path(), &runs, |o| {
+            o.asked.steps = Some(4);
+            o.resume = Some(run.run.clone());
+        }),
         &Default::default(),
     )
     .unwrap_err();

@@ -19,10 +19,22 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+/// The largest side and memory one data set image may claim: a damaged
+/// header must not make loading allocate gigabytes.
+const MAX_SIDE: u32 = 4096;
+const MAX_BYTES: u64 = 64 << 20;
+
 /// Decodes one image to 32 x 32 RGB bytes, resizing any other size.
 pub fn decode(path: &Path) -> Result<Vec<u8>> {
-    let img =
-        image::open(path).map_err(|e| format!("{}: unreadable image: {e}", path.display()))?;
+    let unreadable =
+        |e: &dyn std::fmt::Display| format!("{}: unreadable image: {e}", path.display());
+    let mut reader = image::ImageReader::open(path).map_err(|e| unreadable(&e))?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_SIDE);
+    limits.max_image_height = Some(MAX_SIDE);
+    limits.max_alloc = Some(MAX_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().map_err(|e| unreadable(&e))?;
     let rgb = img.to_rgb8();
     let rgb = if rgb.dimensions() == (SIDE as u32, SIDE as u32) {
         rgb
@@ -32,14 +44,31 @@ pub fn decode(path: &Path) -> Result<Vec<u8>> {
     Ok(rgb.into_raw())
 }
 
-pub fn read_folder(split: &Path) -> Result<Dataset> {
+/// The class folders of `split`, sorted: their order gives the labels.
+fn class_dirs(split: &Path) -> Result<Vec<PathBuf>> {
     if !split.is_dir() {
         return Err(format!("{}: no such folder", split.display()));
     }
-    let class_dirs: Vec<PathBuf> = sorted_entries(split)?
+    Ok(sorted_entries(split)?
         .into_iter()
         .filter(|p| p.is_dir())
-        .collect();
+        .collect())
+}
+
+fn name(dir: &Path) -> String {
+    dir.file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The class names of `split`, in label order.
+pub fn class_names(split: &Path) -> Result<Vec<String>> {
+    Ok(class_dirs(split)?.iter().map(|d| name(d)).collect())
+}
+
+pub fn read_folder(split: &Path) -> Result<Dataset> {
+    let class_dirs = class_dirs(split)?;
     if class_dirs.is_empty() {
         return Err(format!(
             "{}: no class folders; expected {}/<class>/*.png",
@@ -63,12 +92,7 @@ pub fn read_folder(split: &Path) -> Result<Dataset> {
         if label > usize::from(u8::MAX) {
             return Err(format!("{}: more than 256 classes", split.display()));
         }
-        classes.push(
-            dir.file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned(),
-        );
+        classes.push(name(dir));
         files.extend(images.into_iter().map(|p| (p, label as u8)));
     }
     let mut images = vec![0u8; files.len() * PIXELS];

@@ -107,11 +107,62 @@ pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
             Ok(out)
         }
         Layout::Folders(d) => {
-            let sub = match split {
-                Split::Train => "train",
-                Split::Test => "test",
+            let (this, other) = match split {
+                Split::Train => (d.join("train"), d.join("test")),
+                Split::Test => (d.join("test"), d.join("train")),
             };
-            read_folder(&d.join(sub))
+            let data = read_folder(&this)?;
+            // A label is the rank of its folder's name, so a class missing
+            // from one split shifts every label after it there.
+            if other.is_dir() {
+                same_classes(&this, &data.classes, &other, &folder::class_names(&other)?)?;
+            }
+            Ok(data)
         }
     }
+}
+
+fn same_classes(a: &Path, a_classes: &[String], b: &Path, b_classes: &[String]) -> Result<()> {
+    if a_classes == b_classes {
+        return Ok(());
+    }
+    let lacking = |dir: &Path, has: &[String], other: &[String]| {
+        let missing: Vec<&str> = other
+            .iter()
+            .filter(|c| !has.contains(c))
+            .map(String::as_str)
+            .collect();
+        (!missing.is_empty()).then(|| format!("{} lacks {}", dir.display(), missing.join(", ")))
+    };
+    let (train, test) = if a.ends_with("train") {
+        ((a, a_classes), (b, b_classes))
+    } else {
+        ((b, b_classes), (a, a_classes))
+    };
+    let what: Vec<String> = [
+        lacking(train.0, train.1, test.1),
+        lacking(test.0, test.1, train.1),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    Err(format!(
+        "{} and {} hold different classes: {}. Labels are numbered by sorted folder name, so \
+         every class needs a folder in both splits: add the missing ones or remove the extra ones",
+        train.0.display(),
+        test.0.display(),
+        what.join("; ")
+    ))
+}
+
+/// Refuses data whose class count is not the model's number of scores.
+pub fn check_classes(data: &Dataset, classes: usize, dir: &Path) -> Result<()> {
+    if data.classes.len() != classes {
+        return Err(format!(
+            "{}: the data has {} classes, the model outputs {classes} scores",
+            dir.display(),
+            data.classes.len(),
+        ));
+    }
+    Ok(())
 }

@@ -1,0 +1,120 @@
+//! What the training tests share: a small hand-written network, its spec,
+//! synthetic data it learns quickly, and the options of a short run.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use burn::backend::{Autodiff, Flex};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::prelude::*;
+use burn::tensor::activation::relu;
+use netc_runtime::nn::{decay_term, ZeroBias, XAVIER};
+use netc_runtime::run::Asked;
+use netc_runtime::train::{self, Options};
+use netc_runtime::{burn, Net, Settings, Spec};
+use std::path::Path;
+use std::time::Duration;
+
+pub type B = Autodiff<Flex>;
+
+#[derive(Module, Debug)]
+pub struct Tiny<B: Backend> {
+    pub conv: Conv2d<B>,
+    pub fc: Linear<B>,
+}
+
+impl<B: Backend> Net<B> for Tiny<B> {
+    fn init(device: &B::Device) -> Self {
+        Tiny {
+            conv: Conv2dConfig::new([3, 4], [3, 3])
+                .with_stride([2, 2])
+                .with_padding(PaddingConfig2d::Same)
+                .with_initializer(XAVIER)
+                .init(device)
+                .zero_bias(),
+            fc: LinearConfig::new(4 * 4 * 4, 10)
+                .with_initializer(XAVIER)
+                .init(device)
+                .zero_bias(),
+        }
+    }
+    fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
+        let x = relu(self.conv.forward(x));
+        self.fc.forward(x.flatten(1, 3))
+    }
+    fn decay_loss(&self) -> Option<Tensor<B, 1>> {
+        Some(decay_term(&self.fc.weight))
+    }
+}
+
+pub const SPEC: Spec = Spec {
+    name: "tiny",
+    file: "tiny.net",
+    source: "model tiny { input 8x8x3 }\n",
+    input: [8, 8, 3],
+    settings: Settings {
+        decay: 1.0,
+        augment: true,
+        average: true,
+        learning_rate: 0.1,
+        batch_size: 16,
+        steps: 40,
+        classes: 10,
+    },
+};
+
+/// 10 classes told apart by color: easy to learn in a few dozen steps.
+pub fn synthetic(dir: &Path, n: usize) {
+    let mut bytes = Vec::new();
+    for i in 0..n {
+        let label = (i % 10) as u8;
+        bytes.push(label);
+        for plane in 0..3u8 {
+            let v = label
+                .wrapping_mul(25)
+                .wrapping_add(plane * 80)
+                .wrapping_add((i % 7) as u8);
+            bytes.extend(std::iter::repeat_n(v, 1024));
+        }
+    }
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), &bytes[..100 * 3073]).unwrap();
+}
+
+pub fn asked(data: &Path) -> Asked {
+    Asked {
+        data: Some(data.to_path_buf()),
+        seed: Some(5),
+        augment: Some(false),
+        eval_every: Some(0),
+        log_every: Some(1),
+        ..Asked::default()
+    }
+}
+
+pub fn options(data: &Path, runs: &Path) -> Options {
+    Options {
+        runs: runs.to_path_buf(),
+        resume: None,
+        asked: asked(data),
+        checkpoint_every: Duration::from_secs(3600),
+        progress: false,
+    }
+}
+
+/// `options` with the flags `f` sets.
+pub fn with(data: &Path, runs: &Path, f: impl FnOnce(&mut Options)) -> Options {
+    let mut o = options(data, runs);
+    f(&mut o);
+    o
+}
+
+pub fn losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join(train::LOG))
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
+        .collect()
+}
