@@ -159,11 +159,12 @@ impl Expr {
         }
     }
 
-    /// Terms joined by `op`, sums inside parenthesized.
+    /// Terms joined by `op`, parenthesized where they end with a lower
+    /// precedence than a product: sums, and `valid`'s `... + 1`.
     fn join(&self, ts: &[Expr], op: &str, print: &dyn Fn(&Expr) -> String) -> String {
         ts.iter()
             .map(|t| match t {
-                Expr::Sum(_) => format!("({})", print(t)),
+                Expr::Sum(_) | Expr::Valid(..) => format!("({})", print(t)),
                 _ => print(t),
             })
             .collect::<Vec<_>>()
@@ -206,7 +207,14 @@ mod tests {
         assert_eq!(h.clone().div_ceil(2).rust(&plain), "h.div_ceil(2)");
         assert_eq!(h.clone().valid(3, 2).rust(&plain), "(h - 3) / 2 + 1");
         assert_eq!(h.clone().div_ceil(2).python(&plain), "-(-(h) // 2)");
-        assert_eq!(h.valid(3, 2).python(&plain), "((h) - 3) // 2 + 1");
+        assert_eq!(h.clone().valid(3, 2).python(&plain), "((h) - 3) // 2 + 1");
+        // A size after `valid`, multiplied: the fc after a valid convolution.
+        let area = Expr::product(vec![h.clone().valid(3, 1), h.valid(5, 2), Expr::Lit(8)]);
+        assert_eq!(area.rust(&plain), "(h - 2) * ((h - 5) / 2 + 1) * 8");
+        assert_eq!(
+            area.python(&plain),
+            "(((h) - 3) // 1 + 1) * (((h) - 5) // 2 + 1) * 8"
+        );
         let mut vars = BTreeSet::new();
         e.vars(&mut vars);
         assert_eq!(

@@ -35,7 +35,7 @@ pub const RUST_RESERVED: &[&str] = &[
     "f32", "f64", "bool", "char", "str",
     // burn's prelude and what netc imports from burn
     "Config", "Module", "Bool", "Device", "ElementConversion", "Float", "Int", "Shape",
-    "SliceArg", "Tensor", "TensorData", "Backend", "ToElement", "DeviceOps", "s", "burn",
+    "SliceArg", "Tensor", "TensorData", "Backend", "ToElement", "DeviceOps", "burn",
     "Conv2d", "Conv2dConfig", "AvgPool2d", "AvgPool2dConfig", "BatchNorm", "BatchNormConfig",
     "Dropout", "DropoutConfig", "Linear", "LinearConfig", "PaddingConfig2d", "relu",
     "PhantomData",
@@ -269,7 +269,7 @@ mod tests {
         assert_eq!(rust.call("in_channels"), "in_channels_");
         assert_eq!(rust.call("type"), "type_");
         assert_eq!(rust.call("gen"), "gen_");
-        assert_eq!(rust.call("XAVIER"), "XAVIER_");
+        assert_eq!(rust.call("XAVIER"), "XAVIER2");
         assert_eq!(rust.call("k"), "k");
         let mut py = Namer::python_values();
         for (name, want) in [
