@@ -33,39 +33,172 @@ fn generated_main_names_the_model_and_its_settings() {
 }
 
 /// A block whose calls would need different code (here a kernel size that
-/// changes the output size under `valid`) is refused by both back ends, at
-/// the second call.
+/// changes the fc's inputs under `valid`) gets one struct per variant, in
+/// both back ends: every program `check` accepts generates.
 #[test]
-fn both_back_ends_refuse_block_calls_that_differ_in_structure() {
+fn block_calls_that_differ_in_structure_get_a_struct_each() {
     let source = "\
-block b(k) {
+block blk(k) {
     c: conv kernel=k 8 valid
+    f: fc 4
 }
 model m {
     input 12x12x3
-    b(3)
-    b(5)
+    concat {
+        blk(3)
+        blk(5)
+        blk(3)
+    }
     out: fc 10
 }
 ";
     let c = &netc::check(source).unwrap()[0];
-    let second_call = source.find("b(5)").unwrap();
-    let burn = netc::backend::burn::model_rs(&c.model, source, "differ.net").unwrap_err();
-    let pytorch = netc::backend::pytorch::module_py(&c.model, source, "differ.net").unwrap_err();
-    for (d, unit) in [
-        (burn, "one struct per block"),
-        (pytorch, "one class per block"),
-    ] {
-        assert_eq!(d.span.start, second_call);
-        assert!(
-            d.message.contains("calls of block `b` differ"),
-            "{}",
-            d.message
-        );
-        assert!(
-            d.help.as_deref().unwrap_or("").contains(unit),
-            "{:?}",
-            d.help
-        );
+    let burn = netc::backend::burn::model_rs(&c.model, source, "differ.net").unwrap();
+    let pytorch = netc::backend::pytorch::module_py(&c.model, source, "differ.net").unwrap();
+    for want in ["pub blk1: Blk<B>", "pub blk2: Blk2<B>", "pub blk3: Blk<B>"] {
+        assert!(burn.contains(want), "no `{want}` in\n{burn}");
     }
+    for want in ["class Blk(nn.Module)", "class Blk2(nn.Module)", "self.blk3 = Blk("] {
+        assert!(pytorch.contains(want), "no `{want}` in\n{pytorch}");
+    }
+}
+
+/// Every import of the generated Rust is used: nin2 and squeeze1 fuse their
+/// ReLUs into convolutions and once imported burn's `relu` all the same.
+#[test]
+fn generated_rust_imports_only_what_it_uses() {
+    for (stem, path, source) in net_files("zoo") {
+        let c = &netc::check(&source).unwrap()[0];
+        let code = netc::backend::burn::model_rs(&c.model, &source, &path).unwrap();
+        let body: String = code.lines().filter(|l| !l.starts_with("use ")).collect();
+        for line in code.lines().filter(|l| l.starts_with("use ")) {
+            let names = line
+                .trim_start_matches("use ")
+                .trim_end_matches(';')
+                .rsplit("::")
+                .next()
+                .unwrap()
+                .trim_matches(['{', '}']);
+            for name in names.split(", ").filter(|n| *n != "*") {
+                // A trait is used through its method.
+                let name = if name == "ZeroBias" { ".zero_bias()" } else { name };
+                let used = body
+                    .match_indices(name)
+                    .any(|(i, _)| !body[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'));
+                assert!(used, "{stem}: `{name}` imported, never used");
+            }
+        }
+    }
+}
+
+/// The PyTorch module reads like PyTorch: branches do not reassign `x`,
+/// arguments equal to the defaults are left out, reals print as written.
+#[test]
+fn generated_pytorch_is_idiomatic() {
+    let root = netc_tests::root();
+    let emit = |name: &str| {
+        let path = format!("zoo/{name}.net");
+        let source = std::fs::read_to_string(root.join(&path)).unwrap();
+        let c = &netc::check(&source).unwrap()[0];
+        netc::backend::pytorch::module_py(&c.model, &source, &path).unwrap()
+    };
+    let squeeze = emit("squeeze1");
+    assert!(
+        squeeze.contains("return torch.cat([F.relu(self.e1x1(x)), F.relu(self.e3x3(x))], 1)"),
+        "{squeeze}"
+    );
+    assert!(!squeeze.contains("concat1_in"));
+    assert!(squeeze.contains("self.pool1 = MaxPool(3, 2)"));
+    assert!(squeeze.contains("self.conv1 = Conv2d(3, 64, 3)"));
+    let classes = &squeeze[squeeze.find("class Fire(").unwrap()..];
+    for default in ["groups=1", "same=True", "bias=True", "stride=(1, 1)", "kernel="] {
+        assert!(!classes.contains(default), "{default}");
+    }
+    let tuto = emit("tuto");
+    assert!(!tuto.contains("0.00011111111111111112"));
+    assert!(tuto.contains("self.norm1 = Lrn()"), "{tuto}");
+    assert_eq!(netc::backend::pytorch::real(0.001 / 9.0), "0.001 / 9");
+}
+
+/// Names from Rust, Python and netc's own generated code, and names equal
+/// after CamelCase: both targets compile, with as many parameters as `check`
+/// counts (the Python module is instantiated when torch is installed).
+#[test]
+fn hostile_names_compile_in_both_targets() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(dir.join("programs/hostile.net"));
+    let source = &text.unwrap();
+    let c = &netc::check(source).unwrap_or_else(|d| panic!("{}", d.message))[0];
+    let rust = netc::backend::burn::model_rs(&c.model, source, "hostile.net").unwrap();
+    for want in [
+        "pub struct MyBlock<B: Backend>",
+        "pub struct MyBlock2<B: Backend>",
+        "pub struct Fire<B: Backend>",
+        "pub struct Fire2<B: Backend>",
+        "pub struct Fire3<B: Backend>",
+        "pub fn new(in_channels: usize, device_: usize, self_: usize, device: &B::Device)",
+        "pub r#type: Conv2d<B>",
+        "pub self_: Conv2d<B>",
+        "pub __: MaxPool",
+        "decay_term(&self.my_block1.r#type.weight)",
+    ] {
+        assert!(rust.contains(want), "no `{want}` in\n{rust}");
+    }
+    // rustfmt parses the code, and fails on code that does not.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("model.rs");
+    std::fs::write(&file, &rust).unwrap();
+    let status = std::process::Command::new("rustfmt")
+        .args(["--edition", "2021", "--check"])
+        .arg(&file)
+        .output();
+    if let Ok(out) = status {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("error"), "{err}\n{rust}");
+    }
+
+    let python = netc::backend::pytorch::module_py(&c.model, source, "hostile.net").unwrap();
+    for want in [
+        "class MyBlock2(nn.Module)",
+        "def __init__(self, in_channels, device, self_):",
+        "self.parameters_ = Conv2d(",
+        "NETC_NAMES = {\"parameters_\": \"parameters\"}",
+    ] {
+        assert!(python.contains(want), "no `{want}` in\n{python}");
+    }
+    python_params(&python, c.summary.total.params);
+}
+
+/// The module's `Model` instantiates, with `params` parameters; skipped
+/// (with a note) where python3 cannot import torch.
+fn python_params(module: &str, params: u64) {
+    let script = "import sys, types\n\
+        m = types.ModuleType('m'); exec(compile(sys.stdin.read(), 'module.py', 'exec'), m.__dict__)\n\
+        print(sum(p.numel() for p in m.Model().parameters()))";
+    let child = std::process::Command::new("python3")
+        .args(["-c", "import torch"])
+        .output();
+    if !child.is_ok_and(|o| o.status.success()) {
+        eprintln!("note: python3 cannot import torch; the module was not instantiated");
+        return;
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(module.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}\n{module}");
+    let count: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    assert_eq!(count, params, "parameters of the PyTorch module");
 }

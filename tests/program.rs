@@ -135,22 +135,21 @@ fn ok(binary: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn build(dir: &Path) -> (netc::Checked, PathBuf) {
-    let c = netc::check(KITCHEN)
-        .unwrap_or_else(|d| panic!("{}", d.render("kitchen.net", KITCHEN, false)));
+fn build(dir: &Path, file: &str, source: &str) -> (netc::Checked, PathBuf) {
+    let c = netc::check(source).unwrap_or_else(|d| panic!("{}", d.render(file, source, false)));
     let c = c.into_iter().next().unwrap();
     let build = netc::driver::Build {
-        out: dir.join("kitchen"),
+        out: dir.join(&c.model.name),
         target: netc::driver::target_dir(),
         cuda: false,
     };
-    let binary = netc::driver::build("kitchen.net", KITCHEN, &c, &build).unwrap();
+    let binary = netc::driver::build(file, source, &c, &build).unwrap();
     (c, binary)
 }
 
 /// The PyTorch back end, given the same weights and input, gives the burn
 /// program's logits. Runs where Python has torch; elsewhere it says so.
-fn pytorch_matches(checked: &netc::Checked, dir: &Path) {
+fn pytorch_matches(checked: &netc::Checked, dir: &Path, file: &str, source: &str) {
     let has_torch = Command::new("python3")
         .args(["-c", "import torch"])
         .output()
@@ -159,14 +158,14 @@ fn pytorch_matches(checked: &netc::Checked, dir: &Path) {
         eprintln!("note: python3 cannot import torch; the PyTorch cross-check did not run");
         return;
     }
-    let module = netc::backend::pytorch::module_py(&checked.model, KITCHEN, "kitchen.net").unwrap();
-    std::fs::write(dir.join("kitchen.py"), module).unwrap();
+    let module = netc::backend::pytorch::module_py(&checked.model, source, file).unwrap();
+    std::fs::write(dir.join("module.py"), module).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pytorch_check.py");
     let p = |name: &str| dir.join(name).display().to_string();
     let out = Command::new("python3")
         .arg(&script)
         .args([
-            p("kitchen.py"),
+            p("module.py"),
             p("fixed.safetensors"),
             p("input.safetensors"),
             p("logits.safetensors"),
@@ -177,14 +176,19 @@ fn pytorch_matches(checked: &netc::Checked, dir: &Path) {
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "PyTorch and burn differ:\n{text}");
     eprintln!("PyTorch cross-check: {}", text.trim());
+}
 
-    // A file without the model's tensors is refused, every missing one named.
+/// A file without the model's tensors is refused by the PyTorch loader,
+/// every missing one named.
+fn pytorch_refuses_missing_tensors(dir: &Path) {
+    let p = |name: &str| dir.join(name).display().to_string();
+
     let load = "import importlib.util, sys\n\
         spec = importlib.util.spec_from_file_location('m', sys.argv[1])\n\
         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
         m.load_netc(m.Model(), sys.argv[2])";
     let out = Command::new("python3")
-        .args(["-c", load, &p("kitchen.py"), &p("input.safetensors")])
+        .args(["-c", load, &p("module.py"), &p("input.safetensors")])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -196,15 +200,17 @@ fn pytorch_matches(checked: &netc::Checked, dir: &Path) {
     assert!(err.contains("logits.bias: missing"), "{err}");
 }
 
-#[test]
-fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() {
-    let dir = tempfile::tempdir().unwrap();
-    let (checked, bin) = build(dir.path());
-    let p = |name: &str| dir.path().join(name).display().to_string();
-
+/// The program's weights (its own names and shapes) filled with known
+/// values, and its logits for a fixed input, which must match the reference
+/// implementation's; returns the weights' names.
+fn matches_reference(checked: &netc::Checked, bin: &Path, dir: &Path) -> Vec<String> {
+    let p = |name: &str| dir.join(name).display().to_string();
+    let [h, w, c] = checked.model.input.hwc().map(|v| v as usize);
+    let classes = checked.model.settings.classes as usize;
+    let size = c * h * w;
     // Fixed weights: the program's own names and shapes, filled with known values.
     let out = run(
-        &bin,
+        bin,
         &[
             "forward",
             "--input",
@@ -219,7 +225,7 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
         !out.status.success(),
         "there is no input file, but the weights are written first"
     );
-    let init = read(&dir.path().join("init.safetensors"));
+    let init = read(&dir.join("init.safetensors"));
     let mut weights: reference::Weights = HashMap::new();
     for (i, (name, (shape, values))) in init.iter().enumerate() {
         let mut v = noise(i + 1, values.len());
@@ -228,13 +234,13 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
         }
         weights.insert(name.clone(), (shape.clone(), v));
     }
-    write(&dir.path().join("fixed.safetensors"), &weights);
-    let input = noise(99, 2 * 3 * 15 * 15);
+    write(&dir.join("fixed.safetensors"), &weights);
+    let input = noise(99, 2 * size);
     let tensors: reference::Weights =
-        [("input".to_string(), (vec![2, 3, 15, 15], input.clone()))].into();
-    write(&dir.path().join("input.safetensors"), &tensors);
+        [("input".to_string(), (vec![2, c, h, w], input.clone()))].into();
+    write(&dir.join("input.safetensors"), &tensors);
     ok(
-        &bin,
+        bin,
         &[
             "forward",
             "--input",
@@ -245,17 +251,17 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
             &p("fixed.safetensors"),
         ],
     );
-    let logits = &read(&dir.path().join("logits.safetensors"))["logits"];
-    assert_eq!(logits.0, vec![2, 10]);
+    let logits = &read(&dir.join("logits.safetensors"))["logits"];
+    assert_eq!(logits.0, vec![2, classes]);
     for n in 0..2 {
         let image = reference::Image {
-            c: 3,
-            h: 15,
-            w: 15,
-            data: input[n * 675..(n + 1) * 675].to_vec(),
+            c,
+            h,
+            w,
+            data: input[n * size..(n + 1) * size].to_vec(),
         };
         let want = reference::forward(&checked.model, image, &weights);
-        for (j, (a, b)) in logits.1[n * 10..(n + 1) * 10].iter().zip(&want).enumerate() {
+        for (j, (a, b)) in logits.1[n * classes..(n + 1) * classes].iter().zip(&want).enumerate() {
             assert!(
                 (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
                 "image {n} class {j}: generated {a}, reference {b}"
@@ -263,7 +269,17 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
         }
     }
 
-    pytorch_matches(&checked, dir.path());
+    init.into_keys().collect()
+}
+
+#[test]
+fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let (checked, bin) = build(dir.path(), "kitchen.net", KITCHEN);
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    matches_reference(&checked, &bin, dir.path());
+    pytorch_matches(&checked, dir.path(), "kitchen.net", KITCHEN);
+    pytorch_refuses_missing_tensors(dir.path());
 
     // Training on synthetic data: the loss falls and a checkpoint is written.
     synthetic(&dir.path().join("data"), 300);
@@ -354,4 +370,41 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
     );
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("netc build --cuda"));
+}
+
+/// Names that clash with Rust, Python and netc's generated code
+/// (tests/programs/hostile.net): the program builds, its tensors keep the
+/// `.net` paths, as many as `check` counts, and it matches the reference
+/// implementation and the PyTorch module.
+#[test]
+fn a_program_with_hostile_names_builds_runs_and_keeps_its_names() {
+    let source =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/hostile.net"))
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (checked, bin) = build(dir.path(), "hostile.net", &source);
+    let names = matches_reference(&checked, &bin, dir.path());
+    for want in [
+        "self.weight",
+        "my_block1.type.weight",
+        "my_block1.x.weight",
+        "myBlock1.forward.weight",
+        "myBlock1.self.weight",
+        "myBlock1.crate.gamma",
+        "myBlock1.training.bias",
+        "fire1.parameters.weight",
+        "fire2.F.weight",
+        "Fire1.device.weight",
+        "x.bias",
+    ] {
+        assert!(names.iter().any(|n| n == want), "no `{want}` in {names:?}");
+    }
+    let fixed = read(&dir.path().join("fixed.safetensors"));
+    let params: usize = fixed
+        .iter()
+        .filter(|(n, _)| !n.ends_with("running_mean") && !n.ends_with("running_var"))
+        .map(|(_, (_, v))| v.len())
+        .sum();
+    assert_eq!(params as u64, checked.summary.total.params);
+    pytorch_matches(&checked, dir.path(), "hostile.net", &source);
 }

@@ -2,7 +2,7 @@
 //!
 //! The pipeline, one module per stage:
 //! source --[`syntax`]--> AST --[`lower`]--> IR --[`shape`]--> typed graph
-//! --[`analysis`]--> counts --[`backend`]--> tables, JSON, code.
+//! --[`analysis`]--> counts, --[`proc`]--> layout --[`backend`]--> tables, JSON, code.
 
 pub mod analysis;
 pub mod backend;
@@ -12,6 +12,7 @@ pub mod diag;
 pub mod driver;
 pub mod ir;
 pub mod lower;
+pub mod proc;
 pub mod report;
 pub mod shape;
 pub mod syntax;
@@ -20,10 +21,12 @@ use analysis::counts::{summarize, Summary};
 use diag::Result;
 use ir::Typed;
 
-/// A model that passed every check, with its counts.
+/// A model that passed every check, with its counts and the layout every
+/// back end renders.
 pub struct Checked {
     pub model: Typed,
     pub summary: Summary,
+    pub layout: proc::layout::Layout,
 }
 
 /// Runs the front half of the pipeline on one source file.
@@ -42,7 +45,13 @@ pub fn check(source: &str) -> Result<Vec<Checked>> {
         .map(|m| {
             let model = shape::infer(m)?;
             let summary = summarize(&model);
-            Ok(Checked { model, summary })
+            // Code generation refuses nothing that passes here.
+            let layout = proc::layout::layout(&model)?;
+            Ok(Checked {
+                model,
+                summary,
+                layout,
+            })
         })
         .collect()
 }

@@ -18,12 +18,28 @@ pub fn is_statistic(name: &str) -> bool {
     name.ends_with("running_mean") || name.ends_with("running_var")
 }
 
+/// The `.net` name of a generated field: netc writes a layer whose name is a
+/// Rust keyword as a raw identifier (`r#type`), and `self`, `Self`, `super`,
+/// `crate` and `_` with one `_` more (`self_`, and then `self__` for a layer
+/// named `self_`); this undoes both, so tensors keep the names of the `.net`
+/// file (the compiler's `proc::namer::rust_field` is the other half).
+pub fn label(field: &str) -> &str {
+    let field = field.strip_prefix("r#").unwrap_or(field);
+    let base = field.trim_end_matches('_');
+    let escaped = matches!(base, "self" | "Self" | "super" | "crate" | "");
+    if field != base && escaped {
+        &field[..field.len() - 1]
+    } else {
+        field
+    }
+}
+
 #[derive(Default)]
 struct Path(Vec<String>);
 
 impl Path {
     fn enter(&mut self, name: &str) {
-        self.0.push(name.to_string());
+        self.0.push(label(name).to_string());
     }
     fn exit(&mut self) {
         self.0.pop();
@@ -150,4 +166,26 @@ pub fn load<B: Backend, M: Module<B>>(
             errors.join("; ")
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label;
+
+    #[test]
+    fn generated_field_names_map_back_to_net_names() {
+        for (field, net) in [
+            ("conv1", "conv1"),
+            ("r#type", "type"),
+            ("self_", "self"),
+            ("self__", "self_"),
+            ("crate_", "crate"),
+            ("__", "_"),
+            ("___", "__"),
+            ("x_", "x_"),
+            ("weight", "weight"),
+        ] {
+            assert_eq!(label(field), net);
+        }
+    }
 }

@@ -1,351 +1,339 @@
-//! The PyTorch back end: one `nn.Module` class per block and model, with
-//! netc's parameter names and layouts, so a netc checkpoint loads as it is.
+//! The PyTorch back end: one `nn.Module` class per block variant and model,
+//! with netc's parameter names and layouts, so a netc checkpoint loads as it
+//! is. It renders the layout (`proc::layout`) with `proc::namer`'s names.
 //!
 //! It is the speed reference of `netc bench`, the numerical cross-check of the
 //! burn back end, and a way to take a model to Python. Sizes inside a block
-//! are Python expressions of the block's parameters, as in the burn back end.
+//! are Python expressions of the block's parameters.
 
-use super::expr::{bind, block_args, calls_differ, Expr, INPUTS};
-use crate::diag::Result;
-use crate::ir::{Channels, Int, Io, Node, Op, Padding, PoolKind, Shape, Typed, Window};
+use super::forward::{self, Syntax};
+use crate::diag::{Result, Span};
+use crate::ir::Typed;
+use crate::proc::expr::{Expr, Var};
+use crate::proc::layout::{self, JoinKind, Layer, Layout, Real, StepKind, Struct};
+use crate::proc::namer::{camel_case, Namer};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-/// A symbolic activation shape: (height, width, channels), or a vector.
-#[derive(Debug, Clone, PartialEq)]
-enum Sym {
-    Map([Expr; 3]),
-    Vector(Expr),
-}
+/// The names a generated input size has in a block's code.
+const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
-impl Sym {
-    fn channels(&self) -> Expr {
-        match self {
-            Sym::Map([_, _, c]) => c.clone(),
-            Sym::Vector(n) => n.clone(),
-        }
-    }
-
-    fn subst(&self, f: &dyn Fn(&str) -> Expr) -> Sym {
-        match self {
-            Sym::Map(d) => Sym::Map(d.clone().map(|e| e.subst(f))),
-            Sym::Vector(n) => Sym::Vector(n.subst(f)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 struct Class {
     name: String,
     doc: String,
     /// Constructor parameters after `self`.
     params: Vec<String>,
+    /// Attributes renamed for Python, with their `.net` labels (`{"type_": "type"}`).
+    renamed: Vec<(String, String)>,
     init: Vec<String>,
     forward: Vec<String>,
 }
 
-#[derive(Debug, Clone)]
-struct Signature {
-    class: Class,
-    output: Sym,
-}
-
-struct Generator<'a> {
-    source: &'a str,
+struct Python<'a> {
+    text: &'a str,
     file: &'a str,
-    blocks: Vec<Class>,
-    by_name: HashMap<String, Signature>,
+    /// The attribute of each field of the class being written.
+    attrs: Vec<String>,
 }
 
-/// The class being written: its lines and the size variables they read.
-#[derive(Default)]
-struct Body {
-    in_block: bool,
-    init: Vec<String>,
-    forward: Vec<String>,
-    used: BTreeSet<String>,
-}
-
-impl Body {
-    fn size(&mut self, e: &Expr) -> String {
-        e.vars(&mut self.used);
-        e.python()
-    }
-
-    /// A whole number: the block parameter it came from, or its value.
-    fn int_expr(&mut self, i: &Int) -> Expr {
-        match &i.param {
-            Some(p) if self.in_block => {
-                self.used.insert(p.clone());
-                Expr::var(p)
+impl Syntax for Python<'_> {
+    fn step(&self, _: &Struct, step: &StepKind, input: String) -> String {
+        match step {
+            StepKind::Apply { field, relu } => {
+                let call = format!("self.{}({input})", self.attrs[*field]);
+                if *relu {
+                    format!("F.relu({call})")
+                } else {
+                    call
+                }
             }
-            _ => Expr::Lit(i.value),
+            StepKind::Relu => format!("F.relu({input})"),
+            StepKind::GlobalAvgPool => format!("{input}.mean((2, 3), keepdim=True)"),
+            StepKind::Flatten => format!("{input}.flatten(1)"),
+            StepKind::Identity | StepKind::Join { .. } => input,
         }
     }
 
-    /// `(5, 5)`, or `(k, k)` when a block parameter gave the size.
-    fn pair(&mut self, v: [u64; 2], param: &Option<String>) -> String {
-        match param {
-            Some(p) if self.in_block => {
-                self.used.insert(p.clone());
-                format!("({p}, {p})")
-            }
-            _ => format!("({}, {})", v[0], v[1]),
+    fn join(&self, join: JoinKind, _: bool, parts: Vec<String>) -> String {
+        match join {
+            JoinKind::Concat => format!("torch.cat([{}], 1)", parts.join(", ")),
+            JoinKind::Add => parts.join(" + "),
         }
     }
-}
 
-fn python_bool(b: bool) -> &'static str {
-    if b {
-        "True"
-    } else {
-        "False"
+    fn assign(&self, var: &str, expr: &str) -> String {
+        format!("{var} = {expr}")
     }
-}
 
-fn window_out(x: &Sym, win: &Window) -> Sym {
-    let Sym::Map([h, w, c]) = x else {
-        unreachable!("shape inference puts windows on maps only")
-    };
-    let (h, w) = super::expr::window(h, w, win);
-    Sym::Map([h, w, c.clone()])
-}
-
-impl Generator<'_> {
-    /// `# tuto.net:7  conv1: conv 5x5 64 relu`
-    fn comment(&self, node: &Node<Io>) -> String {
-        let (line, _) = crate::diag::line_col(self.source, node.span.start);
-        let text = self.source.lines().nth(line - 1).unwrap_or("").trim();
+    fn comment(&self, span: Span) -> String {
+        let (line, _) = crate::diag::line_col(self.text, span.start);
+        let text = self.text.lines().nth(line - 1).unwrap_or("").trim();
         format!("# {}:{line}  {text}", self.file)
     }
 
-    fn seq(&mut self, nodes: &[Node<Io>], mut x: Sym, body: &mut Body) -> Result<Sym> {
-        for node in nodes {
-            body.forward.push(self.comment(node));
-            x = self.node(node, x, body)?;
-        }
-        Ok(x)
-    }
-
-    fn node(&mut self, node: &Node<Io>, x: Sym, body: &mut Body) -> Result<Sym> {
-        let name = &node.name;
-        let comment = self.comment(node);
-        let field = |body: &mut Body, init: String| {
-            body.init.push(comment.clone());
-            body.init.push(format!("self.{name} = {init}"));
-        };
-        // `x = self.name(x)`, through a ReLU when `relu`.
-        let apply = |relu: bool| {
-            if relu {
-                format!("x = F.relu(self.{name}(x))")
-            } else {
-                format!("x = self.{name}(x)")
-            }
-        };
-        let out = match &node.op {
-            Op::Conv(conv) => {
-                let cin = x.channels();
-                let (filters, groups) = match &conv.channels {
-                    Channels::Filters(f) => (body.int_expr(f), body.int_expr(&conv.groups)),
-                    Channels::Depthwise { multiplier } => (
-                        Expr::product(vec![cin.clone(), body.int_expr(multiplier)]),
-                        cin.clone(),
-                    ),
-                };
-                let init = format!(
-                    "Conv2d({}, {}, kernel={}, stride={}, same={}, groups={}, bias={})",
-                    body.size(&cin),
-                    body.size(&filters),
-                    body.pair(conv.window.kernel, &conv.window.kernel_param),
-                    body.pair(conv.window.stride, &conv.window.stride_param),
-                    python_bool(conv.window.padding == Padding::Same),
-                    body.size(&groups),
-                    python_bool(conv.bias),
-                );
-                field(body, init);
-                body.forward.push(apply(conv.relu));
-                let Sym::Map([h, w, _]) = window_out(&x, &conv.window) else {
-                    unreachable!()
-                };
-                Sym::Map([h, w, filters])
-            }
-            Op::Pool(pool) => {
-                let class = match pool.kind {
-                    PoolKind::Max => "MaxPool",
-                    PoolKind::Avg => "AvgPool",
-                };
-                let init = format!(
-                    "{class}(kernel={}, stride={}, same={})",
-                    body.pair(pool.window.kernel, &pool.window.kernel_param),
-                    body.pair(pool.window.stride, &pool.window.stride_param),
-                    python_bool(pool.window.padding == Padding::Same),
-                );
-                field(body, init);
-                body.forward.push(apply(false));
-                window_out(&x, &pool.window)
-            }
-            Op::GlobalAvgPool => {
-                body.forward.push("x = x.mean((2, 3), keepdim=True)".into());
-                Sym::Map([Expr::Lit(1), Expr::Lit(1), x.channels()])
-            }
-            Op::Lrn(l) => {
-                let init = format!(
-                    "Lrn(radius={}, bias={:?}, alpha={:?}, beta={:?})",
-                    l.radius, l.bias, l.alpha, l.beta
-                );
-                field(body, init);
-                body.forward.push(apply(false));
-                x
-            }
-            Op::Fc(fc) => {
-                let features = match &x {
-                    Sym::Map([h, w, c]) => {
-                        body.forward.push("x = x.flatten(1)".into());
-                        Expr::product(vec![c.clone(), h.clone(), w.clone()])
-                    }
-                    Sym::Vector(n) => n.clone(),
-                };
-                let units = body.int_expr(&fc.units);
-                let init = format!(
-                    "Dense({}, {}, bias={})",
-                    body.size(&features),
-                    body.size(&units),
-                    python_bool(fc.bias)
-                );
-                field(body, init);
-                body.forward.push(apply(fc.relu));
-                Sym::Vector(units)
-            }
-            Op::Dropout { rate } => {
-                field(body, format!("nn.Dropout({rate:?})"));
-                body.forward.push(apply(false));
-                x
-            }
-            Op::BatchNorm(bn) => {
-                let init = format!(
-                    "BatchNorm({}, epsilon={:?}, momentum={:?})",
-                    body.size(&x.channels()),
-                    bn.epsilon,
-                    bn.momentum
-                );
-                field(body, init);
-                body.forward.push(apply(bn.relu));
-                x
-            }
-            Op::Relu => {
-                body.forward.push("x = F.relu(x)".into());
-                x
-            }
-            Op::Identity => x,
-            Op::Concat(branches) | Op::Add(branches) => {
-                body.forward.push(format!("{name}_in = x"));
-                let mut outs = Vec::new();
-                let mut vars = Vec::new();
-                for (i, branch) in branches.iter().enumerate() {
-                    if i > 0 {
-                        body.forward.push(format!("x = {name}_in"));
-                    }
-                    outs.push(self.seq(branch, x.clone(), body)?);
-                    let var = format!("{name}_{}", i + 1);
-                    body.forward.push(format!("{var} = x"));
-                    vars.push(var);
-                }
-                if matches!(node.op, Op::Concat(_)) {
-                    body.forward
-                        .push(format!("x = torch.cat([{}], 1)", vars.join(", ")));
-                    let c = Expr::sum(outs.iter().map(Sym::channels).collect());
-                    match &outs[0] {
-                        Sym::Map([h, w, _]) => Sym::Map([h.clone(), w.clone(), c]),
-                        Sym::Vector(_) => Sym::Vector(c),
-                    }
-                } else {
-                    body.forward.push(format!("x = {}", vars.join(" + ")));
-                    outs.swap_remove(0)
-                }
-            }
-            Op::Block(call) => {
-                let sig = self.block(node)?;
-                let in_block = body.in_block;
-                let input = match &x {
-                    Sym::Map(d) => d.clone(),
-                    Sym::Vector(n) => [Expr::Lit(1), Expr::Lit(1), n.clone()],
-                };
-                let bind = |v: &str| bind(v, input.clone(), call, in_block);
-                let args: Vec<String> = sig
-                    .class
-                    .params
-                    .iter()
-                    .map(|p| format!("{p}={}", body.size(&bind(p))))
-                    .collect();
-                field(body, format!("{}({})", sig.class.name, args.join(", ")));
-                body.forward.push(apply(false));
-                sig.output.subst(&bind)
-            }
-        };
-        Ok(out)
-    }
-
-    /// The class of the block `node` calls, written on its first call.
-    fn block(&mut self, node: &Node<Io>) -> Result<Signature> {
-        let Op::Block(call) = &node.op else {
-            unreachable!("only called on block calls")
-        };
-        let mut body = Body {
-            in_block: true,
-            ..Body::default()
-        };
-        let input = match node.ty.input {
-            Shape::Map { .. } => Sym::Map(INPUTS.map(Expr::var)),
-            Shape::Vector(_) => Sym::Vector(Expr::var(INPUTS[2])),
-        };
-        let output = self.seq(&call.body, input, &mut body)?;
-        let params = block_args(&body.used, &call.params);
-        let class = Class {
-            name: super::burn::type_name(&call.block),
-            doc: format!("Block `{}` from {}.", call.block, self.file),
-            params,
-            init: body.init,
-            forward: body.forward,
-        };
-        if let Some(known) = self.by_name.get(&call.block) {
-            if known.class != class || known.output != output {
-                return Err(calls_differ(node.span, &call.block, "class"));
-            }
-            return Ok(known.clone());
-        }
-        let sig = Signature { class, output };
-        self.by_name.insert(call.block.clone(), sig.clone());
-        self.blocks.push(sig.class.clone());
-        Ok(sig)
+    fn read(&self, var: &str, _: bool) -> String {
+        var.to_string()
     }
 }
 
-/// The generated Python module of a model: helper layers, one class per
-/// block, the model's class, and a loader for netc's weight files.
-pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
-    let mut gen = Generator {
-        source,
-        file,
-        blocks: Vec::new(),
-        by_name: HashMap::new(),
-    };
-    let mut body = Body::default();
-    let input = match model.input {
-        Shape::Map { h, w, c } => Sym::Map([h, w, c].map(Expr::Lit)),
-        Shape::Vector(n) => Sym::Vector(Expr::Lit(n)),
-    };
-    if let Sym::Map(_) = gen.seq(&model.body, input, &mut body)? {
-        body.forward.push("x = x.flatten(1)".into());
+/// A real number as a person writes it: the shortest text that reads back
+/// as the same number, a fraction such as `0.001 / 9` where that is shorter.
+pub fn real(x: f64) -> String {
+    let plain = format!("{x:?}");
+    let short = |s: &str| s.trim_start_matches('-').len() <= 5;
+    let fraction = (2..=1000u32).find_map(|d| {
+        let n = format!("{:?}", x * f64::from(d));
+        let back: f64 = n.parse().ok()?;
+        (short(&n) && back / f64::from(d) == x).then(|| format!("{n} / {d}"))
+    });
+    match fraction {
+        Some(f) if f.len() < plain.len() => f,
+        _ => plain,
     }
-    let me = Class {
-        name: super::burn::type_name(&model.name),
-        doc: format!("Model `{}` from {}.", model.name, file),
-        params: Vec::new(),
-        init: body.init,
-        forward: body.forward,
+}
+
+/// A kernel or stride: `3` when square, else `(3, 5)`.
+fn size(v: &[Expr; 2], expr: &dyn Fn(&Expr) -> String) -> String {
+    if v[0] == v[1] {
+        expr(&v[0])
+    } else {
+        format!("({}, {})", expr(&v[0]), expr(&v[1]))
+    }
+}
+
+/// The constructor call of a field, leaving out arguments equal to the
+/// helper's defaults (netc's).
+fn init(layer: &Layer, expr: &dyn Fn(&Expr) -> String) -> String {
+    let one = [Expr::Lit(1), Expr::Lit(1)];
+    let mut args = Vec::new();
+    let class = match layer {
+        Layer::Conv {
+            inputs,
+            filters,
+            kernel,
+            stride,
+            same,
+            groups,
+            bias,
+        } => {
+            args.extend([expr(inputs), expr(filters), size(kernel, expr)]);
+            if *stride != one {
+                args.push(format!("stride={}", size(stride, expr)));
+            }
+            if !same {
+                args.push("padding=\"valid\"".into());
+            }
+            if *groups != Expr::Lit(1) {
+                args.push(format!("groups={}", expr(groups)));
+            }
+            if !bias {
+                args.push("bias=False".into());
+            }
+            "Conv2d".to_string()
+        }
+        Layer::MaxPool {
+            kernel,
+            stride,
+            same,
+        }
+        | Layer::AvgPool {
+            kernel,
+            stride,
+            same,
+        } => {
+            args.push(size(kernel, expr));
+            if stride != kernel {
+                args.push(size(stride, expr));
+            }
+            if !same {
+                args.push("padding=\"valid\"".into());
+            }
+            match layer {
+                Layer::MaxPool { .. } => "MaxPool",
+                _ => "AvgPool",
+            }
+            .to_string()
+        }
+        Layer::Lrn {
+            radius,
+            bias,
+            alpha,
+            beta,
+        } => {
+            if *radius != 4 {
+                args.push(format!("radius={radius}"));
+            }
+            let defaults = [
+                ("bias", bias, 1.0),
+                ("alpha", alpha, 0.001 / 9.0),
+                ("beta", beta, 0.75),
+            ];
+            for (key, v, default) in defaults {
+                if *v != Real(default) {
+                    args.push(format!("{key}={}", real(v.0)));
+                }
+            }
+            "Lrn".to_string()
+        }
+        Layer::Dense {
+            inputs,
+            units,
+            bias,
+        } => {
+            args.extend([expr(inputs), expr(units)]);
+            if !bias {
+                args.push("bias=False".into());
+            }
+            "Dense".to_string()
+        }
+        Layer::BatchNorm {
+            channels,
+            epsilon,
+            momentum,
+        } => {
+            args.push(expr(channels));
+            if *epsilon != Real(0.001) {
+                args.push(format!("epsilon={}", real(epsilon.0)));
+            }
+            if *momentum != Real(0.99) {
+                args.push(format!("momentum={}", real(momentum.0)));
+            }
+            "BatchNorm".to_string()
+        }
+        Layer::Dropout { rate } => {
+            if *rate != Real(0.5) {
+                args.push(real(rate.0));
+            }
+            "nn.Dropout".to_string()
+        }
+        Layer::Block { .. } => unreachable!("`class` writes block instances"),
     };
-    let mut classes = gen.blocks;
-    classes.push(me);
+    format!("{class}({})", args.join(", "))
+}
+
+fn class(layout: &Layout, index: usize, types: &[String], text: &str, file: &str) -> Class {
+    let s = &layout.structs[index];
+    let (mut locals, vars) = params(s, types);
+    let expr = |e: &Expr| e.python(&|v| vars[v].clone());
+    // Labels Python can take keep their spelling; the others get a suffix.
+    let mut attrs = Namer::python_attributes();
+    let fine = |l: &str| !(l.starts_with("__") && !l.ends_with("__"));
+    let keep: Vec<bool> = s
+        .fields
+        .iter()
+        .map(|f| attrs.is_free(&f.label) && fine(&f.label))
+        .collect();
+    for (f, keep) in s.fields.iter().zip(&keep) {
+        if *keep {
+            attrs.reserve(&f.label);
+        }
+    }
+    let names: Vec<String> = s
+        .fields
+        .iter()
+        .zip(&keep)
+        .map(|(f, keep)| {
+            if *keep {
+                f.label.clone()
+            } else {
+                attrs.call(&f.label)
+            }
+        })
+        .collect();
+    let renamed = s
+        .fields
+        .iter()
+        .zip(&names)
+        .filter(|(f, n)| f.label != **n)
+        .map(|(f, n)| (n.clone(), f.label.clone()))
+        .collect();
+    let syntax = Python {
+        text,
+        file,
+        attrs: names.clone(),
+    };
+    let mut init_lines = Vec::new();
+    for (f, name) in s.fields.iter().zip(&names) {
+        init_lines.push(syntax.comment(f.span));
+        let call = match &f.layer {
+            Layer::Block { def, args } => {
+                let wanted = &layout.structs[*def].params;
+                let (_, callee) = params(&layout.structs[*def], types);
+                let args: Vec<String> = wanted
+                    .iter()
+                    .zip(args)
+                    .map(|(p, a)| format!("{}={}", callee[p], expr(a)))
+                    .collect();
+                format!("{}({})", types[*def], args.join(", "))
+            }
+            layer => init(layer, &expr),
+        };
+        init_lines.push(format!("self.{name} = {call}"));
+    }
+    let mut forward = forward::lines(&syntax, s, &mut locals);
+    // `x = E` then `return x` reads better as `return E`.
+    match forward.last().and_then(|l| l.strip_prefix("x = ")) {
+        Some(e) => {
+            let ret = format!("return {e}");
+            forward.pop();
+            forward.push(ret);
+        }
+        None => forward.push("return x".into()),
+    }
+    let what = if s.is_model { "Model" } else { "Block" };
+    Class {
+        name: types[index].clone(),
+        doc: format!("{what} `{}` from {file}.", s.label),
+        params: s.params.iter().map(|v| vars[v].clone()).collect(),
+        renamed,
+        init: init_lines,
+        forward,
+    }
+}
+
+/// The Python names of a class's constructor parameters, and the namer of
+/// its methods' variables.
+fn params(s: &Struct, types: &[String]) -> (Namer, HashMap<Var, String>) {
+    let mut locals = Namer::python_values();
+    for t in types {
+        locals.reserve(t);
+    }
+    let vars = s
+        .params
+        .iter()
+        .map(|v| {
+            let name = match v {
+                Var::Input(d) => INPUTS[*d].to_string(),
+                Var::Param(p) => locals.call(p),
+            };
+            (v.clone(), name)
+        })
+        .collect();
+    (locals, vars)
+}
+
+/// The Python class name of every struct of a layout.
+pub fn class_names(layout: &Layout) -> Vec<String> {
+    let mut types = Namer::python_types();
+    layout
+        .structs
+        .iter()
+        .map(|s| {
+            let prefix = if s.is_model { "Model" } else { "Block" };
+            types.call(&camel_case(&s.label, prefix))
+        })
+        .collect()
+}
+
+/// The generated Python module of a model: helper layers, one class per
+/// block variant, the model's class, and a loader for netc's weight files.
+pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
+    let layout = layout::layout(model)?;
+    let types = class_names(&layout);
+    let classes: Vec<Class> = (0..layout.structs.len())
+        .map(|i| class(&layout, i, &types, source, file))
+        .collect();
     let [h, w, c] = model.input.hwc();
     let mut ctx = tera::Context::new();
     ctx.insert("file", file);
@@ -363,4 +351,27 @@ pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     Ok(tera
         .render("module.py", &ctx)
         .expect("the built-in template renders"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::real;
+
+    #[test]
+    fn reals_print_as_written() {
+        assert_eq!(real(0.001 / 9.0), "0.001 / 9");
+        assert_eq!(real(0.75), "0.75");
+        assert_eq!(real(1.0), "1.0");
+        assert_eq!(real(0.5), "0.5");
+        assert_eq!(real(1e-5), "1e-5");
+        assert_eq!(real(1.0 / 3.0), "1.0 / 3");
+        for x in [0.001 / 9.0, 0.1, 2.0 / 7.0, 1e-5, 0.99, 123.456] {
+            let text = real(x);
+            let back = match text.split_once(" / ") {
+                Some((n, d)) => n.parse::<f64>().unwrap() / d.parse::<f64>().unwrap(),
+                None => text.parse().unwrap(),
+            };
+            assert_eq!(back, x, "{text}");
+        }
+    }
 }

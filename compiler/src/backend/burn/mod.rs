@@ -1,399 +1,135 @@
-//! The burn back end: one Rust struct per block and per model, with
-//! `#[derive(Module)]`, a constructor and a `forward`, rendered by tera.
-//!
-//! Inside a block, sizes are Rust expressions of the block's parameters and
-//! input shape, so one struct serves every call; in a model they are numbers.
+//! The burn back end: one Rust struct per block variant and per model, with
+//! `#[derive(Module)]`, a constructor and a `forward`, rendered by tera from
+//! the layout (`proc::layout`), named by `proc::namer`.
 
 mod layers;
 
-use super::expr::{bind, block_args, calls_differ, Expr, INPUTS};
-use crate::diag::{Diagnostic, Result};
-use crate::ir::{Io, Node, Op, Shape, Typed};
+use super::forward::{self, Syntax};
+use crate::diag::{Result, Span};
+use crate::ir::Typed;
+use crate::proc::expr::{Expr, Var};
+use crate::proc::layout::{self, JoinKind, Layer, Layout, StepKind, Struct};
+use crate::proc::namer::{camel_case, rust_field, Namer};
 use serde::Serialize;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 
-/// A symbolic activation shape.
-#[derive(Debug, Clone, PartialEq)]
-enum Sym {
-    Map { h: Expr, w: Expr, c: Expr },
-    Vector(Expr),
-}
+/// The names a generated input size has in a block's code.
+pub const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
-impl Sym {
-    fn channels(&self) -> Expr {
-        match self {
-            Sym::Map { c, .. } => c.clone(),
-            Sym::Vector(n) => n.clone(),
-        }
-    }
-
-    fn rank(&self) -> u8 {
-        match self {
-            Sym::Map { .. } => 4,
-            Sym::Vector(_) => 2,
-        }
-    }
-
-    fn literal(shape: Shape) -> Sym {
-        match shape {
-            Shape::Map { h, w, c } => Sym::Map {
-                h: Expr::Lit(h),
-                w: Expr::Lit(w),
-                c: Expr::Lit(c),
-            },
-            Shape::Vector(n) => Sym::Vector(Expr::Lit(n)),
-        }
-    }
-
-    fn subst(&self, f: &dyn Fn(&str) -> Expr) -> Sym {
-        match self {
-            Sym::Map { h, w, c } => Sym::Map {
-                h: h.subst(f),
-                w: w.subst(f),
-                c: c.subst(f),
-            },
-            Sym::Vector(n) => Sym::Vector(n.subst(f)),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct Field {
+#[derive(Debug, Clone, Serialize)]
+struct FieldOut {
     name: String,
     ty: String,
     comment: String,
     init: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
-struct Struct {
+#[derive(Debug, Clone, Serialize)]
+struct StructOut {
     name: String,
     doc: String,
     params: String,
-    fields: Vec<Field>,
+    fields: Vec<FieldOut>,
     input_rank: u8,
     output_rank: u8,
     forward: Vec<String>,
-    /// No field holds a tensor: the backend parameter needs a marker.
-    phantom: bool,
+    /// No field holds a tensor: the backend parameter needs a marker, in this field.
+    phantom: Option<String>,
+    /// The model's weights under decay, as field paths.
+    decay: Vec<String>,
 }
 
-/// What a caller needs to know of a generated block struct.
-#[derive(Debug, Clone)]
-struct Signature {
-    ty: String,
-    /// Constructor arguments: `in_height`, `in_width`, `in_channels` or a block parameter.
-    args: Vec<String>,
-    output: Sym,
-    code: Struct,
-}
-
-/// The state of the struct being generated.
-struct Scope {
-    /// In a block, sizes from parameters are written as the parameters' names.
-    in_block: bool,
-    fields: Vec<Field>,
-    used: BTreeSet<String>,
-}
-
-pub struct Generator<'a> {
-    source: &'a str,
-    file: &'a str,
-    blocks: Vec<Signature>,
-    by_name: HashMap<String, usize>,
-}
-
-/// `fire` -> `Fire`, `squeeze1` -> `Squeeze1`, `my_block` -> `MyBlock`.
-pub fn type_name(name: &str) -> String {
-    name.split('_')
-        .filter(|p| !p.is_empty())
-        .map(|p| {
-            let mut c = p.chars();
-            c.next()
-                .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+/// The Rust type name of every struct of a layout.
+pub fn type_names(layout: &Layout) -> Vec<String> {
+    let mut types = Namer::rust_types();
+    layout
+        .structs
+        .iter()
+        .map(|s| {
+            let prefix = if s.is_model { "Model" } else { "Block" };
+            types.call(&camel_case(&s.label, prefix))
         })
         .collect()
 }
 
-const KEYWORDS: &[&str] = &[
-    "as", "async", "await", "box", "break", "const", "continue", "crate", "dyn", "else", "enum",
-    "extern", "false", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod",
-    "move", "mut", "pub", "ref", "return", "self", "static", "struct", "super", "trait", "true",
-    "try", "type", "unsafe", "use", "where", "while", "yield", "abstract", "become", "do", "final",
-    "macro", "override", "priv", "typeof", "unsized", "virtual", "x", "device",
-];
+/// Where a struct's source statements are: `// tuto.net:7  conv1: conv 5x5 64 relu`.
+struct Source<'a> {
+    text: &'a str,
+    file: &'a str,
+}
 
-impl<'a> Generator<'a> {
-    pub fn new(source: &'a str, file: &'a str) -> Self {
-        Generator {
-            source,
-            file,
-            blocks: Vec::new(),
-            by_name: HashMap::new(),
-        }
-    }
-
-    /// `// tuto.net:7  conv1: conv 5x5 64 relu`
-    fn comment(&self, node: &Node<Io>) -> String {
-        let (line, _) = crate::diag::line_col(self.source, node.span.start);
-        let text = self.source.lines().nth(line - 1).unwrap_or("").trim();
+impl Source<'_> {
+    fn line(&self, span: Span) -> String {
+        let (line, _) = crate::diag::line_col(self.text, span.start);
+        let text = self.text.lines().nth(line - 1).unwrap_or("").trim();
         format!("{}:{line}  {text}", self.file)
-    }
-
-    /// The model's struct and every block struct it needs, blocks first.
-    pub fn model(mut self, model: &Typed) -> Result<Vec<StructOut>> {
-        let mut scope = Scope {
-            in_block: false,
-            fields: Vec::new(),
-            used: BTreeSet::new(),
-        };
-        let input = Sym::literal(model.input);
-        let (output, mut forward) = self.seq(&model.body, input, &mut scope, "")?;
-        if let Sym::Map { .. } = output {
-            forward.push("// 1x1xC class scores to a vector".into());
-            forward.push("let x = x.flatten(1, 3);".into());
-        }
-        let forward = finish(forward);
-        let me = Struct {
-            name: type_name(&model.name),
-            doc: format!("Model `{}` from {}.", model.name, self.file),
-            params: String::new(),
-            fields: scope.fields,
-            input_rank: 4,
-            output_rank: 2,
-            forward,
-            phantom: false,
-        };
-        let me = Struct {
-            phantom: !me.fields.iter().any(|f| f.ty.ends_with("<B>")),
-            ..me
-        };
-        let mut out: Vec<StructOut> = self
-            .blocks
-            .into_iter()
-            .map(|b| StructOut {
-                code: b.code,
-                decay: Vec::new(),
-            })
-            .collect();
-        let mut decay = Vec::new();
-        decayed(&model.body, "", &mut decay);
-        out.push(StructOut { code: me, decay });
-        Ok(out)
-    }
-
-    /// Generates the statements of `nodes`, returning the shape they leave.
-    fn seq(
-        &mut self,
-        nodes: &[Node<Io>],
-        mut x: Sym,
-        scope: &mut Scope,
-        indent: &str,
-    ) -> Result<(Sym, Vec<String>)> {
-        let mut lines = Vec::new();
-        for node in nodes {
-            if KEYWORDS.contains(&node.name.as_str()) {
-                return Err(Diagnostic::new(
-                    node.span,
-                    format!("`{}` is a Rust keyword", node.name),
-                )
-                .label("cannot name a field of the generated code")
-                .help("give the layer another name"));
-            }
-            lines.push(format!("{indent}// {}", self.comment(node)));
-            let (out, stmts) = self.node(node, x, scope, indent)?;
-            lines.extend(stmts);
-            x = out;
-        }
-        Ok((x, lines))
-    }
-
-    fn node(
-        &mut self,
-        node: &Node<Io>,
-        x: Sym,
-        scope: &mut Scope,
-        indent: &str,
-    ) -> Result<(Sym, Vec<String>)> {
-        let name = &node.name;
-        match &node.op {
-            Op::Concat(branches) | Op::Add(branches) => {
-                let mut lines = Vec::new();
-                let mut outs = Vec::new();
-                let mut vars = Vec::new();
-                for (i, branch) in branches.iter().enumerate() {
-                    let var = format!("{name}_{}", i + 1);
-                    let take = if i + 1 == branches.len() {
-                        "x"
-                    } else {
-                        "x.clone()"
-                    };
-                    let inner = format!("{indent}    ");
-                    let (out, body) = self.seq(branch, x.clone(), scope, &inner)?;
-                    let code: Vec<&String> = body
-                        .iter()
-                        .filter(|l| !l.trim_start().starts_with("//"))
-                        .collect();
-                    let single = match code.as_slice() {
-                        [] => Some(take.to_string()),
-                        [line] => line
-                            .trim()
-                            .strip_prefix("let x = ")
-                            .and_then(|e| e.strip_suffix(';'))
-                            .map(|e| with_input(e, take)),
-                        _ => None,
-                    };
-                    if let Some(expr) = single {
-                        lines.extend(
-                            body.iter()
-                                .filter(|l| l.trim_start().starts_with("//"))
-                                .map(|l| format!("{indent}{}", l.trim_start())),
-                        );
-                        lines.push(format!("{indent}let {var} = {expr};"));
-                    } else {
-                        lines.push(format!("{indent}let {var} = {{"));
-                        if take != "x" {
-                            lines.push(format!("{inner}let x = {take};"));
-                        }
-                        let mut body =
-                            finish(body.iter().map(|l| l.trim_start().to_string()).collect());
-                        if let Some(last) = body.last_mut() {
-                            *last = format!("{inner}{last}");
-                        }
-                        lines.extend(body.iter().map(|l| {
-                            if l.starts_with(' ') {
-                                l.clone()
-                            } else {
-                                format!("{inner}{l}")
-                            }
-                        }));
-                        lines.push(format!("{indent}}};"));
-                    }
-                    outs.push(out);
-                    vars.push(var);
-                }
-                let out = if matches!(node.op, Op::Concat(_)) {
-                    // Feature maps through netc's kernel; vectors through burn.
-                    let join = match outs[0] {
-                        Sym::Map { .. } => format!("concat(vec![{}])", vars.join(", ")),
-                        Sym::Vector(_) => format!("Tensor::cat(vec![{}], 1)", vars.join(", ")),
-                    };
-                    lines.push(format!("{indent}let x = {join};"));
-                    let c = Expr::sum(outs.iter().map(Sym::channels).collect());
-                    match &outs[0] {
-                        Sym::Map { h, w, .. } => Sym::Map {
-                            h: h.clone(),
-                            w: w.clone(),
-                            c,
-                        },
-                        Sym::Vector(_) => Sym::Vector(c),
-                    }
-                } else {
-                    lines.push(format!("{indent}let x = {};", vars.join(" + ")));
-                    outs[0].clone()
-                };
-                Ok((out, lines))
-            }
-            Op::Block(call) => {
-                let sig = self.block(node, x.clone())?;
-                // A variable of the block's code, as the caller's expression.
-                let in_block = scope.in_block;
-                let input = [sym_part(&x, 0), sym_part(&x, 1), x.channels()];
-                let bind = |v: &str| bind(v, input.clone(), call, in_block);
-                let args: Vec<String> = sig
-                    .args
-                    .iter()
-                    .map(|a| {
-                        let e = bind(a);
-                        e.vars(&mut scope.used);
-                        e.to_string()
-                    })
-                    .collect();
-                scope.fields.push(Field {
-                    name: name.clone(),
-                    ty: format!("{}<B>", sig.ty),
-                    comment: self.comment(node),
-                    init: format!("{}::new({}, device)", sig.ty, args.join(", ")),
-                });
-                let output = sig.output.subst(&bind);
-                Ok((
-                    output,
-                    vec![format!("{indent}let x = self.{name}.forward(x);")],
-                ))
-            }
-            _ => {
-                let before = scope.fields.len();
-                let out = layers::layer(node, x, scope, indent)?;
-                if let Some(f) = scope.fields.get_mut(before) {
-                    f.comment = self.comment(node);
-                }
-                Ok(out)
-            }
-        }
-    }
-
-    /// The struct of the block `node` calls, generated on its first call.
-    fn block(&mut self, node: &Node<Io>, x: Sym) -> Result<Signature> {
-        let Op::Block(call) = &node.op else {
-            unreachable!("only called on block calls")
-        };
-        let mut scope = Scope {
-            in_block: true,
-            fields: Vec::new(),
-            used: BTreeSet::new(),
-        };
-        let input = match x {
-            Sym::Map { .. } => Sym::Map {
-                h: Expr::var(INPUTS[0]),
-                w: Expr::var(INPUTS[1]),
-                c: Expr::var(INPUTS[2]),
-            },
-            Sym::Vector(_) => Sym::Vector(Expr::var(INPUTS[2])),
-        };
-        let (output, forward) = self.seq(&call.body, input.clone(), &mut scope, "")?;
-        let forward = finish(forward);
-        let args = block_args(&scope.used, &call.params);
-        let params: Vec<String> = args.iter().map(|a| format!("{a}: usize")).collect();
-        let ty = type_name(&call.block);
-        let phantom = !scope.fields.iter().any(|f| f.ty.ends_with("<B>"));
-        let code = Struct {
-            name: ty.clone(),
-            doc: format!("Block `{}` from {}.", call.block, self.file),
-            params: params.iter().map(|p| format!("{p}, ")).collect(),
-            fields: scope.fields,
-            input_rank: input.rank(),
-            output_rank: output.rank(),
-            phantom,
-            forward,
-        };
-        if let Some(&i) = self.by_name.get(&call.block) {
-            let known = &self.blocks[i];
-            if known.code != code || known.output != output {
-                return Err(calls_differ(node.span, &call.block, "struct"));
-            }
-            return Ok(known.clone());
-        }
-        let sig = Signature {
-            ty,
-            args,
-            output,
-            code,
-        };
-        self.by_name.insert(call.block.clone(), self.blocks.len());
-        self.blocks.push(sig.clone());
-        Ok(sig)
     }
 }
 
-/// `expr` reading `take` instead of `x`: `relu(self.a.forward(x))` becomes
-/// `relu(self.a.forward(x.clone()))`, and `conv(&self.a, x)` `conv(&self.a, x.clone())`.
-fn with_input(expr: &str, take: &str) -> String {
-    let replaced = expr
-        .replace("(x)", &format!("({take})"))
-        .replace(", x)", &format!(", {take})"));
-    match replaced.strip_prefix("x.") {
-        Some(rest) => format!("{take}.{rest}"),
-        None => replaced,
+/// The names of one struct's code.
+struct Names<'a> {
+    types: &'a [String],
+    vars: HashMap<Var, String>,
+}
+
+impl Names<'_> {
+    fn var(&self, v: &Var) -> String {
+        self.vars[v].clone()
+    }
+
+    fn expr(&self, e: &Expr) -> String {
+        e.rust(&|v| self.var(v))
+    }
+}
+
+struct Rust<'a> {
+    source: &'a Source<'a>,
+}
+
+impl Syntax for Rust<'_> {
+    fn step(&self, s: &Struct, step: &StepKind, input: String) -> String {
+        let relu = |e: String, on: bool| if on { format!("relu({e})") } else { e };
+        match step {
+            StepKind::Apply { field, relu: r } => {
+                let f = &s.fields[*field];
+                let name = rust_field(&f.label);
+                match f.layer {
+                    // netc's kernels, with TensorFlow's padding, rather than Conv2d::forward.
+                    Layer::Conv { .. } if *r => format!("conv_relu(&self.{name}, {input})"),
+                    Layer::Conv { .. } => format!("conv(&self.{name}, {input})"),
+                    _ => relu(format!("self.{name}.forward({input})"), *r),
+                }
+            }
+            StepKind::Relu => format!("relu({input})"),
+            StepKind::GlobalAvgPool => format!("{input}.mean_dim(2).mean_dim(3)"),
+            StepKind::Flatten => format!("{input}.flatten::<2>(1, 3)"),
+            StepKind::Identity | StepKind::Join { .. } => input,
+        }
+    }
+
+    fn join(&self, join: JoinKind, maps: bool, parts: Vec<String>) -> String {
+        match (join, maps) {
+            // Feature maps through netc's kernel; vectors through burn.
+            (JoinKind::Concat, true) => format!("concat(vec![{}])", parts.join(", ")),
+            (JoinKind::Concat, false) => format!("Tensor::cat(vec![{}], 1)", parts.join(", ")),
+            (JoinKind::Add, _) => parts.join(" + "),
+        }
+    }
+
+    fn assign(&self, var: &str, expr: &str) -> String {
+        format!("let {var} = {expr};")
+    }
+
+    fn comment(&self, span: Span) -> String {
+        format!("// {}", self.source.line(span))
+    }
+
+    fn read(&self, var: &str, moved: bool) -> String {
+        if moved {
+            var.to_string()
+        } else {
+            format!("{var}.clone()")
+        }
     }
 }
 
@@ -414,26 +150,75 @@ fn finish(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-fn sym_part(x: &Sym, i: usize) -> Expr {
-    match x {
-        Sym::Map { h, w, .. } => [h, w][i].clone(),
-        Sym::Vector(_) => Expr::Lit(1),
-    }
-}
-
-/// Field paths of the weights under weight decay (`fc1.weight`).
-fn decayed(nodes: &[Node<Io>], prefix: &str, out: &mut Vec<String>) {
-    let mut leaves = Vec::new();
-    crate::ir::leaves(nodes, prefix, &mut leaves);
-    for (path, node) in leaves {
-        let decay = match &node.op {
-            Op::Conv(c) => c.decay,
-            Op::Fc(f) => f.decay,
-            _ => false,
-        };
-        if decay {
-            out.push(format!("{path}.weight"));
+fn render_struct(
+    layout: &Layout,
+    index: usize,
+    types: &[String],
+    source: &Source,
+) -> StructOut {
+    let s = &layout.structs[index];
+    let mut locals = Namer::rust_values();
+    let vars: HashMap<Var, String> = s
+        .params
+        .iter()
+        .map(|v| {
+            let name = match v {
+                Var::Input(d) => INPUTS[*d].to_string(),
+                Var::Param(p) => locals.call(p),
+            };
+            (v.clone(), name)
+        })
+        .collect();
+    let names = Names { types, vars };
+    let fields: Vec<FieldOut> = s
+        .fields
+        .iter()
+        .map(|f| FieldOut {
+            name: rust_field(&f.label),
+            ty: layers::ty(&f.layer, &names),
+            comment: source.line(f.span),
+            init: layers::init(&f.layer, &names),
+        })
+        .collect();
+    let phantom = (!s.fields.iter().any(|f| layers::holds_tensors(&f.layer))).then(|| {
+        let taken = |n: &str| fields.iter().any(|f| f.name == n);
+        let mut name = "backend".to_string();
+        let mut n = 2;
+        while taken(&name) {
+            name = format!("backend_{n}");
+            n += 1;
         }
+        name
+    });
+    let params: String = s
+        .params
+        .iter()
+        .map(|v| format!("{}: usize, ", names.var(v)))
+        .collect();
+    let forward = finish(forward::lines(&Rust { source }, s, &mut locals));
+    let what = if s.is_model { "Model" } else { "Block" };
+    let decay = if s.is_model {
+        layout
+            .decay
+            .iter()
+            .map(|path| {
+                let fields: Vec<String> = path.iter().map(|l| rust_field(l)).collect();
+                format!("{}.weight", fields.join("."))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    StructOut {
+        name: types[index].clone(),
+        doc: format!("{what} `{}` from {}.", s.label, source.file),
+        params,
+        fields,
+        input_rank: if s.input_map { 4 } else { 2 },
+        output_rank: if s.output_map { 4 } else { 2 },
+        forward,
+        phantom,
+        decay,
     }
 }
 
@@ -480,21 +265,19 @@ pub fn rustfmt(code: &str) -> String {
     }
 }
 
-/// A generated struct, with the weights its model decays.
-#[derive(Debug, Clone, Serialize)]
-pub struct StructOut {
-    code: Struct,
-    decay: Vec<String>,
-}
-
 /// The generated `model.rs` of a model.
 pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
-    let structs = Generator::new(source, file).model(model)?;
+    let layout = layout::layout(model)?;
+    let types = type_names(&layout);
+    let src = Source { text: source, file };
+    let structs: Vec<StructOut> = (0..layout.structs.len())
+        .map(|i| render_struct(&layout, i, &types, &src))
+        .collect();
     let mut ctx = tera::Context::new();
     ctx.insert("file", file);
     ctx.insert("model", &model.name);
     ctx.insert("structs", &structs);
-    ctx.insert("imports", &layers::imports(&structs));
+    ctx.insert("imports", &layers::imports(&layout));
     Ok(render("model.rs", &ctx))
 }
 
@@ -502,10 +285,15 @@ pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
 pub fn main_rs(model: &Typed, file: &str) -> String {
     let s = &model.settings;
     let [h, w, c] = model.input.hwc();
+    let ty = match layout::layout(model) {
+        Ok(l) => type_names(&l).pop().expect("the model's struct"),
+        // `model_rs` reports the error; this name is never compiled.
+        Err(_) => camel_case(&model.name, "Model"),
+    };
     let mut ctx = tera::Context::new();
     ctx.insert("file", file);
     ctx.insert("model", &model.name);
-    ctx.insert("ty", &type_name(&model.name));
+    ctx.insert("ty", &ty);
     ctx.insert("input", &[h, w, c]);
     ctx.insert("decay", &format!("{:?}", s.decay));
     ctx.insert("augment", &s.augment);

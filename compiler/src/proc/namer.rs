@@ -1,0 +1,345 @@
+//! Names that always compile: what a `.net` name becomes in generated Rust
+//! and Python, as naga's `proc::namer`.
+//!
+//! A name the target cannot take (a keyword, a name the generated code itself
+//! uses, a type that CamelCase made equal to another) gets a deterministic
+//! suffix, in the generated code only: tensors keep their `.net` paths
+//! ([`rust_field`] is undone by the runtime, [`Namer`]'s Python attributes
+//! by the module's `NETC_NAMES`).
+
+use std::collections::HashSet;
+
+/// Rust keywords of every edition, strict and reserved.
+pub const RUST_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
+    "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
+    "ref", "return", "self", "Self", "static", "struct", "super", "trait", "true", "type",
+    "unsafe", "use", "where", "while", "abstract", "become", "box", "do", "final", "gen", "macro",
+    "override", "priv", "try", "typeof", "unsized", "virtual", "yield", "union", "macro_rules",
+    "raw", "safe",
+];
+
+/// Keywords that cannot be raw identifiers (`r#self` is an error).
+const RUST_NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
+
+/// Names a generated `model.rs` or `main.rs` uses: std's prelude, burn's
+/// prelude, what netc imports, and the generated code's own variables.
+pub const RUST_RESERVED: &[&str] = &[
+    // std prelude
+    "Option", "Some", "None", "Result", "Ok", "Err", "Vec", "String", "Box", "ToString",
+    "ToOwned", "Clone", "Copy", "Send", "Sync", "Sized", "Unpin", "Drop", "Fn", "FnMut", "FnOnce",
+    "Default", "Eq", "PartialEq", "Ord", "PartialOrd", "Iterator", "IntoIterator", "Extend",
+    "DoubleEndedIterator", "ExactSizeIterator", "From", "Into", "TryFrom", "TryInto",
+    "FromIterator", "AsRef", "AsMut", "Debug", "Hash", "drop", "core", "std", "alloc",
+    "usize", "u8", "u16", "u32", "u64", "u128", "isize", "i8", "i16", "i32", "i64", "i128",
+    "f32", "f64", "bool", "char", "str",
+    // burn's prelude and what netc imports from burn
+    "Config", "Module", "Bool", "Device", "ElementConversion", "Float", "Int", "Shape",
+    "SliceArg", "Tensor", "TensorData", "Backend", "ToElement", "DeviceOps", "burn",
+    "Conv2d", "Conv2dConfig", "AvgPool2d", "AvgPool2dConfig", "BatchNorm", "BatchNormConfig",
+    "Dropout", "DropoutConfig", "Linear", "LinearConfig", "PaddingConfig2d", "relu",
+    "PhantomData",
+    // netc's runtime
+    "netc_runtime", "AvgPoolSame", "decay_term", "conv", "concat", "conv_relu", "Lrn", "MaxPool",
+    "XAVIER", "ZeroBias", "Kernels", "Net",
+    // the generated program's main.rs
+    "model", "main", "Autodiff", "Flex", "Cli", "Spec", "Settings", "ExitCode", "SPEC",
+    // generated names
+    "B", "x", "device", "in_height", "in_width", "in_channels", "backend", "images", "new",
+    "forward", "init", "decay_loss",
+];
+
+pub const PYTHON_KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
+    "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
+    "import", "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try",
+    "while", "with", "yield", "match", "case", "type", "_",
+];
+
+/// Names a generated Python module uses: its imports, helpers, the builtins
+/// it calls, and the generated code's own variables.
+pub const PYTHON_RESERVED: &[&str] = &[
+    "json", "np", "torch", "F", "nn", "math", "INPUT", "CLASSES", "Model", "NETC_NAMES",
+    "same_padding", "pair", "window_padding", "read_safetensors", "load_netc", "netc_name", "Conv2d",
+    "MaxPool", "AvgPool", "Lrn", "Dense", "BatchNorm", "self", "x", "in_height", "in_width",
+    "in_channels", "super", "object", "int", "float", "bool", "str", "tuple", "list", "dict",
+    "set", "max", "min", "len", "range", "open", "print", "getattr", "setattr", "hasattr",
+    "isinstance", "ValueError", "KeyError", "TypeError", "Exception", "NotImplemented",
+    "Ellipsis", "__name__", "__file__", "__class__",
+];
+
+/// What `nn.Module` itself holds: a layer cannot be an attribute of that name.
+pub const TORCH_MODULE_ATTRIBUTES: &[&str] = &[
+    "T_destination", "_apply", "_backward_hooks", "_backward_pre_hooks", "_buffers",
+    "_call_impl", "_compiled_call_impl", "_forward_hooks", "_forward_hooks_always_called",
+    "_forward_hooks_with_kwargs", "_forward_pre_hooks", "_forward_pre_hooks_with_kwargs",
+    "_get_backward_hooks", "_get_backward_pre_hooks", "_get_name", "_is_full_backward_hook",
+    "_load_from_state_dict", "_load_state_dict_post_hooks", "_load_state_dict_pre_hooks",
+    "_maybe_warn_non_full_backward_hook", "_modules", "_named_members",
+    "_non_persistent_buffers_set", "_parameters", "_register_load_state_dict_pre_hook",
+    "_register_state_dict_hook", "_replicate_for_data_parallel", "_save_to_state_dict",
+    "_slow_forward", "_state_dict_hooks", "_state_dict_pre_hooks", "_version",
+    "_wrapped_call_impl", "add_module", "apply", "bfloat16", "buffers", "call_super_init",
+    "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr",
+    "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule",
+    "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children",
+    "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook",
+    "register_full_backward_hook", "register_full_backward_pre_hook",
+    "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook",
+    "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule",
+    "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu",
+    "zero_grad", "NETC_NAMES",
+];
+
+/// The language a [`Namer`] names for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+/// Hands out unique names in one scope: a type namespace, a function's
+/// variables, a class's attributes.
+#[derive(Debug, Clone)]
+pub struct Namer {
+    taken: HashSet<String>,
+    /// Rust types: derive(Module) also defines `{Name}Record` and `{Name}RecordItem`.
+    records: bool,
+}
+
+impl Namer {
+    /// A scope where `reserved` and every keyword of `lang` are taken.
+    pub fn new(lang: Lang, reserved: &[&[&str]]) -> Self {
+        let keywords = match lang {
+            Lang::Rust => RUST_KEYWORDS,
+            Lang::Python => PYTHON_KEYWORDS,
+        };
+        let taken = std::iter::once(keywords)
+            .chain(reserved.iter().copied())
+            .flatten()
+            .map(|s| s.to_string())
+            .collect();
+        Namer {
+            taken,
+            records: false,
+        }
+    }
+
+    /// Rust types: struct names, with the record types burn derives.
+    pub fn rust_types() -> Self {
+        Namer {
+            records: true,
+            ..Namer::new(Lang::Rust, &[RUST_RESERVED])
+        }
+    }
+
+    /// Rust values: a function's parameters and variables.
+    pub fn rust_values() -> Self {
+        Namer::new(Lang::Rust, &[RUST_RESERVED])
+    }
+
+    /// Python module-level names: classes.
+    pub fn python_types() -> Self {
+        Namer::new(Lang::Python, &[PYTHON_RESERVED])
+    }
+
+    /// Python variables and parameters of a method.
+    pub fn python_values() -> Self {
+        Namer::new(Lang::Python, &[PYTHON_RESERVED])
+    }
+
+    /// Python attributes of an `nn.Module`.
+    pub fn python_attributes() -> Self {
+        Namer::new(Lang::Python, &[TORCH_MODULE_ATTRIBUTES])
+    }
+
+    /// Marks `name` as taken, as it is: a generated name, or a `.net` name
+    /// that must keep its spelling.
+    pub fn reserve(&mut self, name: &str) {
+        self.taken.insert(name.to_string());
+    }
+
+    /// Whether `name` is still free (for a type, with its record types).
+    pub fn is_free(&self, name: &str) -> bool {
+        let forms = [
+            name.to_string(),
+            format!("{name}Record"),
+            format!("{name}RecordItem"),
+        ];
+        let n = if self.records { 3 } else { 1 };
+        forms[..n].iter().all(|f| !self.taken.contains(f))
+    }
+
+    fn take(&mut self, name: String) -> String {
+        if self.records {
+            self.taken.insert(format!("{name}Record"));
+            self.taken.insert(format!("{name}RecordItem"));
+        }
+        self.taken.insert(name.clone());
+        name
+    }
+
+    /// A free name for `base` (a valid identifier): `base` itself, or with
+    /// `_` added, or with a number (`_2`, `_3`, ... for snake case, `2`, `3`,
+    /// ... for CamelCase).
+    pub fn call(&mut self, base: &str) -> String {
+        let base = if base.is_empty() { "unnamed" } else { base };
+        // `__x` in a Python class becomes `_Class__x`; start with one `_`.
+        let base = match base.strip_prefix("__") {
+            Some(rest) if !base.ends_with("__") => format!("_{}", rest.trim_start_matches('_')),
+            _ => base.to_string(),
+        };
+        if self.is_free(&base) {
+            return self.take(base);
+        }
+        let camel = base.chars().next().is_some_and(char::is_uppercase);
+        if !camel && self.is_free(&format!("{base}_")) {
+            return self.take(format!("{base}_"));
+        }
+        let sep = if camel { "" } else { "_" };
+        let mut n = 2u64;
+        loop {
+            let candidate = format!("{base}{sep}{n}");
+            if self.is_free(&candidate) {
+                return self.take(candidate);
+            }
+            n += 1;
+        }
+    }
+}
+
+/// `fire` -> `Fire`, `squeeze1` -> `Squeeze1`, `my_block` -> `MyBlock`;
+/// a name that would not start with a letter is prefixed with `prefix`.
+pub fn camel_case(name: &str, prefix: &str) -> String {
+    let out: String = name
+        .split('_')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let mut c = p.chars();
+            c.next()
+                .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+        })
+        .collect();
+    match out.chars().next() {
+        Some(c) if c.is_ascii_alphabetic() => out,
+        _ => format!("{prefix}{out}"),
+    }
+}
+
+/// The Rust field of the layer labelled `label`: the label itself, a raw
+/// identifier for a keyword (`r#type`), and for the few names that cannot be
+/// raw one `_` more (`self_`; `self_` in turn becomes `self__`).
+///
+/// burn names a tensor after the field path; the runtime's `params::label`
+/// undoes this, so checkpoints keep the `.net` names.
+pub fn rust_field(label: &str) -> String {
+    let base = label.trim_end_matches('_');
+    if RUST_NOT_RAW.contains(&base) || (base.is_empty() && !label.is_empty()) {
+        format!("{label}_")
+    } else if RUST_KEYWORDS.contains(&label) {
+        format!("r#{label}")
+    } else {
+        label.to_string()
+    }
+}
+
+/// The inverse of [`rust_field`], as the runtime applies it to burn's names.
+pub fn rust_field_label(field: &str) -> String {
+    let field = field.strip_prefix("r#").unwrap_or(field);
+    let base = field.trim_end_matches('_');
+    if field != base && (RUST_NOT_RAW.contains(&base) || base.is_empty()) {
+        field[..field.len() - 1].to_string()
+    } else {
+        field.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_and_generated_names_get_a_suffix() {
+        let mut rust = Namer::rust_values();
+        assert_eq!(rust.call("device"), "device_");
+        assert_eq!(rust.call("device"), "device_2");
+        assert_eq!(rust.call("x"), "x_");
+        assert_eq!(rust.call("in_channels"), "in_channels_");
+        assert_eq!(rust.call("type"), "type_");
+        assert_eq!(rust.call("gen"), "gen_");
+        assert_eq!(rust.call("XAVIER"), "XAVIER2");
+        assert_eq!(rust.call("k"), "k");
+        let mut py = Namer::python_values();
+        for (name, want) in [
+            ("class", "class_"),
+            ("self", "self_"),
+            ("F", "F_"),
+            ("torch", "torch_"),
+            ("super", "super_"),
+            ("match", "match_"),
+            ("e1", "e1"),
+        ] {
+            assert_eq!(py.call(name), want);
+        }
+        let mut attrs = Namer::python_attributes();
+        for (name, want) in [
+            ("forward", "forward_"),
+            ("training", "training_"),
+            ("parameters", "parameters_"),
+            ("type", "type_"),
+            ("lambda", "lambda_"),
+            ("__x", "_x"),
+            ("conv1", "conv1"),
+        ] {
+            assert_eq!(attrs.call(name), want);
+        }
+    }
+
+    #[test]
+    fn names_equal_after_case_conversion_differ_in_the_code() {
+        let mut types = Namer::rust_types();
+        assert_eq!(types.call(&camel_case("my_block", "B")), "MyBlock");
+        assert_eq!(types.call(&camel_case("myBlock", "B")), "MyBlock2");
+        assert_eq!(types.call(&camel_case("fire", "B")), "Fire");
+        assert_eq!(types.call(&camel_case("Fire", "B")), "Fire2");
+        assert_eq!(types.call(&camel_case("a__b", "B")), "AB");
+        assert_eq!(types.call(&camel_case("a_b", "B")), "AB2");
+        // burn derives `FireRecord` for `Fire`.
+        assert_eq!(types.call(&camel_case("fire_record", "B")), "FireRecord2");
+        // Helper and imported types, and keywords after conversion.
+        assert_eq!(types.call(&camel_case("max_pool", "B")), "MaxPool2");
+        assert_eq!(types.call(&camel_case("tensor", "B")), "Tensor2");
+        assert_eq!(types.call(&camel_case("self", "B")), "Self2");
+        assert_eq!(types.call(&camel_case("_", "B")), "B2");
+        assert_eq!(types.call(&camel_case("_1", "B")), "B1");
+        let mut py = Namer::python_types();
+        assert_eq!(py.call(&camel_case("none", "B")), "None2");
+        assert_eq!(py.call(&camel_case("dense", "B")), "Dense2");
+        assert_eq!(py.call(&camel_case("model", "B")), "Model2");
+        assert_eq!(py.call(&camel_case("my_block", "B")), "MyBlock");
+        assert_eq!(py.call(&camel_case("myBlock", "B")), "MyBlock2");
+    }
+
+    #[test]
+    fn rust_fields_keep_their_label_through_the_runtime() {
+        for (label, field) in [
+            ("conv1", "conv1"),
+            ("type", "r#type"),
+            ("gen", "r#gen"),
+            ("self", "self_"),
+            ("self_", "self__"),
+            ("Self", "Self_"),
+            ("crate", "crate_"),
+            ("super", "super_"),
+            ("_", "__"),
+            ("__", "___"),
+            ("x_", "x_"),
+            ("device", "device"),
+        ] {
+            assert_eq!(rust_field(label), field);
+            assert_eq!(rust_field_label(field), label, "{field}");
+        }
+    }
+}
