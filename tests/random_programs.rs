@@ -1,0 +1,493 @@
+//! Every valid program compiles in both back ends: random programs from
+//! `netc_tests::programs` (every layer kind, blocks, branches, repetition,
+//! hostile names) go through `netc::check`, then
+//! - the burn back end: `model.rs` and `main.rs` must parse as Rust (syn),
+//!   with no name defined twice in a scope (fields, parameters, items);
+//! - the PyTorch back end: the module must pass Python's `compile()`, import,
+//!   instantiate with `check`'s parameter count (and batch norm's running
+//!   statistics as buffers), and map a batch of zeros to the class scores.
+//!
+//! All modules run in one Python process (`random_programs.py`).
+//! `NETC_RANDOM_PROGRAMS=5000 NETC_RANDOM_SEED=7` runs 5,000 programs from
+//! seed 7; program `i` has seed `NETC_RANDOM_SEED + i`, so a failing program
+//! is reproduced alone with `NETC_RANDOM_PROGRAMS=1 NETC_RANDOM_SEED=<its seed>`.
+//! Failing programs are written to `$CARGO_TARGET_TMPDIR/random_programs/`.
+
+use netc_tests::programs;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
+use std::process::Command;
+
+const FILE: &str = "random.net";
+
+/// One way a program failed, and where.
+struct Failure {
+    seed: u64,
+    model: String,
+    /// What kind of failure: failures are grouped by it in the report.
+    class: String,
+    detail: String,
+}
+
+/// What `check` says the PyTorch module must have.
+struct Expected {
+    seed: u64,
+    model: String,
+    params: u64,
+    buffers: u64,
+    classes: u64,
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={v} is not a whole number")),
+        Err(_) => default,
+    }
+}
+
+/// The test needs torch: where it is missing, it fails and says how to get it.
+fn require_torch() {
+    let out = Command::new("python3")
+        .args(["-c", "import torch"])
+        .output();
+    let ok = out.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "python3 cannot import torch, which this test needs to run the PyTorch back end's output: \
+         install it with `python3 -m pip install torch --index-url https://download.pytorch.org/whl/cpu` \
+         ({})",
+        match &out {
+            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            Err(e) => format!("python3: {e}"),
+        }
+    );
+}
+
+/// The line `line` (1-based) of `code`, trimmed.
+fn line_of(code: &str, line: usize) -> &str {
+    code.lines()
+        .nth(line.saturating_sub(1))
+        .unwrap_or("")
+        .trim()
+}
+
+/// Problems of a generated Rust file: a parse error, or a name defined
+/// twice where Rust refuses it (syn parses those, rustc would not compile them).
+fn rust_problems(code: &str, what: &str) -> Vec<(String, String)> {
+    let file = match syn::parse_file(code) {
+        Ok(f) => f,
+        Err(e) => {
+            let line = e.span().start().line;
+            return vec![(
+                format!("{what} does not parse as Rust"),
+                format!("{e} (line {line}: {})", line_of(code, line)),
+            )];
+        }
+    };
+    let mut problems = Vec::new();
+    let mut twice =
+        |class: &str, detail: String| problems.push((format!("{what}: {class}"), detail));
+
+    // Names of the file's scope: items and `use` imports. burn's prelude is
+    // imported with a glob, which a local item silently shadows.
+    const PRELUDE: &[&str] = &[
+        "Tensor",
+        "Module",
+        "Backend",
+        "Config",
+        "Int",
+        "Bool",
+        "Float",
+        "Shape",
+        "Device",
+        "TensorData",
+    ];
+    let mut names: HashMap<String, &str> = HashMap::new();
+    let mut generics = HashSet::new();
+    fn leaves(tree: &syn::UseTree, out: &mut Vec<String>) {
+        match tree {
+            syn::UseTree::Path(p) => leaves(&p.tree, out),
+            syn::UseTree::Name(n) => out.push(n.ident.to_string()),
+            syn::UseTree::Rename(r) => out.push(r.rename.to_string()),
+            syn::UseTree::Group(g) => g.items.iter().for_each(|t| leaves(t, out)),
+            syn::UseTree::Glob(_) => {}
+        }
+    }
+    for item in &file.items {
+        let (defined, kind): (Vec<String>, &str) = match item {
+            syn::Item::Use(u) => {
+                let mut out = Vec::new();
+                leaves(&u.tree, &mut out);
+                (out, "import")
+            }
+            syn::Item::Struct(s) => {
+                generics.extend(s.generics.type_params().map(|p| p.ident.to_string()));
+                let mut fields = HashSet::new();
+                for f in &s.fields {
+                    if let Some(id) = &f.ident {
+                        if !fields.insert(id.to_string()) {
+                            twice(
+                                "a struct has two fields of one name",
+                                format!("struct `{}`, field `{id}`", s.ident),
+                            );
+                        }
+                    }
+                }
+                (vec![s.ident.to_string()], "struct")
+            }
+            syn::Item::Fn(f) => {
+                fn_params(&f.sig, "", &mut twice);
+                (vec![f.sig.ident.to_string()], "function")
+            }
+            syn::Item::Const(c) => (vec![c.ident.to_string()], "constant"),
+            syn::Item::Static(s) => (vec![s.ident.to_string()], "static"),
+            syn::Item::Enum(e) => (vec![e.ident.to_string()], "enum"),
+            syn::Item::Type(t) => (vec![t.ident.to_string()], "type"),
+            syn::Item::Mod(m) => (vec![m.ident.to_string()], "module"),
+            syn::Item::Impl(i) => {
+                generics.extend(i.generics.type_params().map(|p| p.ident.to_string()));
+                let ty = quote_type(&i.self_ty);
+                for it in &i.items {
+                    if let syn::ImplItem::Fn(f) = it {
+                        fn_params(&f.sig, &ty, &mut twice);
+                    }
+                }
+                (vec![], "")
+            }
+            _ => (vec![], ""),
+        };
+        for name in defined {
+            if kind == "struct" && PRELUDE.contains(&name.as_str()) && what == "model.rs" {
+                twice(
+                    "a struct shadows a name of the prelude of burn",
+                    format!("struct `{name}`"),
+                );
+            }
+            if let Some(prev) = names.insert(name.clone(), kind) {
+                twice(
+                    "a name is defined twice in a file",
+                    format!("`{name}`: {prev} and {kind}"),
+                );
+            }
+        }
+    }
+    for (name, kind) in &names {
+        if generics.contains(name) {
+            twice(
+                "an item has the name of a generic parameter",
+                format!("{kind} `{name}`"),
+            );
+        }
+    }
+    problems
+}
+
+fn quote_type(ty: &syn::Type) -> String {
+    match ty {
+        syn::Type::Path(p) => p
+            .path
+            .segments
+            .last()
+            .map_or(String::new(), |s| s.ident.to_string()),
+        _ => String::new(),
+    }
+}
+
+/// A function whose parameters repeat a name.
+fn fn_params(sig: &syn::Signature, owner: &str, twice: &mut impl FnMut(&str, String)) {
+    let mut seen = HashSet::new();
+    for input in &sig.inputs {
+        if let syn::FnArg::Typed(t) = input {
+            if let syn::Pat::Ident(id) = &*t.pat {
+                if !seen.insert(id.ident.to_string()) {
+                    twice(
+                        "a function has two parameters of one name",
+                        format!("`{owner}::{}`, parameter `{}`", sig.ident, id.ident),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn json_u64(v: &serde_json::Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(serde_json::Value::as_u64)
+}
+
+// Enabled once the layout pass lands: on the back ends of today's main, most
+// random programs fail (see the report of the `gen` branch).
+#[test]
+#[ignore = "enabled once the layout pass lands"]
+fn random_valid_programs_compile_in_both_back_ends() {
+    let count = env_u64("NETC_RANDOM_PROGRAMS", 1000);
+    let base = env_u64("NETC_RANDOM_SEED", 1);
+    require_torch();
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let start = std::time::Instant::now();
+    let mut failures: Vec<Failure> = Vec::new();
+    let mut sources: BTreeMap<u64, String> = BTreeMap::new();
+    let mut expected: HashMap<String, Expected> = HashMap::new();
+    let mut manifest = String::new();
+    let mut models = 0;
+    for i in 0..count {
+        let seed = base.wrapping_add(i);
+        let program = programs::generate(seed);
+        let source = &program.source;
+        let mut fail = |model: &str, class: String, detail: String| {
+            failures.push(Failure {
+                seed,
+                model: model.to_string(),
+                class,
+                detail,
+            });
+        };
+        let checked = match netc::check(source) {
+            Ok(c) => c,
+            Err(d) => {
+                fail(
+                    "",
+                    format!("`check` refuses a generated program: {}", d.message),
+                    d.render(FILE, source, false),
+                );
+                sources.insert(seed, source.clone());
+                continue;
+            }
+        };
+        for (j, c) in checked.iter().enumerate() {
+            models += 1;
+            let name = &c.model.name;
+            let mut fail = |class: String, detail: String| {
+                failures.push(Failure {
+                    seed,
+                    model: name.clone(),
+                    class,
+                    detail,
+                });
+            };
+            match netc::backend::burn::model_rs(&c.model, source, FILE) {
+                Ok(code) => rust_problems(&code, "model.rs")
+                    .into_iter()
+                    .for_each(|(class, detail)| fail(class, detail)),
+                Err(d) => fail(
+                    format!(
+                        "the burn back end refuses a program that check accepts: {}",
+                        d.message
+                    ),
+                    d.render(FILE, source, false),
+                ),
+            }
+            let main = netc::backend::burn::main_rs(&c.model, FILE);
+            rust_problems(&main, "main.rs")
+                .into_iter()
+                .for_each(|(class, detail)| fail(class, detail));
+            match netc::backend::pytorch::module_py(&c.model, source, FILE) {
+                Ok(code) => {
+                    let id = format!("s{seed}_m{j}");
+                    let path = dir.path().join(format!("{id}.py"));
+                    std::fs::write(&path, code).expect("a writable temporary folder");
+                    let [h, w, ch] = c.model.input.hwc();
+                    let entry = serde_json::json!({
+                        "id": id,
+                        "path": path.to_str().expect("a UTF-8 temporary path"),
+                        "input": [ch, h, w],
+                    });
+                    manifest += &format!("{entry}\n");
+                    let total = c.summary.total;
+                    expected.insert(
+                        id,
+                        Expected {
+                            seed,
+                            model: name.clone(),
+                            params: total.params,
+                            buffers: total.weight_bytes / 4 - total.params,
+                            classes: c.model.settings.classes,
+                        },
+                    );
+                }
+                Err(d) => fail(
+                    format!(
+                        "the PyTorch back end refuses a program that check accepts: {}",
+                        d.message
+                    ),
+                    d.render(FILE, source, false),
+                ),
+            }
+        }
+        // Every program is kept until Python has run; only failing ones are written out.
+        sources.insert(seed, source.clone());
+    }
+
+    let rust_time = start.elapsed();
+    let manifest_path = dir.path().join("manifest.jsonl");
+    std::fs::write(&manifest_path, &manifest).expect("a writable temporary folder");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("random_programs.py");
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&manifest_path)
+        .output()
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{} failed:\n{}\n{stdout}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    eprintln!(
+        "{count} programs ({models} models): generated, checked and emitted in {:.1} s, run by Python in {:.1} s",
+        rust_time.as_secs_f64(),
+        (start.elapsed() - rust_time).as_secs_f64()
+    );
+    let mut answered = HashSet::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("random_programs.py printed `{line}`: {e}"));
+        let id = v["id"]
+            .as_str()
+            .expect("every answer has an id")
+            .to_string();
+        let want = expected
+            .get(&id)
+            .unwrap_or_else(|| panic!("random_programs.py answered for an unknown module {id}"));
+        answered.insert(id.clone());
+        let mut fail = |class: String, detail: String| {
+            failures.push(Failure {
+                seed: want.seed,
+                model: want.model.clone(),
+                class,
+                detail,
+            });
+        };
+        if let Some(error) = v["error"].as_str() {
+            let stage = v["stage"].as_str().unwrap_or("?");
+            fail(
+                format!("Python module, {stage}: {error}"),
+                error.to_string(),
+            );
+            continue;
+        }
+        let (params, buffers) = (json_u64(&v, "params"), json_u64(&v, "buffers"));
+        if params != Some(want.params) {
+            fail(
+                "Python module's parameters differ from `check`'s".into(),
+                format!("check: {}, PyTorch: {params:?}", want.params),
+            );
+        }
+        if buffers != Some(want.buffers) {
+            fail(
+                "Python module's buffers differ from `check`'s batch norm statistics".into(),
+                format!("check: {}, PyTorch: {buffers:?}", want.buffers),
+            );
+        }
+        let output: Vec<u64> = v["output"]
+            .as_array()
+            .map(|a| a.iter().filter_map(serde_json::Value::as_u64).collect())
+            .unwrap_or_default();
+        if output != [2, want.classes] {
+            fail(
+                "Python module's output is not the class scores".into(),
+                format!("want [2, {}], got {output:?}", want.classes),
+            );
+        }
+    }
+    for (id, want) in &expected {
+        if !answered.contains(id) {
+            failures.push(Failure {
+                seed: want.seed,
+                model: want.model.clone(),
+                class: "random_programs.py gave no answer".into(),
+                detail: id.clone(),
+            });
+        }
+    }
+
+    if failures.is_empty() {
+        eprintln!("{count} programs from seed {base}: both back ends fine");
+        return;
+    }
+    report(&failures, &sources, count, base);
+}
+
+/// Groups failures by class, writes every failing program out, and fails
+/// with each class's shortest program in full.
+fn report(failures: &[Failure], sources: &BTreeMap<u64, String>, count: u64, base: u64) {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("random_programs");
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).expect("a writable target folder");
+    let mut classes: BTreeMap<String, Vec<&Failure>> = BTreeMap::new();
+    for f in failures {
+        classes.entry(class_of(&f.class).0).or_default().push(f);
+    }
+    let failing: HashSet<u64> = failures.iter().map(|f| f.seed).collect();
+    for seed in &failing {
+        let _ = std::fs::write(out.join(format!("seed-{seed}.net")), &sources[seed]);
+    }
+    let mut text = format!(
+        "{} of {count} programs from seed {base} fail ({} failures in {} classes); \
+         the programs are in {}\n",
+        failing.len(),
+        failures.len(),
+        classes.len(),
+        out.display()
+    );
+    for (class, list) in &classes {
+        let seeds: HashSet<u64> = list.iter().map(|f| f.seed).collect();
+        let shortest = list
+            .iter()
+            .min_by_key(|f| sources[&f.seed].len())
+            .expect("a class has a failure");
+        let mut names: Vec<String> = list
+            .iter()
+            .flat_map(|f| {
+                let mut names = class_of(&f.class).1;
+                names.extend(class_of(&f.detail).1);
+                names
+            })
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .collect();
+        names.sort();
+        names.truncate(40);
+        text += &format!(
+            "\n=== {class}\nnames involved: {}\n{} programs; the shortest, seed {} (NETC_RANDOM_PROGRAMS=1 NETC_RANDOM_SEED={}), model `{}`:\n{}\n{}\n",
+            names.join(" "),
+            seeds.len(),
+            shortest.seed,
+            shortest.seed,
+            shortest.model,
+            shortest.detail.trim_end(),
+            sources[&shortest.seed].trim_end()
+        );
+    }
+    panic!("{text}");
+}
+
+/// A failure's class without the names and numbers that vary between
+/// programs ("`while` is a Rust keyword" and "`x` is a Rust keyword" are
+/// one class), and the names it quotes.
+fn class_of(message: &str) -> (String, Vec<String>) {
+    let message = message.split(" (line ").next().unwrap_or(message);
+    let mut class = String::new();
+    let mut names = Vec::new();
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '`' | '\'' => {
+                let name: String = chars.by_ref().take_while(|d| *d != c).collect();
+                names.push(format!("{c}{name}{c}"));
+                class.extend([c, '…', c]);
+            }
+            '0'..='9' => {
+                class.push('N');
+                while chars.peek().is_some_and(char::is_ascii_digit) {
+                    chars.next();
+                }
+            }
+            _ => class.push(c),
+        }
+    }
+    (class, names)
+}
