@@ -14,7 +14,8 @@
 //! call: parameters that change the structure of a block (strides, kernels
 //! of `valid` windows and of pooling without an explicit stride, LRN radii,
 //! repetition counts) take the same value at every call; filter counts,
-//! units, multipliers, groups and `same` convolution kernels vary.
+//! units, multipliers, groups and `same` convolution kernels vary. One
+//! program in ten breaks that rule ([`Program::calls_differ`]).
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -349,7 +350,10 @@ const RESERVED: &[&str] = &[
 
 /// A randomly drawn name: hostile (keywords, builtins, netc's own names,
 /// case collisions) more often than not.
-fn any_name(rng: &mut Rng) -> String {
+fn any_name(rng: &mut Rng, names: Names) -> String {
+    if names == Names::Plain {
+        return rng.pick(ORDINARY).to_string();
+    }
     let pool = match rng.range(0, 9) {
         0 | 1 => RUST_KEYWORDS,
         2 | 3 => PYTHON_KEYWORDS,
@@ -362,9 +366,9 @@ fn any_name(rng: &mut Rng) -> String {
 }
 
 /// A name for a block or a block parameter: not a layer, not reserved.
-fn definable_name(rng: &mut Rng) -> String {
+fn definable_name(rng: &mut Rng, names: Names) -> String {
     loop {
-        let n = any_name(rng);
+        let n = any_name(rng, names);
         if !LAYER_NAMES.contains(&n.as_str()) && !RESERVED.contains(&n.as_str()) {
             return n;
         }
@@ -543,6 +547,8 @@ fn window_out(size: u64, kernel: u64, stride: u64, valid: bool) -> Option<u64> {
 /// values of the enclosing block's parameters.
 struct Sim<'a> {
     blocks: &'a [Block],
+    /// Calls may give a block's fixed parameters other values.
+    vary: bool,
 }
 
 impl Sim<'_> {
@@ -659,7 +665,7 @@ impl Sim<'_> {
                 let inner: Vec<u64> = args.iter().map(|a| val(*a)).collect();
                 for (p, v) in b.params.iter().zip(&inner) {
                     if let Class::Fixed(f) = p.class {
-                        assert_eq!(f, *v, "a fixed parameter takes one value");
+                        assert!(self.vary || f == *v, "a fixed parameter takes one value");
                     }
                 }
                 self.stmts(&b.body, x, &inner)
@@ -687,6 +693,10 @@ struct Gen {
     blocks: Vec<Block>,
     /// Blocks called so far: the others are called first.
     called: HashSet<usize>,
+    names: Names,
+    /// Calls may give a block's strides, `valid` kernels, radii and
+    /// repetition counts other values than at its other calls.
+    vary: bool,
 }
 
 /// The slot a number fills, which decides the parameter class it may use.
@@ -722,7 +732,7 @@ impl Gen {
             }
             if sc.params.len() < 5 {
                 let name = loop {
-                    let n = definable_name(&mut self.rng);
+                    let n = definable_name(&mut self.rng, self.names);
                     if !sc.params.iter().any(|p| p.name == n) {
                         break n;
                     }
@@ -919,6 +929,10 @@ impl Gen {
                         .collect();
                     if !same.is_empty() && self.rng.chance(40) {
                         V::Param(*self.rng.pick(&same))
+                    } else if self.vary && matches!(p.class, Class::Fixed(_)) && self.rng.chance(50)
+                    {
+                        // A call with another structure.
+                        V::Lit(self.rng.range(1, 3))
                     } else {
                         V::Lit(p.class.draw(&mut self.rng))
                     }
@@ -927,6 +941,7 @@ impl Gen {
             let kind = Kind::Call { block, args };
             let sim = Sim {
                 blocks: &self.blocks,
+                vary: self.vary,
             };
             if sim.kind(&kind, x, &sc.env).is_some() {
                 self.called.insert(block);
@@ -940,7 +955,7 @@ impl Gen {
         if !self.rng.chance(percent) {
             return None;
         }
-        let name = any_name(&mut self.rng);
+        let name = any_name(&mut self.rng, self.names);
         sc.labels.insert(name.clone()).then_some(name)
     }
 
@@ -974,6 +989,7 @@ impl Gen {
             }
             let sim = Sim {
                 blocks: &self.blocks,
+                vary: self.vary,
             };
             if let Some(out) = sim.stmt(&s, x, &sc.env) {
                 return Some((s, out));
@@ -1020,6 +1036,7 @@ impl Gen {
         first.label = self.label(sc, 30);
         let sim = Sim {
             blocks: &self.blocks,
+            vary: self.vary,
         };
         let mid = sim.stmt(&first, x, &sc.env)?;
         let mut body = vec![first];
@@ -1122,7 +1139,7 @@ impl Gen {
     /// A block, defined against input `x` and called later.
     fn block(&mut self, x: Shape, names: &mut HashSet<String>) -> Option<Block> {
         let name = loop {
-            let n = definable_name(&mut self.rng);
+            let n = definable_name(&mut self.rng, self.names);
             if names.insert(n.clone()) {
                 break n;
             }
@@ -1137,7 +1154,7 @@ impl Gen {
         let (mut body, _) = self.seq(&mut sc, x, 1, 4)?;
         if self.rng.chance(20) && sc.params.len() < 5 {
             // A parameter the body never reads.
-            let unused = definable_name(&mut self.rng);
+            let unused = definable_name(&mut self.rng, self.names);
             if !sc.params.iter().any(|p| p.name == unused) {
                 sc.params.push(Param {
                     name: unused,
@@ -1288,14 +1305,36 @@ pub struct Program {
     pub seed: u64,
     pub source: String,
     pub models: Vec<String>,
+    /// The calls of a block may differ in structure (a stride or a `valid`
+    /// kernel from a parameter, say): `check` may refuse such a program,
+    /// but what it accepts every back end must accept.
+    pub calls_differ: bool,
 }
 
-/// The program of `seed`: one to three blocks, one or two models.
+/// Where the names of a program come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Names {
+    /// Mostly keywords, builtins, netc's own names and case collisions.
+    Hostile,
+    /// Only ordinary names: for telling a naming bug from another.
+    Plain,
+}
+
+/// The program of `seed`, with hostile names.
 pub fn generate(seed: u64) -> Program {
+    generate_with(seed, Names::Hostile)
+}
+
+/// The program of `seed`: up to three blocks, one or two models.
+pub fn generate_with(seed: u64, names: Names) -> Program {
+    let mut rng = Rng::new(seed);
+    let vary = rng.chance(10);
     let mut g = Gen {
-        rng: Rng::new(seed),
+        rng,
         blocks: Vec::new(),
         called: HashSet::new(),
+        names,
+        vary,
     };
     let mut block_names = HashSet::new();
     for _ in 0..g.rng.range(0, 3) {
@@ -1314,14 +1353,16 @@ pub fn generate(seed: u64) -> Program {
     }
     let mut model_names = HashSet::new();
     let mut models = Vec::new();
-    for _ in 0..g.rng.range(1, 2) {
+    let count = if g.rng.chance(25) { 2 } else { 1 };
+    for _ in 0..count {
         let name = loop {
             // Now and then a block's name, or another spelling of it.
             let n = match g.blocks.first() {
-                Some(b) if g.rng.chance(15) => b.name.clone(),
-                _ => any_name(&mut g.rng),
+                Some(b) if names == Names::Hostile && g.rng.chance(15) => b.name.clone(),
+                _ => any_name(&mut g.rng, g.names),
             };
-            if model_names.insert(n.clone()) {
+            let clashes = names == Names::Plain && block_names.contains(&n);
+            if !clashes && model_names.insert(n.clone()) {
                 break n;
             }
         };
@@ -1565,5 +1606,6 @@ fn render(mut g: Gen, models: Vec<ModelOut>, seed: u64) -> Program {
         seed,
         source: src,
         models: models.into_iter().map(|m| m.name).collect(),
+        calls_differ: g.vary,
     }
 }

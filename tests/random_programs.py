@@ -10,11 +10,11 @@ in eval mode. Prints one JSON object per module: {"id", "params",
 "buffers", "output"} or {"id", "stage", "error"}; the Rust side compares.
 """
 
-import ast
-import importlib.util
 import json
+import re
 import sys
 import traceback
+import types
 
 import torch
 
@@ -28,23 +28,24 @@ def where(path, error):
     return f" (line {f.lineno}: {f.line.strip() if f.line else ''})"
 
 
-def duplicates(tree):
+TOP_LEVEL = re.compile(
+    r"^(?:class (\w+)|def (\w+)|(\w+) =|import [\w.]+ as (\w+)|import (\w+)|from \S+ import (\w+))",
+    re.M,
+)
+
+
+def duplicates(source):
     """Top-level names bound twice: imports, classes, functions, constants
-    (the `Model = ...` alias at the end excepted)."""
+    (the `Model = ...` alias at the end excepted). The generated module
+    binds them all at the start of a line."""
     seen, twice = set(), []
-    for node in tree.body:
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [(a.asname or a.name).split(".")[0] for a in node.names]
-        elif isinstance(node, (ast.ClassDef, ast.FunctionDef)):
-            names = [node.name]
-        elif isinstance(node, ast.Assign):
-            names = [t.id for t in node.targets if isinstance(t, ast.Name) and t.id != "Model"]
-        else:
+    for match in TOP_LEVEL.finditer(source):
+        name = next(g for g in match.groups() if g)
+        if match.group(3) == "Model":
             continue
-        for name in names:
-            if name in seen:
-                twice.append(name)
-            seen.add(name)
+        if name in seen:
+            twice.append(name)
+        seen.add(name)
     return twice
 
 
@@ -53,19 +54,18 @@ def run(entry):
     with open(path, encoding="utf-8") as f:
         source = f.read()
     try:
-        tree = ast.parse(source, path)
-        compile(source, path, "exec")
+        code = compile(source, path, "exec")
     except SyntaxError as e:
         text = (e.text or "").strip()
         return {"stage": "compile", "error": f"SyntaxError: {e.msg} (line {e.lineno}: {text})"}
-    twice = duplicates(tree)
+    twice = duplicates(source)
     if twice:
         return {"stage": "names", "error": "defined twice at top level: " + ", ".join(f"`{n}`" for n in sorted(set(twice)))}
     stage = "import"
     try:
-        spec = importlib.util.spec_from_file_location(f"netc_random_{entry['id']}", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = types.ModuleType(f"netc_random_{entry['id']}")
+        module.__file__ = path
+        exec(code, module.__dict__)
         stage = "instantiate"
         model = module.Model()
         params = sum(p.numel() for p in model.parameters())

@@ -11,12 +11,14 @@
 //! `NETC_RANDOM_PROGRAMS=5000 NETC_RANDOM_SEED=7` runs 5,000 programs from
 //! seed 7; program `i` has seed `NETC_RANDOM_SEED + i`, so a failing program
 //! is reproduced alone with `NETC_RANDOM_PROGRAMS=1 NETC_RANDOM_SEED=<its seed>`.
-//! Failing programs are written to `$CARGO_TARGET_TMPDIR/random_programs/`.
+//! `NETC_RANDOM_NAMES=plain` draws only ordinary names, to tell naming
+//! bugs from others. Failing programs are written to
+//! `$CARGO_TARGET_TMPDIR/random_programs/`.
 
 use netc_tests::programs;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 const FILE: &str = "random.net";
 
@@ -224,6 +226,11 @@ fn json_u64(v: &serde_json::Value, key: &str) -> Option<u64> {
 fn random_valid_programs_compile_in_both_back_ends() {
     let count = env_u64("NETC_RANDOM_PROGRAMS", 1000);
     let base = env_u64("NETC_RANDOM_SEED", 1);
+    let names = match std::env::var("NETC_RANDOM_NAMES").as_deref() {
+        Ok("plain") => programs::Names::Plain,
+        Ok("hostile") | Err(_) => programs::Names::Hostile,
+        Ok(other) => panic!("NETC_RANDOM_NAMES={other}: write `plain` or `hostile`"),
+    };
     require_torch();
     let dir = tempfile::tempdir().expect("a temporary folder");
     let start = std::time::Instant::now();
@@ -232,9 +239,10 @@ fn random_valid_programs_compile_in_both_back_ends() {
     let mut expected: HashMap<String, Expected> = HashMap::new();
     let mut manifest = String::new();
     let mut models = 0;
+    let mut refused = 0;
     for i in 0..count {
         let seed = base.wrapping_add(i);
-        let program = programs::generate(seed);
+        let program = programs::generate_with(seed, names);
         let source = &program.source;
         let mut fail = |model: &str, class: String, detail: String| {
             failures.push(Failure {
@@ -246,6 +254,11 @@ fn random_valid_programs_compile_in_both_back_ends() {
         };
         let checked = match netc::check(source) {
             Ok(c) => c,
+            // Calls of a block that differ in structure may be refused, by `check` only.
+            Err(_) if program.calls_differ => {
+                refused += 1;
+                continue;
+            }
             Err(d) => {
                 fail(
                     "",
@@ -267,10 +280,15 @@ fn random_valid_programs_compile_in_both_back_ends() {
                     detail,
                 });
             };
+            let id = format!("s{seed}_m{j}");
             match netc::backend::burn::model_rs(&c.model, source, FILE) {
-                Ok(code) => rust_problems(&code, "model.rs")
-                    .into_iter()
-                    .for_each(|(class, detail)| fail(class, detail)),
+                Ok(code) => {
+                    let path = dir.path().join(format!("{id}.rs"));
+                    std::fs::write(path, &code).expect("a writable temporary folder");
+                    rust_problems(&code, "model.rs")
+                        .into_iter()
+                        .for_each(|(class, detail)| fail(class, detail));
+                }
                 Err(d) => fail(
                     format!(
                         "the burn back end refuses a program that check accepts: {}",
@@ -285,7 +303,6 @@ fn random_valid_programs_compile_in_both_back_ends() {
                 .for_each(|(class, detail)| fail(class, detail));
             match netc::backend::pytorch::module_py(&c.model, source, FILE) {
                 Ok(code) => {
-                    let id = format!("s{seed}_m{j}");
                     let path = dir.path().join(format!("{id}.py"));
                     std::fs::write(&path, code).expect("a writable temporary folder");
                     let [h, w, ch] = c.model.input.hwc();
@@ -321,23 +338,10 @@ fn random_valid_programs_compile_in_both_back_ends() {
     }
 
     let rust_time = start.elapsed();
-    let manifest_path = dir.path().join("manifest.jsonl");
-    std::fs::write(&manifest_path, &manifest).expect("a writable temporary folder");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("random_programs.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&manifest_path)
-        .output()
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{} failed:\n{}\n{stdout}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = run_python(&manifest, dir.path());
     eprintln!(
-        "{count} programs ({models} models): generated, checked and emitted in {:.1} s, run by Python in {:.1} s",
+        "{count} programs ({models} models; {refused} with block calls that differ refused by check): \
+         generated, checked and emitted in {:.1} s, run by Python in {:.1} s",
         rust_time.as_secs_f64(),
         (start.elapsed() - rust_time).as_secs_f64()
     );
@@ -408,12 +412,63 @@ fn random_valid_programs_compile_in_both_back_ends() {
         eprintln!("{count} programs from seed {base}: both back ends fine");
         return;
     }
-    report(&failures, &sources, count, base);
+    report(&failures, &sources, dir.path(), count, base);
 }
 
-/// Groups failures by class, writes every failing program out, and fails
-/// with each class's shortest program in full.
-fn report(failures: &[Failure], sources: &BTreeMap<u64, String>, count: u64, base: u64) {
+/// Runs `random_programs.py` on the modules of `manifest`, split between
+/// one process per core (up to four), and returns what they print.
+fn run_python(manifest: &str, dir: &Path) -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("random_programs.py");
+    let lines: Vec<&str> = manifest.lines().collect();
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let chunk = lines.len().div_ceil(workers).max(1);
+    // Answers go to files: a full pipe would stall a process not yet waited for.
+    let file = |path: &Path| std::fs::File::create(path).expect("a writable temporary folder");
+    let children: Vec<_> = lines
+        .chunks(chunk)
+        .enumerate()
+        .map(|(i, part)| {
+            let path = dir.join(format!("manifest{i}.jsonl"));
+            std::fs::write(&path, part.join("\n") + "\n").expect("a writable temporary folder");
+            let (out, err) = (
+                dir.join(format!("out{i}.jsonl")),
+                dir.join(format!("err{i}.txt")),
+            );
+            let child = Command::new("python3")
+                .arg(&script)
+                .arg(&path)
+                .stdout(Stdio::from(file(&out)))
+                .stderr(Stdio::from(file(&err)))
+                .spawn()
+                .expect("python3 runs");
+            (child, out, err)
+        })
+        .collect();
+    let mut stdout = String::new();
+    for (mut child, out, err) in children {
+        let status = child.wait().expect("python3 runs");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        assert!(
+            status.success(),
+            "{} failed:\n{}\n{}",
+            script.display(),
+            read(&err),
+            read(&out)
+        );
+        stdout += &read(&out);
+    }
+    stdout
+}
+
+/// Groups failures by class, writes every failing program out with the code
+/// generated from it, and fails with each class's shortest program in full.
+fn report(
+    failures: &[Failure],
+    sources: &BTreeMap<u64, String>,
+    generated: &Path,
+    count: u64,
+    base: u64,
+) {
     let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("random_programs");
     let _ = std::fs::remove_dir_all(&out);
     std::fs::create_dir_all(&out).expect("a writable target folder");
@@ -424,6 +479,15 @@ fn report(failures: &[Failure], sources: &BTreeMap<u64, String>, count: u64, bas
     let failing: HashSet<u64> = failures.iter().map(|f| f.seed).collect();
     for seed in &failing {
         let _ = std::fs::write(out.join(format!("seed-{seed}.net")), &sources[seed]);
+        for j in 0..2 {
+            for ext in ["py", "rs"] {
+                let file = format!("s{seed}_m{j}.{ext}");
+                let _ = std::fs::copy(
+                    generated.join(&file),
+                    out.join(format!("seed-{seed}-model{j}.{ext}")),
+                );
+            }
+        }
     }
     let mut text = format!(
         "{} of {count} programs from seed {base} fail ({} failures in {} classes); \
