@@ -219,6 +219,133 @@ fn json_u64(v: &serde_json::Value, key: &str) -> Option<u64> {
     v.get(key).and_then(serde_json::Value::as_u64)
 }
 
+/// The generator writes only programs `check` accepts: a program it refuses
+/// is a bug of the generator (or of `check`), never a test of a back end.
+#[test]
+fn the_generator_writes_valid_programs() {
+    for seed in 0..1000 {
+        let program = programs::generate(seed);
+        match netc::check(&program.source) {
+            Ok(models) => assert_eq!(models.len(), program.models.len()),
+            Err(_) if program.calls_differ => {}
+            Err(d) => panic!(
+                "seed {seed}: {}\n{}",
+                d.render(FILE, &program.source, false),
+                program.source
+            ),
+        }
+    }
+}
+
+/// One seed, one program, on every machine.
+#[test]
+fn the_generator_is_deterministic() {
+    assert_eq!(programs::generate(7).source, programs::generate(7).source);
+    assert_ne!(programs::generate(7).source, programs::generate(8).source);
+    let plain = programs::generate_with(7, programs::Names::Plain).source;
+    assert_eq!(
+        plain,
+        programs::generate_with(7, programs::Names::Plain).source
+    );
+}
+
+/// A few hundred programs use every layer kind, argument form and kind of
+/// statement, and names from every list.
+#[test]
+fn the_generator_covers_the_language() {
+    let sources: Vec<String> = (0..300).map(|s| programs::generate(s).source).collect();
+    let all = sources.join("\n");
+    let forms = [
+        "conv ",
+        "dwconv ",
+        "maxpool ",
+        "avgpool global",
+        "avgpool ",
+        "lrn",
+        "fc ",
+        "dropout",
+        "batchnorm",
+        "bn",
+        "relu",
+        "identity",
+        "concat {",
+        "add {",
+        "block ",
+        "model ",
+        "train ",
+        "kernel=",
+        "groups=",
+        "mult=",
+        "radius=",
+        "alpha=",
+        "beta=",
+        "eps=",
+        "momentum=",
+        "valid",
+        "same",
+        "nobias",
+        "decay",
+        "linear",
+        "classes=",
+        " * ",
+        "x1 ",
+        "/2",
+        "0.001/9",
+    ];
+    for form in forms {
+        assert!(all.contains(form), "no program has `{form}`");
+    }
+    let has = |re: &dyn Fn(&str) -> bool| sources.iter().any(|s| s.lines().any(re));
+    // A stride and a repetition count given by block parameters.
+    assert!(has(&|l| l.contains(" /")
+        && l.split(" /").nth(1).is_some_and(|r| {
+            r.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        })));
+    assert!(has(&|l| l.split(" * ").nth(1).is_some_and(
+        |r| r.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+    )));
+    // A branch of several layers, and a group nested in a branch.
+    assert!(has(&|l| l.trim() == "{"));
+    assert!(sources
+        .iter()
+        .any(|s| s.contains("concat {\n")
+            && s.lines().any(|l| l.starts_with("            ")
+                && (l.ends_with("concat {") || l.ends_with("add {")))));
+    // A block calling another block.
+    assert!(sources.iter().any(|s| {
+        let blocks: Vec<&str> = s
+            .lines()
+            .filter_map(|l| l.strip_prefix("block "))
+            .map(|l| l.split('(').next().unwrap_or(""))
+            .collect();
+        s.split("\nblock ").skip(1).any(|b| {
+            blocks
+                .iter()
+                .any(|n| b.lines().skip(1).any(|l| l.contains(&format!("{n}("))))
+        })
+    }));
+    for (list, names) in [
+        ("Rust keywords", programs::RUST_KEYWORDS),
+        ("Python keywords", programs::PYTHON_KEYWORDS),
+        ("Python builtins", programs::PYTHON_BUILTINS),
+        ("netc's names", programs::NETC_NAMES),
+        ("case collisions", programs::CASE_COLLISIONS),
+    ] {
+        let used = names.iter().filter(|n| {
+            all.lines().any(|l| {
+                let l = l.trim();
+                l.starts_with(&format!("{n}: "))
+                    || l.starts_with(&format!("model {n} "))
+                    || l.starts_with(&format!("block {n}("))
+            })
+        });
+        assert!(
+            used.count() * 2 >= names.len(),
+            "less than half of the {list} are used"
+        );
+    }
+}
+
 // Enabled once the layout pass lands: on the back ends of today's main, most
 // random programs fail (see the report of the `gen` branch).
 #[test]
