@@ -29,3 +29,5 @@ pub fn net_files(folder: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
+
+pub mod programs;
