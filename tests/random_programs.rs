@@ -349,7 +349,7 @@ fn the_generator_covers_the_language() {
 // Enabled once the layout pass lands: on the back ends of today's main, most
 // random programs fail (see the report of the `gen` branch).
 #[test]
-#[ignore = "enabled once the layout pass lands"]
+
 fn random_valid_programs_compile_in_both_back_ends() {
     let count = env_u64("NETC_RANDOM_PROGRAMS", 1000);
     let base = env_u64("NETC_RANDOM_SEED", 1);
