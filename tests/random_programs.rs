@@ -389,7 +389,7 @@ fn random_valid_programs_compile_in_both_back_ends() {
             Err(d) => {
                 fail(
                     "",
-                    format!("`check` refuses a generated program: {}", d.message),
+                    format!("check refuses a generated program: {}", d.message),
                     d.render(FILE, source, false),
                 );
                 sources.insert(seed, source.clone());
