@@ -1,4 +1,7 @@
-//! Shared helpers of netc's integration tests.
+//! Shared helpers of netc's integration tests, and the generator of random
+//! valid programs.
+
+pub mod programs;
 
 use std::path::PathBuf;
 
@@ -29,5 +32,3 @@ pub fn net_files(folder: &str) -> Vec<(String, String, String)> {
         })
         .collect()
 }
-
-pub mod programs;

@@ -5,7 +5,7 @@ usage: python3 random_programs.py MANIFEST
 MANIFEST has one JSON object per line: {"id", "path", "input": [C, H, W]}.
 For each module: compile() it, look for top-level names defined twice (a
 class silently replaced by another), import it, instantiate `Model`, count
-its parameters and buffers, and run a batch of two zero images through it
+its parameters and floating-point buffers, and run a batch of two zero images through it
 in eval mode. Prints one JSON object per module: {"id", "params",
 "buffers", "output"} or {"id", "stage", "error"}; the Rust side compares.
 """
@@ -69,7 +69,8 @@ def run(entry):
         stage = "instantiate"
         model = module.Model()
         params = sum(p.numel() for p in model.parameters())
-        buffers = sum(b.numel() for b in model.buffers())
+        # Running statistics; not an integer step counter such as num_batches_tracked.
+        buffers = sum(b.numel() for b in model.buffers() if b.is_floating_point())
         stage = "forward"
         model.eval()
         with torch.no_grad():

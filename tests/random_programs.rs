@@ -130,6 +130,10 @@ fn rust_problems(code: &str, what: &str) -> Vec<(String, String)> {
                 let mut fields = HashSet::new();
                 for f in &s.fields {
                     if let Some(id) = &f.ident {
+                        // syn takes `_` for the unnamed fields of an unstable feature.
+                        if id == "_" {
+                            twice("a struct field is named _", format!("struct `{}`", s.ident));
+                        }
                         if !fields.insert(id.to_string()) {
                             twice(
                                 "a struct has two fields of one name",
@@ -389,7 +393,7 @@ fn random_valid_programs_compile_in_both_back_ends() {
             Err(d) => {
                 fail(
                     "",
-                    format!("`check` refuses a generated program: {}", d.message),
+                    format!("check refuses a generated program: {}", d.message),
                     d.render(FILE, source, false),
                 );
                 sources.insert(seed, source.clone());
@@ -472,6 +476,18 @@ fn random_valid_programs_compile_in_both_back_ends() {
         rust_time.as_secs_f64(),
         (start.elapsed() - rust_time).as_secs_f64()
     );
+    failures.extend(python_failures(&stdout, &expected));
+
+    if failures.is_empty() {
+        eprintln!("{count} programs from seed {base}: both back ends fine");
+        return;
+    }
+    report(&failures, &sources, dir.path(), count, base);
+}
+
+/// What Python answered that differs from what `check` expects.
+fn python_failures(stdout: &str, expected: &HashMap<String, Expected>) -> Vec<Failure> {
+    let mut failures = Vec::new();
     let mut answered = HashSet::new();
     for line in stdout.lines() {
         let v: serde_json::Value = serde_json::from_str(line)
@@ -503,13 +519,13 @@ fn random_valid_programs_compile_in_both_back_ends() {
         let (params, buffers) = (json_u64(&v, "params"), json_u64(&v, "buffers"));
         if params != Some(want.params) {
             fail(
-                "Python module's parameters differ from `check`'s".into(),
+                "Python module: parameters differ from check".into(),
                 format!("check: {}, PyTorch: {params:?}", want.params),
             );
         }
         if buffers != Some(want.buffers) {
             fail(
-                "Python module's buffers differ from `check`'s batch norm statistics".into(),
+                "Python module: buffers differ from the batch norm statistics of check".into(),
                 format!("check: {}, PyTorch: {buffers:?}", want.buffers),
             );
         }
@@ -519,12 +535,12 @@ fn random_valid_programs_compile_in_both_back_ends() {
             .unwrap_or_default();
         if output != [2, want.classes] {
             fail(
-                "Python module's output is not the class scores".into(),
+                "Python module: the output is not the class scores".into(),
                 format!("want [2, {}], got {output:?}", want.classes),
             );
         }
     }
-    for (id, want) in &expected {
+    for (id, want) in expected {
         if !answered.contains(id) {
             failures.push(Failure {
                 seed: want.seed,
@@ -535,11 +551,7 @@ fn random_valid_programs_compile_in_both_back_ends() {
         }
     }
 
-    if failures.is_empty() {
-        eprintln!("{count} programs from seed {base}: both back ends fine");
-        return;
-    }
-    report(&failures, &sources, dir.path(), count, base);
+    failures
 }
 
 /// Runs `random_programs.py` on the modules of `manifest`, split between
@@ -681,4 +693,97 @@ fn class_of(message: &str) -> (String, Vec<String>) {
         }
     }
     (class, names)
+}
+
+/// The comparison with `check` finds every kind of difference, and a module
+/// Python never answered for.
+#[test]
+fn python_answers_are_compared_with_check() {
+    let want = |seed| Expected {
+        seed,
+        model: "m".into(),
+        params: 170,
+        buffers: 4,
+        classes: 10,
+    };
+    let expected: HashMap<String, Expected> = [
+        ("good", 1),
+        ("params", 2),
+        ("buffers", 3),
+        ("output", 4),
+        ("error", 5),
+        ("silent", 6),
+    ]
+    .into_iter()
+    .map(|(id, seed)| (id.to_string(), want(seed)))
+    .collect();
+    let stdout = [
+        r#"{"id": "good", "params": 170, "buffers": 4, "output": [2, 10]}"#,
+        r#"{"id": "params", "params": 160, "buffers": 4, "output": [2, 10]}"#,
+        r#"{"id": "buffers", "params": 170, "buffers": 0, "output": [2, 10]}"#,
+        r#"{"id": "output", "params": 170, "buffers": 4, "output": [2, 12]}"#,
+        r#"{"id": "error", "stage": "compile", "error": "SyntaxError: invalid syntax"}"#,
+    ]
+    .join("\n");
+    let mut found: Vec<(u64, String)> = python_failures(&stdout, &expected)
+        .into_iter()
+        .map(|f| (f.seed, f.class))
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            (2, "Python module: parameters differ from check".to_string()),
+            (
+                3,
+                "Python module: buffers differ from the batch norm statistics of check".into()
+            ),
+            (
+                4,
+                "Python module: the output is not the class scores".into()
+            ),
+            (
+                5,
+                "Python module, compile: SyntaxError: invalid syntax".into()
+            ),
+            (6, "random_programs.py gave no answer".into()),
+        ]
+    );
+}
+
+/// What syn parses but rustc would refuse is found in generated Rust.
+#[test]
+fn rust_problems_are_found() {
+    let classes = |code: &str| -> Vec<String> {
+        let mut c: Vec<String> = rust_problems(code, "model.rs")
+            .into_iter()
+            .map(|(class, _)| class)
+            .collect();
+        c.sort();
+        c
+    };
+    let fine = "use burn::prelude::*;\npub struct Fire<B: Backend> { pub a: u8 }\n\
+                impl<B: Backend> Fire<B> { pub fn new(s: usize, device: &B::Device) -> Self { todo!() } }";
+    assert!(classes(fine).is_empty(), "{:?}", classes(fine));
+    assert_eq!(
+        classes("pub struct Fire { pub _: u8 }"),
+        ["model.rs: a struct field is named _"]
+    );
+    assert_eq!(
+        classes("pub struct Fire { pub const: u8 }"),
+        ["model.rs does not parse as Rust"]
+    );
+    let twice = "use netc_runtime::{Kernels, Net};\npub struct Net<B: Backend> { pub a: u8, pub a: u8 }\n\
+                 pub struct B<B: Backend> { pub t: Tensor<B, 1> }\npub struct Tensor;\n\
+                 impl<B: Backend> Fire<B> { pub fn new(device: usize, device: &B::Device) -> Self { todo!() } }";
+    assert_eq!(
+        classes(twice),
+        [
+            "model.rs: a function has two parameters of one name",
+            "model.rs: a name is defined twice in a file",
+            "model.rs: a struct has two fields of one name",
+            "model.rs: a struct shadows a name of the prelude of burn",
+            "model.rs: an item has the name of a generic parameter",
+        ]
+    );
 }
