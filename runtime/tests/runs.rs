@@ -186,10 +186,14 @@ fn a_temporary_file_left_by_a_crash_goes_when_the_run_reopens() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 100);
     let run = short_run(dir.path(), 2);
-    let stale = run.join(".checkpoint.safetensors.tmp");
-    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let stale = [".checkpoint.safetensors.tmp", ".settings.json.tmp"].map(|n| run.join(n));
+    for f in &stale {
+        std::fs::write(f, b"half a file").unwrap();
+    }
     resume(dir.path(), &run, |_| {}).unwrap();
-    assert!(!stale.exists());
+    for f in &stale {
+        assert!(!f.exists(), "{} is left", f.display());
+    }
 }
 
 #[test]
