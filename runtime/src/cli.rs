@@ -425,3 +425,33 @@ impl Cli {
         Cli::parse()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> std::result::Result<Command, clap::Error> {
+        Cli::try_parse_from(std::iter::once("model").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn a_resume_needs_no_data_and_flags_left_out_stay_unset() {
+        let Command::Train {
+            data,
+            seed,
+            eval_every,
+            log_every,
+            ..
+        } = parse(&["train", "--resume", "runs/tiny/1"]).unwrap()
+        else {
+            panic!("not train")
+        };
+        // Unset, so that a resume can tell them from values the user gave.
+        assert_eq!(
+            (data, seed, eval_every, log_every),
+            (None, None, None, None)
+        );
+        let e = parse(&["train"]).unwrap_err().to_string();
+        assert!(e.contains("--data"), "{e}");
+    }
+}

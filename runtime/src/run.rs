@@ -3,7 +3,7 @@
 //! time trains it; resuming one keeps its settings, refusing flags that
 //! contradict them, and cuts its log back to the checkpoint.
 
-use crate::checkpoint::{temporary, write_atomic};
+use crate::checkpoint::write_atomic;
 use crate::{Result, Settings, Spec};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -310,11 +310,18 @@ pub fn resume(spec: &Spec, dir: &Path, asked: &Asked) -> Result<Run> {
     })
 }
 
-/// Temporary files a crashed writer left: nothing else writes in a locked
-/// run, so each is garbage.
+/// Temporary files a crashed writer left (`write_atomic` names them
+/// `.<name>.tmp`): nothing else writes in a locked run, so each is garbage.
 fn remove_stale_temporaries(dir: &Path) {
-    for name in [CHECKPOINT, LOG, SETTINGS, SOURCE] {
-        let _ = std::fs::remove_file(temporary(&dir.join(name)));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 

@@ -186,10 +186,14 @@ fn a_temporary_file_left_by_a_crash_goes_when_the_run_reopens() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 100);
     let run = short_run(dir.path(), 2);
-    let stale = run.join(".checkpoint.safetensors.tmp");
-    std::fs::write(&stale, b"half a checkpoint").unwrap();
+    let stale = [".checkpoint.safetensors.tmp", ".settings.json.tmp"].map(|n| run.join(n));
+    for f in &stale {
+        std::fs::write(f, b"half a file").unwrap();
+    }
     resume(dir.path(), &run, |_| {}).unwrap();
-    assert!(!stale.exists());
+    for f in &stale {
+        assert!(!f.exists(), "{} is left", f.display());
+    }
 }
 
 #[test]
@@ -256,4 +260,30 @@ fn an_unreadable_test_set_is_refused_before_training() {
     let e = train(&with(dir.path(), &runs, |o| o.asked.steps = Some(2))).unwrap_err();
     assert!(e.contains("test_batch.bin"), "{e}");
     assert!(!runs.join("tiny/1").exists(), "no run was started");
+}
+
+#[test]
+fn a_resumed_run_whose_data_moved_is_told_where_it_went() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    synthetic(&data, 100);
+    let runs = dir.path().join("runs");
+    let run = train(&with(&data, &runs, |o| o.asked.steps = Some(2)))
+        .unwrap()
+        .run;
+    let moved = dir.path().join("moved");
+    std::fs::rename(&data, &moved).unwrap();
+    let again = |data: Option<PathBuf>| {
+        train(&with(&moved, &runs, |o| {
+            o.resume = Some(run.clone());
+            o.asked.data = data;
+            o.asked.steps = Some(3);
+        }))
+    };
+    let e = again(None).unwrap_err();
+    assert!(e.contains("is gone") && e.contains("--data"), "{e}");
+    again(Some(moved.clone())).unwrap();
+    assert_eq!(settings(&run).data, moved);
+    assert_eq!(settings(&run).settings.steps, 3);
 }
