@@ -161,9 +161,10 @@ pub fn read_source(path: &std::path::Path) -> Option<String> {
         errln!("error: cannot read {}: {e}", path.display());
         return None;
     }
-    match netc::syntax::decode(bytes) {
+    match netc::syntax::decode(&bytes) {
         Ok(source) => Some(source),
-        Err((text, d)) => {
+        Err(d) => {
+            let text = String::from_utf8_lossy(&bytes);
             err!("{}", d.render(&path.display().to_string(), &text, color()));
             None
         }
