@@ -121,6 +121,14 @@ pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
 
 pub type Result<T> = std::result::Result<T, Diagnostic>;
 
+/// `eprintln!` that cannot panic: a closed or full standard error (`2>&-`,
+/// `2>/dev/full`) is ignored, since there is nowhere left to report it; exit
+/// codes still tell. netc's progress notes and warnings go through this.
+pub fn note(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

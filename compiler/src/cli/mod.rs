@@ -25,10 +25,9 @@ macro_rules! outln {
 /// `eprintln!` that ignores a failing standard error (a closed pipe, a full
 /// disk): there is nowhere left to report it, and the exit code still tells.
 macro_rules! errln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        netc::diag::note(format_args!($($arg)*))
+    };
 }
 
 /// `eprint!` that ignores a failing standard error, like `errln!`.
