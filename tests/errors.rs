@@ -55,7 +55,10 @@ fn chain(depth: usize, groups: bool) -> String {
     let mut s = String::new();
     for i in 1..depth {
         if groups {
-            s += &format!("block b{i}(f) {{\n    add {{\n        b{}(f)\n        identity\n    }}\n}}\n", i + 1);
+            s += &format!(
+                "block b{i}(f) {{\n    add {{\n        b{}(f)\n        identity\n    }}\n}}\n",
+                i + 1
+            );
         } else {
             s += &format!("block b{i}(f) {{\n    b{}(f)\n}}\n", i + 1);
         }
@@ -91,32 +94,60 @@ fn block_chains_at_the_depth_limit_build_and_deeper_ones_are_refused() {
         let source = chain(depth, groups);
         let (d, rendered) = on_small_stack(move || refused(&source));
         assert!(
-            d.message
-                .contains(&format!("nested more than {max} deep")),
+            d.message.contains(&format!("nested more than {max} deep")),
             "{rendered}"
         );
         assert!(rendered.contains("the chain of"), "{rendered}");
         assert!(rendered.contains("b1 → b2 → b3 → …"), "{rendered}");
-        assert!(d.help.as_deref().unwrap_or("").contains("one after another"));
+        assert!(d
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("one after another"));
     }
+}
+
+#[test]
+fn branch_groups_at_the_brace_limit_parse_and_build_on_a_small_stack() {
+    // The model's brace and 63 more: 64 levels, the most the parser takes,
+    // groups and sequences (`{ ... }`) in turn.
+    let mut body = "conv 3x3 4".to_string();
+    for i in 0..63 {
+        body = match i % 3 {
+            0 => format!("add {{\n{body}\nidentity\n}}"),
+            1 => format!("concat {{\n{body}\n}}"),
+            _ => format!("{{\n{body}\n}}"),
+        };
+    }
+    let source = format!("model m {{\ninput 8x8x4\n{body}\nfc 10\n}}\n");
+    let deeper = source.replacen("conv 3x3 4", "add {\nidentity\n}", 1);
+    if let Err(e) = on_small_stack(move || check_and_emit(&source)) {
+        panic!("64 levels of braces were refused:\n{e}");
+    }
+    let (d, rendered) = on_small_stack(move || refused(&deeper));
+    assert_eq!(d.message, "nesting too deep", "{rendered}");
 }
 
 #[test]
 fn a_file_over_the_size_limit_is_refused_before_parsing() {
     let line = "    relu\n";
     let n = netc::syntax::MAX_SOURCE_BYTES / line.len() + 1;
-    let source = format!("model m {{\n    input 8x8x3\n{}    fc 10\n}}\n", line.repeat(n));
+    let source = format!(
+        "model m {{\n    input 8x8x3\n{}    fc 10\n}}\n",
+        line.repeat(n)
+    );
     let (d, rendered) = refused(&source);
     assert_eq!(d.message, "file too large", "{rendered}");
     assert!(rendered.contains("at most 1 MiB"), "{rendered}");
     // The same from the bytes of a file, as `netc` reads it.
-    let (_, d) = netc::syntax::decode(source.into_bytes()).unwrap_err();
+    let d = netc::syntax::decode(source.as_bytes()).unwrap_err();
     assert_eq!(d.message, "file too large");
 }
 
 #[test]
 fn layers_are_counted_across_the_models_of_a_file() {
-    let model = |name: &str| format!("model {name} {{\n    input 8x8x3\n    relu * 60000\n    fc 10\n}}\n");
+    let model =
+        |name: &str| format!("model {name} {{\n    input 8x8x3\n    relu * 60000\n    fc 10\n}}\n");
     let one = model("a");
     assert!(netc::check(&one).is_ok());
     let source = one + &model("b");
@@ -146,7 +177,7 @@ fn with_conv(conv: &str) -> String {
 fn a_byte_order_mark_first_is_skipped() {
     let source = with_conv("conv 3x3 8");
     let bytes = [b"\xEF\xBB\xBF".as_slice(), source.as_bytes()].concat();
-    let decoded = netc::syntax::decode(bytes).unwrap();
+    let decoded = netc::syntax::decode(&bytes).unwrap();
     assert_eq!(decoded, source, "the mark is dropped");
     // Given to `check` directly, it is accepted too.
     assert!(netc::check(&format!("\u{feff}{source}")).is_ok());
@@ -159,15 +190,34 @@ fn a_byte_order_mark_first_is_skipped() {
 #[test]
 fn non_ascii_characters_are_named_with_their_code_point() {
     for (conv, column, what) in [
-        ("conv1é: conv 3x3 8", 10, "non-ASCII letter `é` (U+00E9) in `conv1é`"),
+        (
+            "conv1é: conv 3x3 8",
+            10,
+            "non-ASCII letter `é` (U+00E9) in `conv1é`",
+        ),
         // A Cyrillic `с`, which looks like the Latin `c`.
-        ("\u{441}onv 3x3 8", 5, "non-ASCII letter `с` (U+0441) in `сonv`"),
-        ("conv\u{a0}3x3 8", 9, "no-break space (U+00A0) instead of an ordinary space"),
-        ("conv 3×3 8", 11, "multiplication sign `×` (U+00D7) instead of the letter x"),
+        (
+            "\u{441}onv 3x3 8",
+            5,
+            "non-ASCII letter `с` (U+0441) in `сonv`",
+        ),
+        (
+            "conv\u{a0}3x3 8",
+            9,
+            "no-break space (U+00A0) instead of an ordinary space",
+        ),
+        (
+            "conv 3×3 8",
+            11,
+            "multiplication sign `×` (U+00D7) instead of the letter x",
+        ),
     ] {
         let (d, rendered) = refused(&with_conv(conv));
         assert!(d.message.contains(what), "{rendered}");
-        assert!(rendered.contains(&format!("x.net:4:{column}")), "{rendered}");
+        assert!(
+            rendered.contains(&format!("x.net:4:{column}")),
+            "{rendered}"
+        );
         assert!(d.help.is_some(), "{rendered}");
     }
 }
@@ -176,13 +226,17 @@ fn non_ascii_characters_are_named_with_their_code_point() {
 fn a_file_that_is_not_utf8_says_so_and_where() {
     // `é` in Latin-1 is the single byte 0xE9.
     let bytes = b"model m {\n    input 8x8x3\n    conv1\xE9: conv 3x3 8\n    fc 10\n}\n".to_vec();
-    let (text, d) = netc::syntax::decode(bytes).unwrap_err();
-    let rendered = d.render("x.net", &text, false);
+    let d = netc::syntax::decode(&bytes).unwrap_err();
+    let rendered = d.render("x.net", &String::from_utf8_lossy(&bytes), false);
     assert_eq!(d.message, "the file is not UTF-8 text", "{rendered}");
     assert!(rendered.contains("x.net:3:10"), "{rendered}");
     assert!(rendered.contains("byte 0xE9 is not UTF-8"), "{rendered}");
-    assert!(d.help.as_deref().unwrap().contains("save the file as UTF-8"));
+    assert!(d
+        .help
+        .as_deref()
+        .unwrap()
+        .contains("save the file as UTF-8"));
     let utf16 = b"\xFF\xFEm\0o\0".to_vec();
-    let (_, d) = netc::syntax::decode(utf16).unwrap_err();
+    let d = netc::syntax::decode(&utf16).unwrap_err();
     assert!(d.help.as_deref().unwrap().contains("UTF-16"), "{d:?}");
 }

@@ -151,6 +151,60 @@ fn apply(mut s: String, e: &Edit) -> String {
     }
 }
 
+/// How one level of a deep program wraps the level inside it.
+#[derive(Debug, Clone, Copy)]
+enum Level {
+    /// The inner part in a block of its own, called (`* n` times).
+    Call(u32),
+    /// `add { inner; identity }`
+    Add,
+    /// `concat { inner }`
+    Concat,
+    /// `{ inner } * n`, a repeated sequence.
+    Seq(u32),
+}
+
+fn level() -> impl Strategy<Value = Level> {
+    prop_oneof![
+        (0u32..3).prop_map(Level::Call),
+        Just(Level::Add),
+        Just(Level::Concat),
+        (0u32..4).prop_map(Level::Seq),
+    ]
+}
+
+/// A program nested as `levels` say, outermost first: around the limits of
+/// nesting (64 braces, 64 block calls and groups) and of expansion.
+fn nested(levels: &[Level], repeat: u32) -> String {
+    let mut blocks = String::new();
+    let mut inner = format!("conv 3x3 4 * {repeat}");
+    for (i, l) in levels.iter().enumerate().rev() {
+        inner = match *l {
+            Level::Call(n) => {
+                blocks += &format!("block b{i}(f) {{\n{inner}\n}}\n");
+                format!("b{i}(4) * {n}")
+            }
+            Level::Add => format!("add {{\n{inner}\nidentity\n}}"),
+            Level::Concat => format!("concat {{\n{inner}\n}}"),
+            Level::Seq(n) => format!("{{\n{inner}\n}} * {n}"),
+        };
+    }
+    format!("{blocks}model m {{\ninput 8x8x4\n{inner}\nfc 10\n}}\n")
+}
+
+proptest! {
+    // Fewer cases: some expand to the layer limit, and both back ends run.
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn deep_and_repeated_programs_never_panic(
+        levels in prop::collection::vec(level(), 0..80),
+        repeat in 0u32..200,
+    ) {
+        check_terminates(nested(&levels, repeat));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
 

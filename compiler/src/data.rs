@@ -32,7 +32,7 @@ pub fn md5_hex(path: &Path) -> Result<String, String> {
 
 /// Downloads `url` to `dest` through a temporary file.
 fn download(url: &str, dest: &Path) -> Result<(), String> {
-    eprintln!("downloading {url}");
+    crate::diag::note(format_args!("downloading {url}"));
     let response = ureq::get(url).call().map_err(|e| {
         format!("cannot download {url}: {e}. Without internet, download {ARCHIVE} elsewhere and pass it with --from")
     })?;
@@ -76,12 +76,12 @@ pub fn cifar10(dir: &Path, from: Option<&Path>) -> Result<PathBuf, String> {
                 archive.display()
             ));
         }
-        eprintln!("{}: MD5 {sum} matches", archive.display());
+        crate::diag::note(format_args!("{}: MD5 {sum} matches", archive.display()));
     } else {
-        eprintln!(
+        crate::diag::note(format_args!(
             "{}: not the official {ARCHIVE}, unpacking without a checksum",
             archive.display()
-        );
+        ));
     }
     unpack(&archive, dir)?;
     Ok(dir.to_path_buf())

@@ -106,20 +106,80 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// 1-based line and column (in characters) of a byte offset.
+/// 1-based line and column (in characters) of a byte offset. Scans the text
+/// before it: for many offsets in one source, use `Lines`.
 pub fn line_col(source: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(source.len());
-    let before = source.get(..offset).unwrap_or(source);
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map_or(0, |tail| tail.chars().count())
-        + 1;
-    (line, col)
+    let offset = floor_char(source, offset);
+    // Bytes, not chars: counting them vectorizes, and back ends ask this
+    // for every layer of a model.
+    let before = &source.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    (line, source[start..offset].chars().count() + 1)
+}
+
+/// The start of every line of a source, so that each offset's line and
+/// column costs a binary search, not a scan of the text before it.
+pub struct Lines<'a> {
+    source: &'a str,
+    starts: Vec<usize>,
+}
+
+impl<'a> Lines<'a> {
+    pub fn new(source: &'a str) -> Self {
+        let after_newlines = source
+            .bytes()
+            .enumerate()
+            .filter(|&(_, b)| b == b'\n')
+            .map(|(i, _)| i + 1);
+        Lines {
+            source,
+            starts: std::iter::once(0).chain(after_newlines).collect(),
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset, as `line_col`.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = floor_char(self.source, offset);
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        (line, self.source[start..offset].chars().count() + 1)
+    }
+
+    /// The text of 1-based line `n`, without its line break; empty past the end.
+    pub fn line(&self, n: usize) -> &'a str {
+        let Some(&start) = n.checked_sub(1).and_then(|i| self.starts.get(i)) else {
+            return "";
+        };
+        let end = self
+            .starts
+            .get(n)
+            .map_or(self.source.len(), |&next| next - 1);
+        self.source[start..end].trim_end_matches('\r')
+    }
+}
+
+/// `offset` within `source`, moved back to the start of its character.
+fn floor_char(source: &str, offset: usize) -> usize {
+    let mut offset = offset.min(source.len());
+    while !source.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
 }
 
 pub type Result<T> = std::result::Result<T, Diagnostic>;
+
+/// `eprintln!` that cannot panic: a closed or full standard error (`2>&-`,
+/// `2>/dev/full`) is ignored, since there is nowhere left to report it; exit
+/// codes still tell. netc's progress notes and warnings go through this.
+pub fn note(line: fmt::Arguments) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
 
 #[cfg(test)]
 mod tests {
@@ -141,5 +201,21 @@ mod tests {
         assert_eq!(line_col("ab\ncé d", 0), (1, 1));
         assert_eq!(line_col("ab\ncé d", 3), (2, 1));
         assert_eq!(line_col("ab\ncé d", 7), (2, 4));
+        // Inside `é`: its own column.
+        assert_eq!(line_col("ab\ncé d", 5), (2, 2));
+    }
+
+    #[test]
+    fn the_line_index_agrees_with_line_col_everywhere() {
+        let source = "model é {\n\n  conv 3x3 8 # ж\r\n}\nlast";
+        let lines = Lines::new(source);
+        for offset in 0..=source.len() + 2 {
+            assert_eq!(lines.line_col(offset), line_col(source, offset), "{offset}");
+        }
+        assert_eq!(lines.line_col(source.len()), (5, 5));
+        for n in 0..=6usize {
+            let want = n.checked_sub(1).and_then(|i| source.lines().nth(i));
+            assert_eq!(lines.line(n), want.unwrap_or(""), "line {n}");
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! `cat`; a full disk is an error that says so, exit status 1. Never a panic.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,7 +22,7 @@ const COMMANDS: &[&[&str]] = &[
     &["emit", "--target", "pytorch", "zoo/squeeze1.net"],
 ];
 
-fn netc(args: &[&str], stdout: Stdio, stderr: Stdio) -> std::process::Child {
+fn netc(args: &[&str], stdout: Stdio, stderr: Stdio) -> Child {
     Command::new(env!("CARGO_BIN_EXE_netc"))
         .args(args)
         .current_dir(root())
@@ -31,6 +31,13 @@ fn netc(args: &[&str], stdout: Stdio, stderr: Stdio) -> std::process::Child {
         .stderr(stderr)
         .spawn()
         .expect("netc starts")
+}
+
+/// The writing end of a pipe whose reader has already gone.
+fn closed_pipe() -> Stdio {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    writer.into()
 }
 
 fn no_panic(args: &[&str], out: &Output) -> String {
@@ -43,10 +50,10 @@ fn no_panic(args: &[&str], out: &Output) -> String {
 #[test]
 fn a_closed_pipe_ends_netc_quietly() {
     for args in COMMANDS {
-        let mut child = netc(args, Stdio::piped(), Stdio::piped());
-        // The reader goes before netc writes a byte: every write fails.
-        drop(child.stdout.take());
-        let out = child.wait_with_output().unwrap();
+        // The reader is gone before netc writes a byte: every write fails.
+        let out = netc(args, closed_pipe(), Stdio::piped())
+            .wait_with_output()
+            .unwrap();
         let err = no_panic(args, &out);
         assert_eq!(out.status.code(), Some(141), "netc {args:?}: {err}");
         assert_eq!(err, "", "netc {args:?} should say nothing");
@@ -85,8 +92,7 @@ fn a_full_or_closed_stderr_leaves_the_exit_status_alone() {
         .wait_with_output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    let mut child = netc(&args, Stdio::null(), Stdio::piped());
-    drop(child.stderr.take());
+    let mut child = netc(&args, Stdio::null(), closed_pipe());
     assert_eq!(child.wait().unwrap().code(), Some(1));
 }
 
@@ -101,9 +107,13 @@ fn a_byte_order_mark_is_skipped_and_other_bytes_are_named() {
     let big = dir.path().join("big.net");
     std::fs::write(&big, vec![b'\n'; (1 << 20) + 1]).unwrap();
     let run = |path: &Path| {
-        let out = netc(&["check", path.to_str().unwrap()], Stdio::piped(), Stdio::piped())
-            .wait_with_output()
-            .unwrap();
+        let out = netc(
+            &["check", path.to_str().unwrap()],
+            Stdio::piped(),
+            Stdio::piped(),
+        )
+        .wait_with_output()
+        .unwrap();
         let err = no_panic(&["check"], &out);
         (out.status.code(), err)
     };

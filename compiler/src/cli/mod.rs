@@ -25,10 +25,9 @@ macro_rules! outln {
 /// `eprintln!` that ignores a failing standard error (a closed pipe, a full
 /// disk): there is nowhere left to report it, and the exit code still tells.
 macro_rules! errln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
+    ($($arg:tt)*) => {
+        netc::diag::note(format_args!($($arg)*))
+    };
 }
 
 /// `eprint!` that ignores a failing standard error, like `errln!`.
@@ -161,9 +160,10 @@ pub fn read_source(path: &std::path::Path) -> Option<String> {
         errln!("error: cannot read {}: {e}", path.display());
         return None;
     }
-    match netc::syntax::decode(bytes) {
+    match netc::syntax::decode(&bytes) {
         Ok(source) => Some(source),
-        Err((text, d)) => {
+        Err(d) => {
+            let text = String::from_utf8_lossy(&bytes);
             err!("{}", d.render(&path.display().to_string(), &text, color()));
             None
         }

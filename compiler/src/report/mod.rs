@@ -204,7 +204,7 @@ pub fn write(runs: &[Run], warnings: &[String], out: &Path) -> Result<Vec<PathBu
                 put(&format!("{name}.png"), &png)?;
                 plots.push(format!("{name}.png"));
             }
-            Err(e) => eprintln!("warning: plot {name} not drawn: {e}"),
+            Err(e) => crate::diag::note(format_args!("warning: plot {name} not drawn: {e}")),
         }
     }
     put(

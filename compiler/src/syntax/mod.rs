@@ -25,45 +25,41 @@ const BOM: char = '\u{feff}';
 
 /// The text of a `.net` file's bytes: its size checked, UTF-8, without the
 /// byte order mark some editors write first (skipped, so that columns are
-/// the ones an editor shows). The error comes with the text to render it
-/// against (the bytes, undecodable ones replaced).
-pub fn decode(bytes: Vec<u8>) -> std::result::Result<String, (String, Diagnostic)> {
+/// the ones an editor shows). An error's span is in
+/// `String::from_utf8_lossy(bytes)`, the text to render it against.
+pub fn decode(bytes: &[u8]) -> Result<String> {
     if bytes.len() > MAX_SOURCE_BYTES {
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        let d = too_large(&text);
-        return Err((text, d));
+        return Err(too_large(&String::from_utf8_lossy(bytes)));
     }
-    let text = match String::from_utf8(bytes) {
+    let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let bad = e.utf8_error().error_len().unwrap_or(e.as_bytes().len() - at);
-            let bytes = e.as_bytes()[at..at + bad]
+            let at = e.valid_up_to();
+            let bad = &bytes[at..at + e.error_len().unwrap_or(bytes.len() - at)];
+            let shown = bad
                 .iter()
                 .map(|b| format!("0x{b:02X}"))
                 .collect::<Vec<_>>()
                 .join(" ");
-            let utf16 = e.as_bytes().starts_with(&[0xFF, 0xFE])
-                || e.as_bytes().starts_with(&[0xFE, 0xFF]);
-            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || bytes.starts_with(&[0xFE, 0xFF]);
             // The replacement character that stands for the bad bytes.
-            let end = at + text[at..].chars().next().map_or(0, char::len_utf8);
-            let d = Diagnostic::new(Span::new(at, end), "the file is not UTF-8 text")
-                .label(format!("byte {bytes} is not UTF-8"))
-                .help(if utf16 {
-                    "the file is UTF-16: save it as UTF-8".to_string()
-                } else {
-                    "save the file as UTF-8 (another encoding, such as Latin-1, \
-                     writes letters like `é` as bytes UTF-8 does not use)"
-                        .to_string()
-                });
-            return Err((text, d));
+            let end = at + char::REPLACEMENT_CHARACTER.len_utf8();
+            return Err(
+                Diagnostic::new(Span::new(at, end), "the file is not UTF-8 text")
+                    .label(match bad.len() {
+                        1 => format!("byte {shown} is not UTF-8"),
+                        _ => format!("bytes {shown} are not UTF-8"),
+                    })
+                    .help(if utf16 {
+                        "the file is UTF-16: save it as UTF-8"
+                    } else {
+                        "save the file as UTF-8 (another encoding, such as Latin-1, \
+                         writes letters like `é` as bytes UTF-8 does not use)"
+                    }),
+            );
         }
     };
-    Ok(match text.strip_prefix(BOM) {
-        Some(rest) => rest.to_string(),
-        None => text,
-    })
+    Ok(text.strip_prefix(BOM).unwrap_or(text).to_string())
 }
 
 fn too_large(source: &str) -> Diagnostic {
