@@ -603,8 +603,12 @@ fn decayed(nodes: &[Node<Io>], path: &mut Vec<String>, out: &mut Vec<Vec<String>
                 decayed(&call.body, path, out);
                 path.pop();
             }
-            Op::Conv(c) if c.decay => out.push([&path[..], &[node.name.clone()]].concat()),
-            Op::Fc(f) if f.decay => out.push([&path[..], &[node.name.clone()]].concat()),
+            Op::Conv(c) if c.decay => {
+                out.push([&path[..], std::slice::from_ref(&node.name)].concat())
+            }
+            Op::Fc(f) if f.decay => {
+                out.push([&path[..], std::slice::from_ref(&node.name)].concat())
+            }
             _ => {}
         }
     }
