@@ -58,7 +58,11 @@ model m {
     for want in ["pub blk1: Blk<B>", "pub blk2: Blk2<B>", "pub blk3: Blk<B>"] {
         assert!(burn.contains(want), "no `{want}` in\n{burn}");
     }
-    for want in ["class Blk(nn.Module)", "class Blk2(nn.Module)", "self.blk3 = Blk("] {
+    for want in [
+        "class Blk(nn.Module)",
+        "class Blk2(nn.Module)",
+        "self.blk3 = Blk(",
+    ] {
         assert!(pytorch.contains(want), "no `{want}` in\n{pytorch}");
     }
 }
@@ -81,7 +85,11 @@ fn generated_rust_imports_only_what_it_uses() {
                 .trim_matches(['{', '}']);
             for name in names.split(", ").filter(|n| *n != "*") {
                 // A trait is used through its method.
-                let name = if name == "ZeroBias" { ".zero_bias()" } else { name };
+                let name = if name == "ZeroBias" {
+                    ".zero_bias()"
+                } else {
+                    name
+                };
                 let used = body
                     .match_indices(name)
                     .any(|(i, _)| !body[..i].ends_with(|c: char| c.is_alphanumeric() || c == '_'));
@@ -111,7 +119,13 @@ fn generated_pytorch_is_idiomatic() {
     assert!(squeeze.contains("self.pool1 = MaxPool(3, 2)"));
     assert!(squeeze.contains("self.conv1 = Conv2d(3, 64, 3)"));
     let classes = &squeeze[squeeze.find("class Fire(").unwrap()..];
-    for default in ["groups=1", "same=True", "bias=True", "stride=(1, 1)", "kernel="] {
+    for default in [
+        "groups=1",
+        "same=True",
+        "bias=True",
+        "stride=(1, 1)",
+        "kernel=",
+    ] {
         assert!(!classes.contains(default), "{default}");
     }
     let tuto = emit("tuto");

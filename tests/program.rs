@@ -261,7 +261,11 @@ fn matches_reference(checked: &netc::Checked, bin: &Path, dir: &Path) -> Vec<Str
             data: input[n * size..(n + 1) * size].to_vec(),
         };
         let want = reference::forward(&checked.model, image, &weights);
-        for (j, (a, b)) in logits.1[n * classes..(n + 1) * classes].iter().zip(&want).enumerate() {
+        for (j, (a, b)) in logits.1[n * classes..(n + 1) * classes]
+            .iter()
+            .zip(&want)
+            .enumerate()
+        {
             assert!(
                 (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
                 "image {n} class {j}: generated {a}, reference {b}"

@@ -218,7 +218,8 @@ fn class(layout: &Layout, index: usize, types: &[String], text: &str, file: &str
     let expr = |e: &Expr| e.python(&|v| vars[v].clone());
     // Labels Python can take keep their spelling; the others get a suffix.
     let mut attrs = Namer::python_attributes();
-    let fine = |l: &str| !(l.starts_with("__") && !l.ends_with("__"));
+    // `__x` in a class body becomes `_Class__x`.
+    let fine = |l: &str| !l.starts_with("__") || l.ends_with("__");
     let keep: Vec<bool> = s
         .fields
         .iter()

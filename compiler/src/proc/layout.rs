@@ -109,7 +109,10 @@ pub enum Layer {
     },
     /// An instance of another generated struct (`layout.structs[def]`),
     /// with the values of its constructor parameters.
-    Block { def: usize, args: Vec<Expr> },
+    Block {
+        def: usize,
+        args: Vec<Expr>,
+    },
 }
 
 /// A real number, compared by its bits so that layouts can be compared.
@@ -143,7 +146,10 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StepKind {
     /// `fields[field]` applied to `x`, then a ReLU when `relu`.
-    Apply { field: usize, relu: bool },
+    Apply {
+        field: usize,
+        relu: bool,
+    },
     Relu,
     /// Mean over height and width, keeping a 1x1 map.
     GlobalAvgPool,
@@ -597,8 +603,12 @@ fn decayed(nodes: &[Node<Io>], path: &mut Vec<String>, out: &mut Vec<Vec<String>
                 decayed(&call.body, path, out);
                 path.pop();
             }
-            Op::Conv(c) if c.decay => out.push([&path[..], &[node.name.clone()]].concat()),
-            Op::Fc(f) if f.decay => out.push([&path[..], &[node.name.clone()]].concat()),
+            Op::Conv(c) if c.decay => {
+                out.push([&path[..], std::slice::from_ref(&node.name)].concat())
+            }
+            Op::Fc(f) if f.decay => {
+                out.push([&path[..], std::slice::from_ref(&node.name)].concat())
+            }
             _ => {}
         }
     }

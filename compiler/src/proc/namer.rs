@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 
 /// Rust keywords of every edition, strict and reserved.
+#[rustfmt::skip]
 pub const RUST_KEYWORDS: &[&str] = &[
     "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern",
     "false", "fn", "for", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub",
@@ -20,10 +21,12 @@ pub const RUST_KEYWORDS: &[&str] = &[
 ];
 
 /// Keywords that cannot be raw identifiers (`r#self` is an error).
+#[rustfmt::skip]
 const RUST_NOT_RAW: &[&str] = &["self", "Self", "super", "crate", "_"];
 
 /// Names a generated `model.rs` or `main.rs` uses: std's prelude, burn's
 /// prelude, what netc imports, and the generated code's own variables.
+#[rustfmt::skip]
 pub const RUST_RESERVED: &[&str] = &[
     // std prelude
     "Option", "Some", "None", "Result", "Ok", "Err", "Vec", "String", "Box", "ToString",
@@ -49,6 +52,7 @@ pub const RUST_RESERVED: &[&str] = &[
     "forward", "init", "decay_loss",
 ];
 
+#[rustfmt::skip]
 pub const PYTHON_KEYWORDS: &[&str] = &[
     "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class",
     "continue", "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if",
@@ -58,6 +62,7 @@ pub const PYTHON_KEYWORDS: &[&str] = &[
 
 /// Names a generated Python module uses: its imports, helpers, the builtins
 /// it calls, and the generated code's own variables.
+#[rustfmt::skip]
 pub const PYTHON_RESERVED: &[&str] = &[
     "json", "np", "torch", "F", "nn", "math", "INPUT", "CLASSES", "Model", "NETC_NAMES",
     "same_padding", "pair", "window_padding", "read_safetensors", "load_netc", "netc_name", "Conv2d",
@@ -69,6 +74,7 @@ pub const PYTHON_RESERVED: &[&str] = &[
 ];
 
 /// What `nn.Module` itself holds: a layer cannot be an attribute of that name.
+#[rustfmt::skip]
 pub const TORCH_MODULE_ATTRIBUTES: &[&str] = &[
     "T_destination", "_apply", "_backward_hooks", "_backward_pre_hooks", "_buffers",
     "_call_impl", "_compiled_call_impl", "_forward_hooks", "_forward_hooks_always_called",

@@ -93,7 +93,10 @@ pub fn init(layer: &Layer, names: &Names) -> String {
             } else {
                 format!("\n.with_strides({})", pair(names, stride))
             };
-            format!("AvgPool2dConfig::new({}){strides}\n.init()", pair(names, kernel))
+            format!(
+                "AvgPool2dConfig::new({}){strides}\n.init()",
+                pair(names, kernel)
+            )
         }
         Layer::AvgPool {
             kernel,

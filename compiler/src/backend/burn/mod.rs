@@ -150,12 +150,7 @@ fn finish(mut lines: Vec<String>) -> Vec<String> {
     lines
 }
 
-fn render_struct(
-    layout: &Layout,
-    index: usize,
-    types: &[String],
-    source: &Source,
-) -> StructOut {
+fn render_struct(layout: &Layout, index: usize, types: &[String], source: &Source) -> StructOut {
     let s = &layout.structs[index];
     let mut locals = Namer::rust_values();
     let vars: HashMap<Var, String> = s
