@@ -12,9 +12,17 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
-    let repo = manifest.parent().expect("the package has a parent").to_path_buf();
+    let repo = manifest
+        .parent()
+        .expect("the package has a parent")
+        .to_path_buf();
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
-    for watched in ["runtime/src", "runtime/Cargo.toml", "Cargo.toml", "Cargo.lock"] {
+    for watched in [
+        "runtime/src",
+        "runtime/Cargo.toml",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
         println!("cargo:rerun-if-changed={}", repo.join(watched).display());
     }
 
@@ -53,12 +61,25 @@ fn embed(repo: &Path, runtime: &Path, out: &Path) -> String {
         let bytes = std::fs::read(path).unwrap();
         hash.update(format!("{name}\0{}\0", bytes.len()));
         hash.update(&bytes);
-        writeln!(code, "    ({name:?}, include_bytes!({:?})),", path.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({name:?}, include_bytes!({:?})),",
+            path.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     hash.update(read(&lock));
-    let hex: String = hash.finalize()[..8].iter().map(|b| format!("{b:02x}")).collect();
-    writeln!(code, "pub const LOCK: &[u8] = include_bytes!({:?});", lock.display().to_string()).unwrap();
+    let hex: String = hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    writeln!(
+        code,
+        "pub const LOCK: &[u8] = include_bytes!({:?});",
+        lock.display().to_string()
+    )
+    .unwrap();
     writeln!(code, "pub const HASH: &str = {hex:?};").unwrap();
     code
 }
@@ -88,10 +109,18 @@ fn sources(dir: &Path, rel: &str, files: &mut Vec<(String, PathBuf)>) {
 fn resolve(member: &str, workspace: &str) -> String {
     let mut member: toml::Table = member.parse().expect("runtime/Cargo.toml parses");
     let workspace: toml::Table = workspace.parse().expect("Cargo.toml parses");
-    let ws = workspace["workspace"].as_table().expect("a [workspace] table");
+    let ws = workspace["workspace"]
+        .as_table()
+        .expect("a [workspace] table");
     let empty = toml::Table::new();
-    let ws_package = ws.get("package").and_then(|p| p.as_table()).unwrap_or(&empty);
-    let ws_deps = ws.get("dependencies").and_then(|p| p.as_table()).unwrap_or(&empty);
+    let ws_package = ws
+        .get("package")
+        .and_then(|p| p.as_table())
+        .unwrap_or(&empty);
+    let ws_deps = ws
+        .get("dependencies")
+        .and_then(|p| p.as_table())
+        .unwrap_or(&empty);
 
     if let Some(package) = member.get_mut("package").and_then(|p| p.as_table_mut()) {
         for (key, value) in package.iter_mut() {
@@ -104,7 +133,10 @@ fn resolve(member: &str, workspace: &str) -> String {
         }
     }
     member.remove("dev-dependencies");
-    if let Some(deps) = member.get_mut("dependencies").and_then(|d| d.as_table_mut()) {
+    if let Some(deps) = member
+        .get_mut("dependencies")
+        .and_then(|d| d.as_table_mut())
+    {
         for (name, dep) in deps.iter_mut() {
             if !inherits(dep) {
                 continue;
@@ -116,7 +148,10 @@ fn resolve(member: &str, workspace: &str) -> String {
                 Some(toml::Value::Table(t)) => t.clone(),
                 _ => panic!("the workspace has no dependency {name}"),
             };
-            assert!(!full.contains_key("path"), "{name}: a path dependency cannot be embedded");
+            assert!(
+                !full.contains_key("path"),
+                "{name}: a path dependency cannot be embedded"
+            );
             for (key, value) in dep.as_table().unwrap() {
                 match (key.as_str(), full.get_mut(key)) {
                     ("workspace", _) => {}

@@ -88,16 +88,14 @@ pub fn runtime() -> Result<Runtime, String> {
 /// `<cache>/<version>-<hash>/`.
 fn unpacked() -> Result<PathBuf, String> {
     if embedded::RUNTIME.is_empty() {
-        return Err("this netc was built without its runtime (the package had no ../runtime); \
+        return Err(
+            "this netc was built without its runtime (the package had no ../runtime); \
              set NETC_RUNTIME to a netc-runtime crate"
-            .into());
+                .into(),
+        );
     }
     let cache = cache_dir();
-    let dir = cache.join(format!(
-        "{}-{}",
-        env!("CARGO_PKG_VERSION"),
-        embedded::HASH
-    ));
+    let dir = cache.join(format!("{}-{}", env!("CARGO_PKG_VERSION"), embedded::HASH));
     if dir.is_dir() {
         return Ok(dir);
     }
