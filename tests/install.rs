@@ -2,7 +2,9 @@
 //! into a temporary root, then run from an empty folder outside the
 //! checkout, with a home and cache of its own and cargo offline. Its models
 //! are named after what a program must not clash with: the compiler's own
-//! binary in the shared target directory and crates the program uses.
+//! binary in the shared target directory (`netc`), a crate the program uses
+//! (`burn`) and cargo's own folders there (`deps`, which cargo refuses as a
+//! binary's name).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,7 +24,7 @@ model burn {
     logits: fc 10
 }
 
-model std {
+model deps {
     input 8x8x3
     logits: fc 10
 }
@@ -135,7 +137,7 @@ fn an_installed_netc_builds_and_trains_from_an_empty_folder() {
     // Each model has a program of its own, namespaced in the shared target.
     let programs: Vec<&str> = built.lines().collect();
     assert_eq!(programs.len(), 3, "{built}");
-    for (program, model) in programs.iter().zip(["netc", "burn", "std"]) {
+    for (program, model) in programs.iter().zip(["netc", "burn", "deps"]) {
         let path = Path::new(program);
         assert_eq!(path.parent(), Some(target.join("release").as_path()));
         assert_eq!(
