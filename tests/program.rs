@@ -96,26 +96,6 @@ fn noise(seed: usize, n: usize) -> Vec<f32> {
         .collect()
 }
 
-fn synthetic(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut bytes = Vec::new();
-    for i in 0..n {
-        let label = (i % 10) as u8;
-        bytes.push(label);
-        for plane in 0..3u8 {
-            let v = label
-                .wrapping_mul(25)
-                .wrapping_add(plane * 80)
-                .wrapping_add((i % 7) as u8);
-            bytes.extend(std::iter::repeat_n(v, 1024));
-        }
-    }
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), &bytes[..100 * 3073]).unwrap();
-}
-
 fn run(binary: &Path, args: &[&str]) -> std::process::Output {
     let out = Command::new(binary)
         .args(args)
@@ -148,21 +128,14 @@ fn build(dir: &Path, file: &str, source: &str) -> (netc::Checked, PathBuf) {
 }
 
 /// The PyTorch back end, given the same weights and input, gives the burn
-/// program's logits. Runs where Python has torch; elsewhere it says so.
+/// program's logits. Fails where Python lacks torch.
 fn pytorch_matches(checked: &netc::Checked, dir: &Path, file: &str, source: &str) {
-    let has_torch = Command::new("python3")
-        .args(["-c", "import torch"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !has_torch {
-        eprintln!("note: python3 cannot import torch; the PyTorch cross-check did not run");
-        return;
-    }
+    let python = netc_tests::python_with_torch();
     let module = netc::backend::pytorch::module_py(&checked.model, source, file).unwrap();
     std::fs::write(dir.join("module.py"), module).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("pytorch_check.py");
     let p = |name: &str| dir.join(name).display().to_string();
-    let out = Command::new("python3")
+    let out = Command::new(python)
         .arg(&script)
         .args([
             p("module.py"),
@@ -181,13 +154,14 @@ fn pytorch_matches(checked: &netc::Checked, dir: &Path, file: &str, source: &str
 /// A file without the model's tensors is refused by the PyTorch loader,
 /// every missing one named.
 fn pytorch_refuses_missing_tensors(dir: &Path) {
+    let python = netc_tests::python_with_torch();
     let p = |name: &str| dir.join(name).display().to_string();
 
     let load = "import importlib.util, sys\n\
         spec = importlib.util.spec_from_file_location('m', sys.argv[1])\n\
         m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
         m.load_netc(m.Model(), sys.argv[2])";
-    let out = Command::new("python3")
+    let out = Command::new(python)
         .args(["-c", load, &p("module.py"), &p("input.safetensors")])
         .output()
         .unwrap();
@@ -286,7 +260,7 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
     pytorch_refuses_missing_tensors(dir.path());
 
     // Training on synthetic data: the loss falls and a checkpoint is written.
-    synthetic(&dir.path().join("data"), 300);
+    netc_tests::synthetic_cifar(&dir.path().join("data"), 300);
     let runs = p("runs");
     ok(
         &bin,

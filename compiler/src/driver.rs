@@ -1,6 +1,18 @@
 //! Building generated programs: write a model's crate, then compile it with
-//! cargo, sharing the netc workspace's lock file and target directory so
-//! burn is compiled once for every model.
+//! cargo into one target directory shared by every model, so burn is
+//! compiled once per machine.
+//!
+//! Where the runtime, the lock file and the target directory come from:
+//! - a netc run from its own checkout's build (`target/release/netc`, the
+//!   tests) uses the checkout: `runtime/`, `Cargo.lock` and `target/`, so an
+//!   edit of the runtime is built at once and the tests share the workspace's
+//!   build of burn;
+//! - any other netc (`cargo install --path compiler`) writes the runtime and
+//!   lock file embedded in it (`build.rs`) to `<cache>/<version>-<hash>/` on
+//!   first use and builds into `<cache>/target`, where `<cache>` is
+//!   `NETC_CACHE`, else the user's cache directory's `netc/`.
+//!
+//! `NETC_RUNTIME` (a runtime crate) and `CARGO_TARGET_DIR` override either.
 
 use crate::backend::burn;
 use crate::Checked;
@@ -8,24 +20,117 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-/// The netc repository this compiler was built from.
-pub fn repo() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    dir.canonicalize().unwrap_or(dir)
+mod embedded {
+    include!(concat!(env!("OUT_DIR"), "/embedded.rs"));
 }
 
-/// The runtime crate generated programs link (`NETC_RUNTIME` overrides).
-pub fn runtime_path() -> PathBuf {
-    std::env::var_os("NETC_RUNTIME")
+/// The checkout this netc was built from, when the running executable was
+/// built there (and so can be rebuilt from it); `None` for an installed netc.
+pub fn checkout() -> Option<PathBuf> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()?
+        .canonicalize()
+        .ok()?;
+    let exe = std::env::current_exe().ok()?.canonicalize().ok()?;
+    (exe.starts_with(&repo) && repo.join("runtime/Cargo.toml").is_file()).then_some(repo)
+}
+
+/// netc's own cache directory: `NETC_CACHE`, else `netc/` in the user's
+/// cache directory (`$XDG_CACHE_HOME`, `~/.cache`, `~/Library/Caches`...).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("NETC_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("runtime"))
+        .or_else(|| dirs::cache_dir().map(|d| d.join("netc")))
+        .unwrap_or_else(|| std::env::temp_dir().join("netc-cache"))
 }
 
 /// One target directory for every generated crate (`CARGO_TARGET_DIR` overrides).
 pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("target"))
+        .or_else(|| checkout().map(|repo| repo.join("target")))
+        .unwrap_or_else(|| cache_dir().join("target"))
+}
+
+/// The path of a model's program, once compiled into `target`: the one
+/// place that knows it. Its name is namespaced (`netc-model-<model>`) so that
+/// no model overwrites netc or another program in the shared target.
+pub fn program(target: &Path, model: &str) -> PathBuf {
+    target.join("release").join(format!(
+        "{}{}",
+        burn::program_name(model),
+        std::env::consts::EXE_SUFFIX
+    ))
+}
+
+/// The runtime crate generated programs link, and the lock file that pins
+/// the versions it was built with.
+pub struct Runtime {
+    pub path: PathBuf,
+    pub lock: PathBuf,
+}
+
+/// The runtime generated programs link: `NETC_RUNTIME`, the checkout's, or
+/// the embedded one written to the cache.
+pub fn runtime() -> Result<Runtime, String> {
+    let (path, lock) = match checkout() {
+        Some(repo) => (repo.join("runtime"), repo.join("Cargo.lock")),
+        None => {
+            let dir = unpacked()?;
+            (dir.join("runtime"), dir.join("Cargo.lock"))
+        }
+    };
+    let path = std::env::var_os("NETC_RUNTIME").map_or(path, PathBuf::from);
+    Ok(Runtime { path, lock })
+}
+
+/// The embedded runtime and lock file, written once per version to
+/// `<cache>/<version>-<hash>/`.
+fn unpacked() -> Result<PathBuf, String> {
+    if embedded::RUNTIME.is_empty() {
+        return Err(
+            "this netc was built without its runtime (the package had no ../runtime); \
+             set NETC_RUNTIME to a netc-runtime crate"
+                .into(),
+        );
+    }
+    let cache = cache_dir();
+    let dir = cache.join(format!("{}-{}", env!("CARGO_PKG_VERSION"), embedded::HASH));
+    if dir.is_dir() {
+        return Ok(dir);
+    }
+    // Written beside, then renamed: a process that stops half-way, or two
+    // netc writing at once, never leave a half-written runtime in `dir`.
+    let tmp = cache.join(format!(
+        ".{}-{}.tmp-{}",
+        env!("CARGO_PKG_VERSION"),
+        embedded::HASH,
+        std::process::id()
+    ));
+    let write = |rel: &str, bytes: &[u8]| -> Result<(), String> {
+        let path = tmp.join(rel);
+        std::fs::create_dir_all(path.parent().unwrap())
+            .and_then(|()| std::fs::write(&path, bytes))
+            .map_err(|e| {
+                format!(
+                    "{}: cannot write netc's runtime: {e} (set NETC_CACHE to a writable folder)",
+                    path.display()
+                )
+            })
+    };
+    let _ = std::fs::remove_dir_all(&tmp);
+    for (rel, bytes) in embedded::RUNTIME {
+        write(&format!("runtime/{rel}"), bytes)?;
+    }
+    write("Cargo.lock", embedded::LOCK)?;
+    if let Err(e) = std::fs::rename(&tmp, &dir) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        // Another netc may have written the same files first.
+        if !dir.is_dir() {
+            return Err(format!("{}: cannot create: {e}", dir.display()));
+        }
+    }
+    Ok(dir)
 }
 
 /// Where `netc build` writes a model's crate by default.
@@ -41,9 +146,14 @@ pub struct Build {
 
 /// Writes the crate of `checked` (from `file`) into `build.out`.
 pub fn write_crate(file: &str, source: &str, checked: &Checked, out: &Path) -> Result<(), String> {
-    let runtime = runtime_path();
-    let files = burn::crate_files(&checked.model, source, file, &runtime.display().to_string())
-        .map_err(|d| d.render(file, source, false))?;
+    let runtime = runtime()?;
+    let files = burn::crate_files(
+        &checked.model,
+        source,
+        file,
+        &toml_string(&runtime.path.display().to_string()),
+    )
+    .map_err(|d| d.render(file, source, false))?;
     std::fs::create_dir_all(out.join("src"))
         .map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
     for (rel, text) in files {
@@ -54,13 +164,20 @@ pub fn write_crate(file: &str, source: &str, checked: &Checked, out: &Path) -> R
                 .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
         }
     }
-    // The workspace's lock file pins the versions its build of burn used.
-    let lock = repo().join("Cargo.lock");
-    if lock.exists() && !out.join("Cargo.lock").exists() {
-        std::fs::copy(&lock, out.join("Cargo.lock"))
-            .map_err(|e| format!("{}: cannot copy: {e}", lock.display()))?;
+    // The lock file pins the versions the runtime's build of burn used.
+    if runtime.lock.exists() && !out.join("Cargo.lock").exists() {
+        std::fs::copy(&runtime.lock, out.join("Cargo.lock"))
+            .map_err(|e| format!("{}: cannot copy: {e}", runtime.lock.display()))?;
     }
     Ok(())
+}
+
+/// `text` as it stands inside a TOML basic string (the template adds the
+/// quotes): a Windows path's backslashes or a quote in a folder's name
+/// would otherwise end or break the string. JSON's escapes are TOML's.
+fn toml_string(text: &str) -> String {
+    let quoted = serde_json::to_string(text).expect("a string serializes");
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 /// Compiles the crate in `build.out`; returns the program's path.
@@ -80,7 +197,7 @@ pub fn compile(model: &str, build: &Build) -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!("cargo could not build {}", build.out.display()));
     }
-    let binary = build.target.join("release").join(model);
+    let binary = program(&build.target, model);
     eprintln!(
         "built {} in {:.1} s",
         binary.display(),

@@ -113,3 +113,43 @@ fn bench_of_a_missing_file_fails_and_keeps_earlier_results() {
     assert!(err.contains("no model was measured"), "{err}");
     assert!(!dir.path().join("bench.md").exists());
 }
+
+/// `--out DIR` gets a crate per model, named and namespaced after it, which
+/// links the checkout's runtime (this netc was built in the checkout). cargo
+/// is replaced by a command that does not exist: only the writing is tested.
+#[test]
+fn build_writes_a_crate_per_model_under_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("two.net");
+    std::fs::write(
+        &file,
+        "model netc {\n    input 8x8x3\n    logits: fc 10\n}\n\
+         model deps {\n    input 8x8x3\n    logits: fc 10\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .arg("build")
+        .arg(&file)
+        .arg("--out")
+        .arg(dir.path().join("crates"))
+        .env("CARGO", dir.path().join("no-cargo"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot run cargo"), "{err}");
+    for model in ["netc", "deps"] {
+        let manifest = dir.path().join("crates").join(model).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest)
+            .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+        assert!(
+            text.contains(&format!("name = \"netc-model-{model}\"")),
+            "{text}"
+        );
+        let runtime = root().join("runtime").canonicalize().unwrap();
+        assert!(
+            text.contains(&format!("path = \"{}\"", runtime.display())),
+            "{text}"
+        );
+    }
+}

@@ -24,8 +24,8 @@ pub struct BuildArgs {
     /// .net files; every model in them is built
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// Where to write the crate (default: target/netc/<model>/)
-    #[arg(long)]
+    /// Where to write the crates: one folder per model, DIR/<model>/ (default: target/netc/)
+    #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
     /// Build with burn's CUDA backend (needs the CUDA toolkit)
     #[arg(long)]
@@ -94,10 +94,11 @@ pub(super) fn build_one(
     args: &BuildArgs,
 ) -> Result<PathBuf, String> {
     let build = driver::Build {
-        out: args
-            .out
-            .clone()
-            .unwrap_or_else(|| driver::default_out(&c.model.name)),
+        // A folder per model: a file's models never overwrite each other.
+        out: args.out.as_ref().map_or_else(
+            || driver::default_out(&c.model.name),
+            |dir| dir.join(&c.model.name),
+        ),
         target: driver::target_dir(),
         cuda: args.cuda,
     };

@@ -300,14 +300,19 @@ pub fn main_rs(model: &Typed, file: &str) -> String {
     render("main.rs", &ctx)
 }
 
+/// The name of a model's package and program: namespaced, so that a model
+/// named `netc`, `burn` or `std` clashes with neither the compiler in the
+/// shared target directory nor a crate the program uses. Case and
+/// underscores are kept: `my_net` and `myNet` are two programs.
+pub fn program_name(model: &str) -> String {
+    format!("netc-model-{model}")
+}
+
 /// The generated crate's `Cargo.toml`.
 pub fn cargo_toml(model: &str, runtime: &str) -> String {
     let mut ctx = tera::Context::new();
-    ctx.insert(
-        "package",
-        &format!("netc-model-{}", model.replace('_', "-").to_lowercase()),
-    );
-    ctx.insert("binary", model);
+    ctx.insert("package", &program_name(model));
+    ctx.insert("binary", &program_name(model));
     ctx.insert("runtime", runtime);
     render("Cargo.toml", &ctx)
 }
