@@ -281,7 +281,7 @@ mod tests {
         for (name, want) in [
             ("class", "class_"),
             ("self", "self_"),
-            ("F", "F_"),
+            ("F", "F2"),
             ("torch", "torch_"),
             ("super", "super_"),
             ("match", "match_"),
