@@ -218,8 +218,9 @@ fn class(layout: &Layout, index: usize, types: &[String], text: &str, file: &str
     let expr = |e: &Expr| e.python(&|v| vars[v].clone());
     // Labels Python can take keep their spelling; the others get a suffix.
     let mut attrs = Namer::python_attributes();
-    // `__x` in a class body becomes `_Class__x`.
-    let fine = |l: &str| !l.starts_with("__") || l.ends_with("__");
+    // `__x` in a class body becomes `_Class__x`, and `__x__` belongs to
+    // Python (`__dict__`, `__call__`, `__class__`).
+    let fine = |l: &str| !l.starts_with("__");
     let keep: Vec<bool> = s
         .fields
         .iter()

@@ -192,10 +192,11 @@ impl Namer {
     /// ... for CamelCase).
     pub fn call(&mut self, base: &str) -> String {
         let base = if base.is_empty() { "unnamed" } else { base };
-        // `__x` in a Python class becomes `_Class__x`; start with one `_`.
+        // `__x` in a Python class becomes `_Class__x`, and `__x__` names
+        // belong to the language (`__dict__`, `__call__`): start with one `_`.
         let base = match base.strip_prefix("__") {
-            Some(rest) if !base.ends_with("__") => format!("_{}", rest.trim_start_matches('_')),
-            _ => base.to_string(),
+            Some(rest) => format!("_{}", rest.trim_start_matches('_')),
+            None => base.to_string(),
         };
         if self.is_free(&base) {
             return self.take(base);
@@ -297,6 +298,8 @@ mod tests {
             ("type", "type_"),
             ("lambda", "lambda_"),
             ("__x", "_x"),
+            ("__dict__", "_dict__"),
+            ("__call__", "_call__"),
             ("conv1", "conv1"),
         ] {
             assert_eq!(attrs.call(name), want);
