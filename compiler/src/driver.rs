@@ -198,11 +198,11 @@ pub fn compile(model: &str, build: &Build) -> Result<PathBuf, String> {
         return Err(format!("cargo could not build {}", build.out.display()));
     }
     let binary = program(&build.target, model);
-    eprintln!(
+    crate::diag::note(format_args!(
         "built {} in {:.1} s",
         binary.display(),
         start.elapsed().as_secs_f64()
-    );
+    ));
     Ok(binary)
 }
 
@@ -214,11 +214,11 @@ pub fn build(
     build: &Build,
 ) -> Result<PathBuf, String> {
     write_crate(file, source, checked, &build.out)?;
-    eprintln!(
+    crate::diag::note(format_args!(
         "building {} in {} (target {})",
         checked.model.name,
         build.out.display(),
         build.target.display()
-    );
+    ));
     compile(&checked.model.name, build)
 }

@@ -7,7 +7,7 @@
 //! are Python expressions of the block's parameters.
 
 use super::forward::{self, Syntax};
-use crate::diag::{Result, Span};
+use crate::diag::{Lines, Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
 use crate::proc::layout::{self, JoinKind, Layer, Layout, Real, StepKind, Struct};
@@ -31,7 +31,7 @@ struct Class {
 }
 
 struct Python<'a> {
-    text: &'a str,
+    lines: &'a Lines<'a>,
     file: &'a str,
     /// The attribute of each field of the class being written.
     attrs: Vec<String>,
@@ -67,8 +67,8 @@ impl Syntax for Python<'_> {
     }
 
     fn comment(&self, span: Span) -> String {
-        let (line, _) = crate::diag::line_col(self.text, span.start);
-        let text = self.text.lines().nth(line - 1).unwrap_or("").trim();
+        let (line, _) = self.lines.line_col(span.start);
+        let text = self.lines.line(line).trim();
         format!("# {}:{line}  {text}", self.file)
     }
 
@@ -212,7 +212,7 @@ fn init(layer: &Layer, expr: &dyn Fn(&Expr) -> String) -> String {
     format!("{class}({})", args.join(", "))
 }
 
-fn class(layout: &Layout, index: usize, types: &[String], text: &str, file: &str) -> Class {
+fn class(layout: &Layout, index: usize, types: &[String], lines: &Lines, file: &str) -> Class {
     let s = &layout.structs[index];
     let (mut locals, vars) = params(s, types);
     let expr = |e: &Expr| e.python(&|v| vars[v].clone());
@@ -251,7 +251,7 @@ fn class(layout: &Layout, index: usize, types: &[String], text: &str, file: &str
         .map(|(f, n)| (n.clone(), f.label.clone()))
         .collect();
     let syntax = Python {
-        text,
+        lines,
         file,
         attrs: names.clone(),
     };
@@ -333,8 +333,10 @@ pub fn class_names(layout: &Layout) -> Vec<String> {
 pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     let layout = layout::layout(model)?;
     let types = class_names(&layout);
+    // Indexed once: a comment per layer stays cheap in a 100,000-layer model.
+    let lines = Lines::new(source);
     let classes: Vec<Class> = (0..layout.structs.len())
-        .map(|i| class(&layout, i, &types, source, file))
+        .map(|i| class(&layout, i, &types, &lines, file))
         .collect();
     let [h, w, c] = model.input.hwc();
     let mut ctx = tera::Context::new();

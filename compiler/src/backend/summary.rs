@@ -1,7 +1,7 @@
 //! `netc check`'s output: a per-layer table for people, JSON for scripts.
 
 use crate::analysis::counts::{Row, RowKind, Summary};
-use crate::diag::line_col;
+use crate::diag::Lines;
 use crate::ir::Typed;
 use serde_json::{json, Value};
 use std::fmt::Write;
@@ -122,12 +122,13 @@ fn table_row(row: &Row, name_w: usize, op_w: usize) -> String {
 }
 
 pub fn json(model: &Typed, summary: &Summary, path: &str, source: &str) -> Value {
+    let lines = Lines::new(source);
     let layers: Vec<Value> = summary
         .rows
         .iter()
         .filter(|r| matches!(r.kind, RowKind::Layer | RowKind::Add))
         .map(|r| {
-            let (line, column) = line_col(source, r.span.start);
+            let (line, column) = lines.line_col(r.span.start);
             json!({
                 "name": r.name,
                 "op": r.op,

@@ -54,14 +54,15 @@ pub fn type_names(layout: &Layout) -> Vec<String> {
 
 /// Where a struct's source statements are: `// tuto.net:7  conv1: conv 5x5 64 relu`.
 struct Source<'a> {
-    text: &'a str,
+    /// Indexed once: a comment per layer stays cheap in a 100,000-layer model.
+    lines: crate::diag::Lines<'a>,
     file: &'a str,
 }
 
 impl Source<'_> {
     fn line(&self, span: Span) -> String {
-        let (line, _) = crate::diag::line_col(self.text, span.start);
-        let text = self.text.lines().nth(line - 1).unwrap_or("").trim();
+        let (line, _) = self.lines.line_col(span.start);
+        let text = self.lines.line(line).trim();
         format!("{}:{line}  {text}", self.file)
     }
 }
@@ -264,7 +265,10 @@ pub fn rustfmt(code: &str) -> String {
 pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
     let layout = layout::layout(model)?;
     let types = type_names(&layout);
-    let src = Source { text: source, file };
+    let src = Source {
+        lines: crate::diag::Lines::new(source),
+        file,
+    };
     let structs: Vec<StructOut> = (0..layout.structs.len())
         .map(|i| render_struct(&layout, i, &types, &src))
         .collect();
