@@ -3,6 +3,10 @@
 
 pub mod programs;
 
+#[path = "../runtime/tests/common/synthetic.rs"]
+mod synthetic;
+pub use synthetic::synthetic_cifar;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -32,29 +36,6 @@ pub fn net_files(folder: &str) -> Vec<(String, String, String)> {
             (stem, rel, source)
         })
         .collect()
-}
-
-/// CIFAR-10 binary batches (`data_batch_1..5.bin`, `test_batch.bin`) of `n`
-/// 32x32 images in `dir`: 10 classes told apart by color, easy to learn in a
-/// few dozen steps.
-pub fn synthetic_cifar(dir: &Path, n: usize) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut bytes = Vec::new();
-    for i in 0..n {
-        let label = (i % 10) as u8;
-        bytes.push(label);
-        for plane in 0..3u8 {
-            let v = label
-                .wrapping_mul(25)
-                .wrapping_add(plane * 80)
-                .wrapping_add((i % 7) as u8);
-            bytes.extend(std::iter::repeat_n(v, 1024));
-        }
-    }
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), &bytes[..n.min(100) * 3073]).unwrap();
 }
 
 /// `python3`, once it is known to import torch and numpy. The PyTorch checks

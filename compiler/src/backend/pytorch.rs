@@ -11,12 +11,9 @@ use crate::diag::{Lines, Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
 use crate::proc::layout::{self, JoinKind, Layer, Layout, Real, StepKind, Struct};
-use crate::proc::namer::{camel_case, Namer};
+use crate::proc::namer::{camel_case, variables, Namer};
 use serde::Serialize;
 use std::collections::HashMap;
-
-/// The names a generated input size has in a block's code.
-const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
 #[derive(Debug, Clone, Serialize)]
 struct Class {
@@ -301,17 +298,7 @@ fn params(s: &Struct, types: &[String]) -> (Namer, HashMap<Var, String>) {
     for t in types {
         locals.reserve(t);
     }
-    let vars = s
-        .params
-        .iter()
-        .map(|v| {
-            let name = match v {
-                Var::Input(d) => INPUTS[*d].to_string(),
-                Var::Param(p) => locals.call(p),
-            };
-            (v.clone(), name)
-        })
-        .collect();
+    let vars = variables(&s.params, &mut locals);
     (locals, vars)
 }
 

@@ -7,7 +7,12 @@
 //! ([`rust_field`] is undone by the runtime, [`Namer`]'s Python attributes
 //! by the module's `NETC_NAMES`).
 
-use std::collections::HashSet;
+use super::expr::Var;
+use std::collections::{HashMap, HashSet};
+
+/// The names a block's code gives its input's height, width and channels
+/// (reserved in both targets, so no `.net` name can take them).
+pub const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
 /// Rust keywords of every edition, strict and reserved.
 #[rustfmt::skip]
@@ -261,6 +266,21 @@ pub fn rust_field_label(field: &str) -> String {
     } else {
         field.to_string()
     }
+}
+
+/// The names of a struct's size variables in its code: the input sizes'
+/// fixed [`INPUTS`], each block parameter as `locals` names it.
+pub fn variables(params: &[Var], locals: &mut Namer) -> HashMap<Var, String> {
+    params
+        .iter()
+        .map(|v| {
+            let name = match v {
+                Var::Input(d) => INPUTS[*d].to_string(),
+                Var::Param(p) => locals.call(p),
+            };
+            (v.clone(), name)
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -15,6 +15,9 @@ use netc_runtime::{burn, Net, Settings, Spec};
 use std::path::Path;
 use std::time::Duration;
 
+mod synthetic;
+pub use synthetic::synthetic_cifar as synthetic;
+
 pub type B = Autodiff<Flex>;
 
 #[derive(Module, Debug)]
@@ -62,26 +65,6 @@ pub const SPEC: Spec = Spec {
         classes: 10,
     },
 };
-
-/// 10 classes told apart by color: easy to learn in a few dozen steps.
-pub fn synthetic(dir: &Path, n: usize) {
-    let mut bytes = Vec::new();
-    for i in 0..n {
-        let label = (i % 10) as u8;
-        bytes.push(label);
-        for plane in 0..3u8 {
-            let v = label
-                .wrapping_mul(25)
-                .wrapping_add(plane * 80)
-                .wrapping_add((i % 7) as u8);
-            bytes.extend(std::iter::repeat_n(v, 1024));
-        }
-    }
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), &bytes[..100 * 3073]).unwrap();
-}
 
 pub fn asked(data: &Path) -> Asked {
     Asked {

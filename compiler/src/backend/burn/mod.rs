@@ -9,12 +9,9 @@ use crate::diag::{Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
 use crate::proc::layout::{self, JoinKind, Layer, Layout, StepKind, Struct};
-use crate::proc::namer::{camel_case, rust_field, Namer};
+use crate::proc::namer::{camel_case, rust_field, variables, Namer};
 use serde::Serialize;
 use std::collections::HashMap;
-
-/// The names a generated input size has in a block's code.
-pub const INPUTS: [&str; 3] = ["in_height", "in_width", "in_channels"];
 
 #[derive(Debug, Clone, Serialize)]
 struct FieldOut {
@@ -154,17 +151,7 @@ fn finish(mut lines: Vec<String>) -> Vec<String> {
 fn render_struct(layout: &Layout, index: usize, types: &[String], source: &Source) -> StructOut {
     let s = &layout.structs[index];
     let mut locals = Namer::rust_values();
-    let vars: HashMap<Var, String> = s
-        .params
-        .iter()
-        .map(|v| {
-            let name = match v {
-                Var::Input(d) => INPUTS[*d].to_string(),
-                Var::Param(p) => locals.call(p),
-            };
-            (v.clone(), name)
-        })
-        .collect();
+    let vars = variables(&s.params, &mut locals);
     let names = Names { types, vars };
     let fields: Vec<FieldOut> = s
         .fields
