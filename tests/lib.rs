@@ -7,7 +7,7 @@ pub mod programs;
 mod synthetic;
 pub use synthetic::synthetic_cifar;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The repository's root folder.

@@ -16,6 +16,7 @@ use std::path::Path;
 use std::time::Duration;
 
 mod synthetic;
+#[allow(unused_imports)] // readers.rs makes no data set
 pub use synthetic::synthetic_cifar as synthetic;
 
 pub type B = Autodiff<Flex>;
