@@ -158,18 +158,7 @@ fn hostile_names_compile_in_both_targets() {
     ] {
         assert!(rust.contains(want), "no `{want}` in\n{rust}");
     }
-    // rustfmt parses the code, and fails on code that does not.
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("model.rs");
-    std::fs::write(&file, &rust).unwrap();
-    let status = std::process::Command::new("rustfmt")
-        .args(["--edition", "2021", "--check"])
-        .arg(&file)
-        .output();
-    if let Ok(out) = status {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(!err.contains("error"), "{err}\n{rust}");
-    }
+    parses_as_rust(&rust);
 
     let python = netc::backend::pytorch::module_py(&c.model, source, "hostile.net").unwrap();
     for want in [
@@ -183,21 +172,15 @@ fn hostile_names_compile_in_both_targets() {
     python_params(&python, c.summary.total.params);
 }
 
-/// The module's `Model` instantiates, with `params` parameters; skipped
-/// (with a note) where python3 cannot import torch.
+/// The module's `Model` instantiates, with `params` parameters (torch is
+/// required: the test fails, saying how to install it, where it is missing).
 fn python_params(module: &str, params: u64) {
     let script = "import sys, types\n\
         m = types.ModuleType('m'); exec(compile(sys.stdin.read(), 'module.py', 'exec'), m.__dict__)\n\
         print(sum(p.numel() for p in m.Model().parameters()))";
-    let child = std::process::Command::new("python3")
-        .args(["-c", "import torch"])
-        .output();
-    if !child.is_ok_and(|o| o.status.success()) {
-        eprintln!("note: python3 cannot import torch; the module was not instantiated");
-        return;
-    }
+    let python = netc_tests::python_with_torch();
     use std::io::Write;
-    let mut child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new(python)
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -215,4 +198,28 @@ fn python_params(module: &str, params: u64) {
     assert!(out.status.success(), "{err}\n{module}");
     let count: u64 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
     assert_eq!(count, params, "parameters of the PyTorch module");
+}
+
+/// `code` is a Rust file `syn` parses.
+fn parses_as_rust(code: &str) {
+    if let Err(e) = syn::parse_file(code) {
+        panic!("generated Rust does not parse: {e}\n{code}");
+    }
+}
+
+#[test]
+fn file_paths_with_backslashes_and_quotes_stay_inside_strings_and_comments() {
+    let source = "model m {\n    input 8x8x3\n    conv1: conv 3x3 4\n    fc 10\n}\n";
+    let c = &netc::check(source).unwrap()[0];
+    let file = r#"C:\Users\me\my"nets\m.net"#;
+    parses_as_rust(&netc::backend::burn::model_rs(&c.model, source, file).unwrap());
+    let main = netc::backend::burn::main_rs(&c.model, file);
+    parses_as_rust(&main);
+    // The program keeps the path exactly, as a string literal.
+    assert!(
+        main.contains(r#"file: "C:\\Users\\me\\my\"nets\\m.net","#),
+        "{main}"
+    );
+    let module = netc::backend::pytorch::module_py(&c.model, source, file).unwrap();
+    python_params(&module, c.summary.total.params);
 }

@@ -16,6 +16,7 @@
 
 use crate::backend::burn;
 use crate::Checked;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -73,19 +74,33 @@ pub struct Runtime {
 /// The runtime generated programs link: `NETC_RUNTIME`, the checkout's, or
 /// the embedded one written to the cache.
 pub fn runtime() -> Result<Runtime, String> {
-    let (path, lock) = match checkout() {
-        Some(repo) => (repo.join("runtime"), repo.join("Cargo.lock")),
-        None => {
-            let dir = unpacked()?;
-            (dir.join("runtime"), dir.join("Cargo.lock"))
-        }
+    if let Some(path) = std::env::var_os("NETC_RUNTIME").map(PathBuf::from) {
+        // The runtime's workspace pins its dependencies, when it has one;
+        // a netc built without an embedded runtime must still work here.
+        let beside = path.join("..").join("Cargo.lock");
+        let lock = match checkout() {
+            _ if beside.is_file() => beside,
+            Some(repo) => repo.join("Cargo.lock"),
+            None if !embedded::RUNTIME.is_empty() => unpacked()?.join("Cargo.lock"),
+            None => beside,
+        };
+        return Ok(Runtime { path, lock });
+    }
+    let dir = match checkout() {
+        Some(repo) => repo,
+        None => unpacked()?,
     };
-    let path = std::env::var_os("NETC_RUNTIME").map_or(path, PathBuf::from);
-    Ok(Runtime { path, lock })
+    Ok(Runtime {
+        path: dir.join("runtime"),
+        lock: dir.join("Cargo.lock"),
+    })
 }
 
 /// The embedded runtime and lock file, written once per version to
 /// `<cache>/<version>-<hash>/`.
+/// The file that says an unpacked runtime is whole.
+const COMPLETE: &str = ".complete";
+
 fn unpacked() -> Result<PathBuf, String> {
     if embedded::RUNTIME.is_empty() {
         return Err(
@@ -96,8 +111,15 @@ fn unpacked() -> Result<PathBuf, String> {
     }
     let cache = cache_dir();
     let dir = cache.join(format!("{}-{}", env!("CARGO_PKG_VERSION"), embedded::HASH));
-    if dir.is_dir() {
+    // The marker is written last, after every file is on disk: a folder
+    // without it is what a power cut left, and is written again.
+    if dir.join(COMPLETE).is_file() {
         return Ok(dir);
+    }
+    // Checked again: a whole folder only ever appears, marker and all, by a
+    // rename, so one without the marker now is broken, not half-renamed.
+    if dir.is_dir() && !dir.join(COMPLETE).is_file() {
+        let _ = std::fs::remove_dir_all(&dir);
     }
     // Written beside, then renamed: a process that stops half-way, or two
     // netc writing at once, never leave a half-written runtime in `dir`.
@@ -110,7 +132,11 @@ fn unpacked() -> Result<PathBuf, String> {
     let write = |rel: &str, bytes: &[u8]| -> Result<(), String> {
         let path = tmp.join(rel);
         std::fs::create_dir_all(path.parent().unwrap())
-            .and_then(|()| std::fs::write(&path, bytes))
+            .and_then(|()| {
+                let mut file = std::fs::File::create(&path)?;
+                file.write_all(bytes)?;
+                file.sync_all()
+            })
             .map_err(|e| {
                 format!(
                     "{}: cannot write netc's runtime: {e} (set NETC_CACHE to a writable folder)",
@@ -123,10 +149,11 @@ fn unpacked() -> Result<PathBuf, String> {
         write(&format!("runtime/{rel}"), bytes)?;
     }
     write("Cargo.lock", embedded::LOCK)?;
+    write(COMPLETE, b"")?;
     if let Err(e) = std::fs::rename(&tmp, &dir) {
         let _ = std::fs::remove_dir_all(&tmp);
         // Another netc may have written the same files first.
-        if !dir.is_dir() {
+        if !dir.join(COMPLETE).is_file() {
             return Err(format!("{}: cannot create: {e}", dir.display()));
         }
     }
@@ -221,4 +248,27 @@ pub fn build(
         build.target.display()
     ));
     compile(&checked.model.name, build)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_runtime_cut_short_in_the_cache_is_written_again() {
+        let cache = tempfile::tempdir().unwrap();
+        // The only test that sets NETC_CACHE; nothing else in this binary reads it.
+        std::env::set_var("NETC_CACHE", cache.path());
+        let dir = unpacked().unwrap();
+        assert!(dir.starts_with(cache.path()) && dir.join(COMPLETE).is_file());
+        let manifest = dir.join("runtime/Cargo.toml");
+        let whole = std::fs::read(&manifest).unwrap();
+        assert!(!whole.is_empty());
+        // What a power cut after the rename could leave: a file cut short, no marker.
+        std::fs::write(&manifest, b"").unwrap();
+        std::fs::remove_file(dir.join(COMPLETE)).unwrap();
+        assert_eq!(unpacked().unwrap(), dir);
+        assert_eq!(std::fs::read(&manifest).unwrap(), whole);
+        std::env::remove_var("NETC_CACHE");
+    }
 }

@@ -67,10 +67,10 @@ impl RunSettings {
             file: spec.file.to_string(),
             settings: s,
             seed: a.seed.unwrap_or(DEFAULT_SEED),
-            data: data.to_path_buf(),
+            data: absolute(data),
             eval_every: a.eval_every.unwrap_or(DEFAULT_EVAL_EVERY),
             log_every: a.log_every.unwrap_or(DEFAULT_LOG_EVERY).max(1),
-            init_from: a.init_from.clone(),
+            init_from: a.init_from.as_deref().map(absolute),
         }
     }
 
@@ -156,6 +156,12 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("{}: cannot read: {e}", path.display()))?;
     serde_json::from_str(&text).map_err(|e| format!("{}: damaged: {e}", path.display()))
+}
+
+/// `path` from the root: a run resumed from another directory must find the
+/// same data and weights, not whatever `data` means there.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 fn same_place(a: &Path, b: &Path) -> bool {
@@ -273,7 +279,7 @@ pub fn resume(spec: &Spec, dir: &Path, asked: &Asked) -> Result<Run> {
                     saved.data.display(),
                     d.display()
                 ));
-                saved.data = d.clone();
+                saved.data = absolute(d);
             }
         }
         None if !saved.data.exists() => {

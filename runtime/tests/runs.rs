@@ -287,3 +287,17 @@ fn a_resumed_run_whose_data_moved_is_told_where_it_went() {
     assert_eq!(settings(&run).data, moved);
     assert_eq!(settings(&run).settings.steps, 3);
 }
+
+#[test]
+fn a_run_saves_its_data_and_weights_from_the_root() {
+    // Resumed from another directory, the run must find the same files,
+    // not whatever `data` means there.
+    let asked = run::Asked {
+        init_from: Some(PathBuf::from("weights.safetensors")),
+        ..run::Asked::default()
+    };
+    let s = RunSettings::new(&SPEC, &asked, Path::new("data"));
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(s.data, here.join("data"));
+    assert_eq!(s.init_from, Some(here.join("weights.safetensors")));
+}

@@ -322,12 +322,13 @@ pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     let types = class_names(&layout);
     // Indexed once: a comment per layer stays cheap in a 100,000-layer model.
     let lines = Lines::new(source);
+    let shown = super::shown_path(file);
     let classes: Vec<Class> = (0..layout.structs.len())
-        .map(|i| class(&layout, i, &types, &lines, file))
+        .map(|i| class(&layout, i, &types, &lines, &shown))
         .collect();
     let [h, w, c] = model.input.hwc();
     let mut ctx = tera::Context::new();
-    ctx.insert("file", file);
+    ctx.insert("file", &shown);
     ctx.insert("model", &model.name);
     ctx.insert("classes", &classes);
     ctx.insert("input", &[c, h, w]);

@@ -252,15 +252,16 @@ pub fn rustfmt(code: &str) -> String {
 pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
     let layout = layout::layout(model)?;
     let types = type_names(&layout);
+    let shown = super::shown_path(file);
     let src = Source {
         lines: crate::diag::Lines::new(source),
-        file,
+        file: &shown,
     };
     let structs: Vec<StructOut> = (0..layout.structs.len())
         .map(|i| render_struct(&layout, i, &types, &src))
         .collect();
     let mut ctx = tera::Context::new();
-    ctx.insert("file", file);
+    ctx.insert("file", &shown);
     ctx.insert("model", &model.name);
     ctx.insert("structs", &structs);
     ctx.insert("imports", &layers::imports(&layout));
@@ -277,7 +278,9 @@ pub fn main_rs(model: &Typed, file: &str) -> String {
         Err(_) => camel_case(&model.name, "Model"),
     };
     let mut ctx = tera::Context::new();
-    ctx.insert("file", file);
+    ctx.insert("file", &super::shown_path(file));
+    // Debug formatting writes a Rust string literal: the path exactly.
+    ctx.insert("file_literal", &format!("{file:?}"));
     ctx.insert("model", &model.name);
     ctx.insert("ty", &ty);
     ctx.insert("input", &[h, w, c]);
