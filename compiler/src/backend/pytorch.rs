@@ -11,7 +11,7 @@ use crate::diag::{Lines, Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
 use crate::proc::layout::{self, JoinKind, Layer, Layout, Real, StepKind, Struct};
-use crate::proc::namer::{camel_case, variables, Namer};
+use crate::proc::namer::{struct_names, variables, Namer};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -304,15 +304,7 @@ fn params(s: &Struct, types: &[String]) -> (Namer, HashMap<Var, String>) {
 
 /// The Python class name of every struct of a layout.
 pub fn class_names(layout: &Layout) -> Vec<String> {
-    let mut types = Namer::python_types();
-    layout
-        .structs
-        .iter()
-        .map(|s| {
-            let prefix = if s.is_model { "Model" } else { "Block" };
-            types.call(&camel_case(&s.label, prefix))
-        })
-        .collect()
+    struct_names(layout, Namer::python_types())
 }
 
 /// The generated Python module of a model: helper layers, one class per

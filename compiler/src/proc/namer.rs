@@ -8,6 +8,7 @@
 //! by the module's `NETC_NAMES`).
 
 use super::expr::Var;
+use super::layout::Layout;
 use std::collections::{HashMap, HashSet};
 
 /// The names a block's code gives its input's height, width and channels
@@ -266,6 +267,19 @@ pub fn rust_field_label(field: &str) -> String {
     } else {
         field.to_string()
     }
+}
+
+/// The type name of every struct of `layout`, in order, from `types` (a
+/// target's type namespace): the `.net` label in CamelCase, made unique.
+pub fn struct_names(layout: &Layout, mut types: Namer) -> Vec<String> {
+    layout
+        .structs
+        .iter()
+        .map(|s| {
+            let prefix = if s.is_model { "Model" } else { "Block" };
+            types.call(&camel_case(&s.label, prefix))
+        })
+        .collect()
 }
 
 /// The names of a struct's size variables in its code: the input sizes'

@@ -9,7 +9,7 @@ use crate::diag::{Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
 use crate::proc::layout::{self, JoinKind, Layer, Layout, StepKind, Struct};
-use crate::proc::namer::{camel_case, rust_field, variables, Namer};
+use crate::proc::namer::{camel_case, rust_field, struct_names, variables, Namer};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -38,15 +38,7 @@ struct StructOut {
 
 /// The Rust type name of every struct of a layout.
 pub fn type_names(layout: &Layout) -> Vec<String> {
-    let mut types = Namer::rust_types();
-    layout
-        .structs
-        .iter()
-        .map(|s| {
-            let prefix = if s.is_model { "Model" } else { "Block" };
-            types.call(&camel_case(&s.label, prefix))
-        })
-        .collect()
+    struct_names(layout, Namer::rust_types())
 }
 
 /// Where a struct's source statements are: `// tuto.net:7  conv1: conv 5x5 64 relu`.
