@@ -160,6 +160,18 @@ fn unpacked() -> Result<PathBuf, String> {
     Ok(dir)
 }
 
+/// Writes `bytes` to `path` through a temporary file beside it and a
+/// rename: a reader, or another netc writing the same file, never sees half.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+}
+
 /// Where `netc build` writes a model's crate by default.
 pub fn default_out(model: &str) -> PathBuf {
     PathBuf::from("target/netc").join(model)

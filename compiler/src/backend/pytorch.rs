@@ -310,6 +310,50 @@ pub fn class_names(layout: &Layout) -> Vec<String> {
 /// The generated Python module of a model: helper layers, one class per
 /// block variant, the model's class, and a loader for netc's weight files.
 pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
+    render(model, source, file, None)
+}
+
+/// The module followed by netc's torch training engine: one script that
+/// trains the model as netc's runtime does (`netc train --engine torch`).
+pub fn train_py(model: &Typed, source: &str, file: &str) -> Result<String> {
+    let layout = layout::layout(model)?;
+    let s = &model.settings;
+    let decayed: Vec<String> = layout
+        .decay
+        .iter()
+        .map(|path| format!("{}.weight", path.join(".")))
+        .collect();
+    // The runtime's settings (`Settings` in runtime/src/spec.rs), as the
+    // burn program's `main.rs` gives them.
+    let netc = serde_json::json!({
+        "model": model.name,
+        "file": file,
+        "source": source,
+        "settings": {
+            "decay": s.decay,
+            "augment": s.augment,
+            "average": s.average,
+            "learning_rate": s.learning_rate,
+            "batch_size": s.batch_size,
+            "steps": s.steps,
+            "classes": s.classes,
+        },
+        "decayed": decayed,
+    });
+    // A JSON string is a Python string literal, whatever the source holds.
+    let literal = serde_json::to_string(&netc.to_string()).expect("strings serialize");
+    let engine = include_str!("../../templates/pytorch/train.py");
+    let head = "# What netc knows of the model: its source, its training settings and\n\
+                # the weights under weight decay, by .net name.";
+    render(
+        model,
+        source,
+        file,
+        Some(format!("{head}\nNETC = json.loads({literal})\n{engine}")),
+    )
+}
+
+fn render(model: &Typed, source: &str, file: &str, engine: Option<String>) -> Result<String> {
     let layout = layout::layout(model)?;
     let types = class_names(&layout);
     // Indexed once: a comment per layer stays cheap in a 100,000-layer model.
@@ -325,6 +369,7 @@ pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     ctx.insert("classes", &classes);
     ctx.insert("input", &[c, h, w]);
     ctx.insert("classes_out", &model.settings.classes);
+    ctx.insert("engine", &engine.is_some());
     let mut tera = tera::Tera::default();
     tera.add_raw_template(
         "module.py",
@@ -332,9 +377,13 @@ pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     )
     .expect("the built-in template parses");
     tera.autoescape_on(vec![]);
-    Ok(tera
+    let module = tera
         .render("module.py", &ctx)
-        .expect("the built-in template renders"))
+        .expect("the built-in template renders");
+    Ok(match engine {
+        None => module,
+        Some(engine) => format!("{module}\n\n{engine}"),
+    })
 }
 
 #[cfg(test)]

@@ -14,7 +14,8 @@ pub struct EmitArgs {
     #[arg(long)]
     model: Option<String>,
     /// What to print: the burn model code (`burn`), the program's main.rs (`main`),
-    /// or a PyTorch module with netc's parameter names (`pytorch`)
+    /// a PyTorch module with netc's parameter names (`pytorch`), or that module
+    /// with netc's torch training engine, a script that trains it (`pytorch-train`)
     #[arg(long, default_value = "burn")]
     target: String,
 }
@@ -67,7 +68,7 @@ pub fn emit(args: &EmitArgs) -> std::io::Result<bool> {
             }
         },
         "main" => burn::main_rs(&c.model, &file),
-        "pytorch" => match netc::backend::pytorch::module_py(&c.model, &source, &file) {
+        "pytorch" | "pytorch-train" => match python(&args.target, &c.model, &source, &file) {
             Ok(code) => {
                 out!("{code}")?;
                 return Ok(true);
@@ -78,12 +79,26 @@ pub fn emit(args: &EmitArgs) -> std::io::Result<bool> {
             }
         },
         other => {
-            errln!("error: unknown target `{other}`; targets are burn, main and pytorch");
+            errln!("error: unknown target `{other}`; targets are burn, main, pytorch and pytorch-train");
             return Ok(false);
         }
     };
     out!("{}", burn::rustfmt(&code))?;
     Ok(true)
+}
+
+/// The Python module of a model, alone or with the training engine.
+fn python(
+    target: &str,
+    model: &netc::ir::Typed,
+    source: &str,
+    file: &str,
+) -> netc::diag::Result<String> {
+    use netc::backend::pytorch;
+    match target {
+        "pytorch-train" => pytorch::train_py(model, source, file),
+        _ => pytorch::module_py(model, source, file),
+    }
 }
 
 /// Writes the crate of one model and compiles it; returns the program's path.
@@ -159,16 +174,57 @@ pub struct RunArgs {
     /// Build with CUDA (then pass --device cuda)
     #[arg(long)]
     cuda: bool,
+    /// Who trains: netc's own program (`burn`), or PyTorch running the script
+    /// `netc emit --target pytorch-train` writes (`torch`; it adds --nproc N,
+    /// --device, --channels-last, --bf16)
+    #[arg(long, value_name = "ENGINE")]
+    engine: Option<String>,
+    /// The Python that has torch, for --engine torch [default: $NETC_PYTHON or python3]
+    #[arg(long)]
+    python: Option<String>,
     /// Arguments of the generated program, such as --data DIR --steps 10000
     #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
     args: Vec<String>,
 }
 
-/// Builds the model if needed, then runs `command` of its program.
+/// `--engine` taken out of the program's arguments too, where clap left it
+/// once they began (`netc train f.net --data d --engine torch`).
+fn engine(args: &RunArgs) -> Result<(bool, Vec<String>), String> {
+    let mut engine = args.engine.clone();
+    let mut rest = Vec::new();
+    let mut it = args.args.iter();
+    while let Some(a) = it.next() {
+        if a == "--engine" {
+            engine = Some(it.next().cloned().ok_or("--engine needs a value: burn or torch")?);
+        } else if let Some(v) = a.strip_prefix("--engine=") {
+            engine = Some(v.to_string());
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    match engine.as_deref() {
+        None | Some("burn") => Ok((false, rest)),
+        Some("torch") => Ok((true, rest)),
+        Some(other) => Err(format!("unknown engine `{other}`; engines are burn and torch")),
+    }
+}
+
+/// Builds the model if needed, then runs `command` of its program; with
+/// `--engine torch`, writes the training script and runs it with Python.
 pub fn run(command: &str, args: &RunArgs) -> ExitCode {
     let Some((source, c)) = checked(&args.file, args.model.as_deref()) else {
         return ExitCode::FAILURE;
     };
+    let (torch, program_args) = match engine(args) {
+        Ok(e) => e,
+        Err(e) => {
+            errln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if torch {
+        return run_torch(command, args, &source, &c, &program_args);
+    }
     let build = BuildArgs {
         files: vec![args.file.clone()],
         out: None,
@@ -181,12 +237,69 @@ pub fn run(command: &str, args: &RunArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match Command::new(&binary).arg(command).args(&args.args).status() {
+    status(
+        Command::new(&binary).arg(command).args(&program_args),
+        &binary.display().to_string(),
+    )
+}
+
+/// The exit status of a child, passed on.
+fn status(cmd: &mut Command, what: &str) -> ExitCode {
+    match cmd.status() {
         Ok(s) if s.success() => ExitCode::SUCCESS,
         Ok(s) => ExitCode::from(s.code().unwrap_or(1).clamp(1, 255) as u8),
         Err(e) => {
-            errln!("error: cannot run {}: {e}", binary.display());
+            errln!("error: cannot run {what}: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `netc train --engine torch`: writes `target/netc/<model>/train.py` (the
+/// module and the engine) and runs it; the run it makes is an ordinary netc
+/// run, which `eval` and `infer` read with netc's program.
+fn run_torch(
+    command: &str,
+    args: &RunArgs,
+    source: &str,
+    c: &netc::Checked,
+    program_args: &[String],
+) -> ExitCode {
+    if command != "train" {
+        errln!(
+            "error: --engine torch trains; `netc {command}` reads any run with netc's program: leave --engine out"
+        );
+        return ExitCode::FAILURE;
+    }
+    if args.cuda {
+        errln!(
+            "error: --cuda builds netc's CUDA program; the torch engine uses a GPU when PyTorch sees one (--device cuda)"
+        );
+        return ExitCode::FAILURE;
+    }
+    let file = args.file.display().to_string();
+    let script = match netc::backend::pytorch::train_py(&c.model, source, &file) {
+        Ok(s) => s,
+        Err(d) => {
+            err!("{}", d.render(&file, source, super::color()));
+            return ExitCode::FAILURE;
+        }
+    };
+    let dir = driver::default_out(&c.model.name);
+    let path = dir.join("train.py");
+    let written = std::fs::create_dir_all(&dir)
+        .and_then(|()| driver::write_atomic(&path, script.as_bytes()));
+    if let Err(e) = written {
+        errln!("error: {}: cannot write: {e}", path.display());
+        return ExitCode::FAILURE;
+    }
+    let python = args
+        .python
+        .clone()
+        .or_else(|| std::env::var("NETC_PYTHON").ok())
+        .unwrap_or_else(|| "python3".into());
+    status(
+        Command::new(&python).arg(&path).args(program_args),
+        &format!("{python} (the Python with torch; --python or NETC_PYTHON chooses another)"),
+    )
 }
