@@ -99,7 +99,10 @@ fn emit_pytorch_prints_a_module_and_refuses_unknown_targets() {
     let out = netc(&["emit", "--target", "tensorflow", "zoo/squeeze1.net"]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
-    assert!(err.contains("targets are burn, main and pytorch"), "{err}");
+    assert!(
+        err.contains("targets are burn, main, pytorch and pytorch-train"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -152,4 +155,74 @@ fn build_writes_a_crate_per_model_under_out() {
             "{text}"
         );
     }
+}
+
+/// `netc train --engine torch` writes the engine's script beside the model's
+/// crate and trains with it (the flag may come after the program's flags);
+/// `eval` and `infer` refuse the flag, since netc's program reads any run.
+#[test]
+fn train_with_the_torch_engine_writes_its_script_and_makes_a_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    synthetic(&data);
+    let net = dir.path().join("tiny.net");
+    std::fs::write(
+        &net,
+        "model tiny {\n input 8x8x3\n train steps=3 batch=4\n c: conv 3x3 4 relu\n out: fc 10\n}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("netc runs")
+    };
+    let out = run(&[
+        "train", "tiny.net", "--data", "data", "--quiet", "--engine", "torch",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(outcome["engine"], "torch");
+    assert_eq!(outcome["steps"], 3);
+    let script = dir.path().join("target/netc/tiny/train.py");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains("class Tiny(nn.Module):") && text.contains("def train(a):"));
+    assert!(dir.path().join("runs/tiny/1/checkpoint.safetensors").is_file());
+
+    for (args, want) in [
+        (
+            vec!["eval", "tiny.net", "--engine", "torch", "--run", "runs/tiny/1"],
+            "--engine torch trains",
+        ),
+        (vec!["train", "tiny.net", "--engine", "jax"], "unknown engine `jax`"),
+        (
+            vec!["train", "tiny.net", "--engine", "torch", "--python", "no-such-python"],
+            "cannot run no-such-python",
+        ),
+    ] {
+        let out = run(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+}
+
+/// Binary CIFAR batches of 20 images, 10 classes told apart by color.
+fn synthetic(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..20u8 {
+        bytes.push(i % 10);
+        bytes.extend(std::iter::repeat_n((i % 10) * 25, 3072));
+    }
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), &bytes).unwrap();
 }

@@ -1,0 +1,379 @@
+//! netc's torch training engine (`netc emit --target pytorch-train`), run for
+//! real on synthetic data: data parallelism that does not change results,
+//! resumes that end where an uninterrupted run does, runs that netc's own
+//! program reads, and bad input that gets a clear error.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Convolution, pooling, LRN, `fc` with weight decay: no batch norm or
+/// dropout, whose per-process statistics and masks differ by design.
+const SMALL: &str = "\
+model small {
+    input 12x12x3
+    train steps=6 batch=7 decay=2
+    conv1: conv 3x3 8 relu
+    pool1: maxpool 3x3 /2
+    norm1: lrn radius=2
+    conv2: conv 3x3 8 /2 relu decay
+    avg: avgpool 2x2 /1
+    fc1: fc 16 relu decay
+    logits: fc 10
+}
+";
+
+/// Every layer kind, blocks and branches (the model of tests/program.rs).
+const KITCHEN: &str = "\
+block mix(f) {
+    a: conv 1x1 f relu
+    concat {
+        b: conv 3x3 f relu
+        {
+            c: dwconv 3x3 nobias
+            d: conv 1x1 f nobias
+            bn1: batchnorm relu
+        }
+        e: avgpool 3x3 /1
+    }
+}
+
+model kitchen {
+    input 15x15x3
+    train steps=4 batch=16 augment=on decay=1
+    stem: conv 4x4 8 /2 relu
+    pool: maxpool 3x3 /2
+    norm: lrn radius=2
+    mix(4)
+    add {
+        identity
+        g: conv 3x3 12 groups=4
+    }
+    avg: avgpool 3x3 /2
+    drop: dropout 0.5
+    fc1: fc 16 relu decay
+    logits: fc 10
+}
+";
+
+fn checked(source: &str) -> netc::Checked {
+    netc::check(source)
+        .unwrap_or_else(|d| panic!("{}", d.render("test.net", source, false)))
+        .remove(0)
+}
+
+/// The engine's script for `source`, written into `dir`.
+fn script(dir: &Path, source: &str) -> PathBuf {
+    let c = checked(source);
+    let text = netc::backend::pytorch::train_py(&c.model, source, "test.net").unwrap();
+    let path = dir.join(format!("train_{}.py", c.model.name));
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn python(script: &Path, args: &[&str]) -> Output {
+    Command::new(netc_tests::python_with_torch())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python runs")
+}
+
+/// Runs the script, which must succeed; returns the run directory it reports.
+fn train(script: &Path, args: &[&str]) -> PathBuf {
+    let out = python(script, args);
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let outcome: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("the outcome is one JSON object");
+    PathBuf::from(outcome["run"].as_str().unwrap())
+}
+
+type Tensors = BTreeMap<String, Vec<f32>>;
+
+fn tensors(path: &Path) -> (Tensors, BTreeMap<String, String>) {
+    let bytes = std::fs::read(path).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let values = st
+        .tensors()
+        .into_iter()
+        .map(|(name, v)| {
+            let values = v
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (name, values)
+        })
+        .collect();
+    let meta = meta.metadata().clone().unwrap_or_default();
+    (values, meta.into_iter().collect())
+}
+
+/// The log's records, without the rate, which no two runs share.
+fn log(run: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(run.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("examples_per_second");
+            v
+        })
+        .collect()
+}
+
+fn data(dir: &Path) -> String {
+    let data = dir.join("data");
+    netc_tests::synthetic_cifar(&data, 60);
+    data.display().to_string()
+}
+
+/// A 2-process Gloo run (loopback) ends with the weights of a 1-process run
+/// with the same global batch and seed: each process takes its share of
+/// every global batch, and its loss is weighted so that the mean of the
+/// gradients is the global batch's. The batch of 7 splits unevenly, 4 and 3.
+#[test]
+fn two_processes_end_with_the_weights_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), SMALL);
+    let data = data(dir.path());
+    let runs = dir.path().join("runs").display().to_string();
+    let common = ["--data", &data, "--runs", &runs, "--quiet", "--eval-every", "3"];
+    let one = train(&script, &[&common[..], &["--log-every", "1"]].concat());
+    let two = train(
+        &script,
+        &[&common[..], &["--log-every", "1", "--nproc", "2"]].concat(),
+    );
+    let (a, meta_a) = tensors(&one.join("checkpoint.safetensors"));
+    let (b, meta_b) = tensors(&two.join("checkpoint.safetensors"));
+    assert_eq!(meta_a, meta_b);
+    assert_eq!(meta_a["step"], "6");
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    assert!(a.contains_key("ema/fc1.weight") && a.contains_key("conv2.bias"));
+    let mut worst = 0f32;
+    for (name, x) in &a {
+        for (p, q) in x.iter().zip(&b[name]) {
+            worst = worst.max((p - q).abs());
+        }
+    }
+    assert!(worst <= 1e-5, "the runs differ by {worst}");
+    // The weights moved: the comparison is not of two untrained models.
+    let (init, _) = tensors(&one.join("checkpoint.safetensors"));
+    assert!(init["conv1.weight"] != init["ema/conv1.weight"]);
+    // Loss and accuracy are the global batch's, on both.
+    let (la, lb) = (log(&one), log(&two));
+    assert_eq!(la.len(), lb.len());
+    for (x, y) in la.iter().zip(&lb) {
+        assert_eq!(x["step"], y["step"]);
+        assert_eq!(x["accuracy"], y["accuracy"]);
+        assert_eq!(x["test_accuracy"], y["test_accuracy"]);
+        if let (Some(p), Some(q)) = (x["loss"].as_f64(), y["loss"].as_f64()) {
+            assert!((p - q).abs() < 1e-5, "loss {p} vs {q}");
+        }
+    }
+}
+
+/// A run stopped at step 3 and resumed to step 6 writes the bytes an
+/// uninterrupted run writes, and its log holds each line once.
+#[test]
+fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), SMALL);
+    let data = data(dir.path());
+    let runs = dir.path().join("runs").display().to_string();
+    let common = ["--data", &data, "--runs", &runs, "--quiet", "--log-every", "1"];
+    let whole = train(&script, &[&common[..], &["--eval-every", "2"]].concat());
+    let part = train(
+        &script,
+        &[&common[..], &["--eval-every", "2", "--steps", "3"]].concat(),
+    );
+    let part_str = part.display().to_string();
+    let resumed = train(&script, &["--resume", &part_str, "--steps", "6", "--quiet"]);
+    assert_eq!(resumed, part);
+    assert_eq!(
+        std::fs::read(whole.join("checkpoint.safetensors")).unwrap(),
+        std::fs::read(part.join("checkpoint.safetensors")).unwrap()
+    );
+    // The end-of-run evaluation at step 3 stays: it is the part's own.
+    let mut want = log(&whole);
+    let at3 = log(&part)
+        .into_iter()
+        .find(|v| v["step"] == 3 && v.get("test_accuracy").is_some())
+        .unwrap();
+    want.insert(
+        want.iter().position(|v| v["step"] == 4).unwrap(),
+        at3.clone(),
+    );
+    assert_eq!(log(&part), want);
+    // Settings name the engine; the burn program ignores the field.
+    let settings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(part.join("settings.json")).unwrap()).unwrap();
+    assert_eq!(settings["engine"], "torch");
+    assert_eq!(settings["settings"]["steps"], 6);
+}
+
+/// A torch-engine run is an ordinary netc run: netc's own program evaluates
+/// its checkpoint to the accuracy the engine reported, for a model with
+/// every layer kind (batch norm and dropout too) trained by two processes,
+/// and for a model whose names Python and Rust reserve.
+#[test]
+fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = data(dir.path());
+    let runs = dir.path().join("runs").display().to_string();
+    let hostile = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/hostile.net"),
+    )
+    .unwrap();
+    for (source, nproc) in [(KITCHEN, "2"), (hostile.as_str(), "1")] {
+        let script = script(dir.path(), source);
+        let run = train(
+            &script,
+            &[
+                "--data", &data, "--runs", &runs, "--quiet", "--steps", "4", "--nproc", nproc,
+                "--batch-size", "16",
+            ],
+        );
+        let reported = log(&run)
+            .iter()
+            .rev()
+            .find_map(|v| v["test_accuracy"].as_f64())
+            .unwrap();
+        let c = checked(source);
+        let build = netc::driver::Build {
+            out: dir.path().join("crates").join(&c.model.name),
+            target: netc::driver::target_dir(),
+            cuda: false,
+        };
+        let program = netc::driver::build("test.net", source, &c, &build).unwrap();
+        let out = Command::new(&program)
+            .args(["eval", "--data", &data, "--json", "--run"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let eval: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            eval["accuracy"].as_f64().unwrap(),
+            reported,
+            "{}: netc's program and the torch engine disagree",
+            c.model.name
+        );
+        // And it goes on training with netc's program, from the checkpoint.
+        let out = Command::new(&program)
+            .args(["train", "--quiet", "--steps", "5", "--resume"])
+            .arg(&run)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn fails(out: &Output, want: &[&str]) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.starts_with("error: "), "{err}");
+    for w in want {
+        assert!(err.contains(w), "no `{w}` in: {err}");
+    }
+    assert!(!err.contains("Traceback"), "{err}");
+}
+
+/// Bad data, runs and settings are refused with netc's messages, naming the
+/// file, and with exit status 1; nothing is left half-made.
+#[test]
+fn bad_input_gets_netc_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), SMALL);
+    let data = data(dir.path());
+    let runs = dir.path().join("runs");
+    let runs_str = runs.display().to_string();
+    let run = |args: &[&str]| python(&script, &[&["--runs", &runs_str][..], args].concat());
+
+    let empty = dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    fails(
+        &run(&["--data", &empty.display().to_string()]),
+        &["empty: no CIFAR-10 data found", "netc data cifar10"],
+    );
+    // A batch file cut short, and a label past the classes.
+    let cut = dir.path().join("cut");
+    netc_tests::synthetic_cifar(&cut, 20);
+    let bytes = std::fs::read(cut.join("data_batch_2.bin")).unwrap();
+    std::fs::write(cut.join("data_batch_2.bin"), &bytes[..bytes.len() - 5]).unwrap();
+    fails(
+        &run(&["--data", &cut.display().to_string()]),
+        &["data_batch_2.bin", "not a whole number of 3073-byte records"],
+    );
+    let mut bytes = bytes;
+    bytes[3073 * 4] = 12;
+    std::fs::write(cut.join("data_batch_2.bin"), &bytes).unwrap();
+    fails(
+        &run(&["--data", &cut.display().to_string()]),
+        &["data_batch_2.bin: record 4 has label 12, but there are 10 classes"],
+    );
+    // Image folders whose splits hold different classes.
+    let folders = dir.path().join("folders");
+    for (split, class) in [("train", "cat"), ("train", "dog"), ("test", "cat")] {
+        let d = folders.join(split).join(class);
+        std::fs::create_dir_all(&d).unwrap();
+        image::RgbImage::new(32, 32).save(d.join("0.png")).unwrap();
+    }
+    fails(
+        &run(&["--data", &folders.display().to_string()]),
+        &["hold different classes", "test lacks dog"],
+    );
+    assert!(!runs.exists(), "a run was made for data that failed");
+
+    // More processes than examples in a batch.
+    fails(
+        &run(&["--data", &data, "--batch-size", "1", "--nproc", "2"]),
+        &["the batch of 1 is smaller than the 2 processes"],
+    );
+    // A run of another model, and flags that contradict a run.
+    let good = train(&script, &["--data", &data, "--runs", &runs_str, "--quiet"]);
+    let other = script_of_another_model(dir.path());
+    let good_str = good.display().to_string();
+    fails(
+        &python(&other, &["--resume", &good_str]),
+        &["a run of model small, not tuto"],
+    );
+    fails(
+        &run(&["--resume", &good_str, "--lr", "0.5", "--augment", "off"]),
+        &["--lr 0.5 (the run uses 0.1)", "--augment off (the run uses on)"],
+    );
+    // Weights that are not numbers.
+    let ck = good.join("checkpoint.safetensors");
+    let mut bytes = std::fs::read(&ck).unwrap();
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let bad = dir.path().join("nan.safetensors");
+    std::fs::write(&bad, &bytes).unwrap();
+    fails(
+        &run(&["--data", &data, "--init-from", &bad.display().to_string()]),
+        &["nan.safetensors: tensors hold NaN or infinite values"],
+    );
+    // Usage errors are argparse's: status 2.
+    let out = run(&["--data", &data, "--nproc", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nproc must be at least 1"));
+}
+
+fn script_of_another_model(dir: &Path) -> PathBuf {
+    let source = std::fs::read_to_string(netc_tests::root().join("zoo/tuto.net")).unwrap();
+    script(dir, &source)
+}
