@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Prepares the GPU check of the torch engine and of netc's CUDA program
+# (bench/gpu/check.sh) in target/gpu/, on this machine, which has Rust and
+# the internet the GPU machine lacks. Then, with a GPU lent:
+#   device run (carry target/gpu):  bash bench/gpu/check.sh
+# Everything carried must stay under 64 MiB.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+G=target/gpu
+mkdir -p "$G/wheels"
+cargo build --release -p netc
+for model in tuto nin2; do
+    target/release/netc emit --target pytorch-train "zoo/$model.net" > "$G/${model}_train.py"
+done
+# netc's CUDA programs, in a target directory of their own so the CPU
+# programs of target/release are not rebuilt.
+CUDA_TARGET=${CUDA_TARGET:-target/cuda}
+CARGO_TARGET_DIR="$CUDA_TARGET" target/release/netc build --cuda --out "$CUDA_TARGET/crates" zoo/tuto.net zoo/nin2.net
+for model in tuto nin2; do
+    cp "$CUDA_TARGET/release/netc-model-$model" "$G/netc-model-$model-cuda"
+    strip "$G/netc-model-$model-cuda"
+done
+cp ../shared/data/cifar10-jpg.tar.gz "$G/"
+# The torch engine reads image folders with Pillow, which the GPU machine
+# may lack and cannot download: wheels for the usual Pythons travel along.
+for py in 3.10 3.11 3.12 3.13; do
+    python3 -m pip download --quiet --only-binary=:all: --no-deps --python-version "$py" \
+        --platform manylinux2014_x86_64 --dest "$G/wheels" pillow
+done
+du -sh "$G"
