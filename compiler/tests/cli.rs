@@ -193,16 +193,36 @@ fn train_with_the_torch_engine_writes_its_script_and_makes_a_run() {
     let script = dir.path().join("target/netc/tiny/train.py");
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.contains("class Tiny(nn.Module):") && text.contains("def train(a):"));
-    assert!(dir.path().join("runs/tiny/1/checkpoint.safetensors").is_file());
+    assert!(dir
+        .path()
+        .join("runs/tiny/1/checkpoint.safetensors")
+        .is_file());
 
     for (args, want) in [
         (
-            vec!["eval", "tiny.net", "--engine", "torch", "--run", "runs/tiny/1"],
+            vec![
+                "eval",
+                "tiny.net",
+                "--engine",
+                "torch",
+                "--run",
+                "runs/tiny/1",
+            ],
             "--engine torch trains",
         ),
-        (vec!["train", "tiny.net", "--engine", "jax"], "unknown engine `jax`"),
         (
-            vec!["train", "tiny.net", "--engine", "torch", "--python", "no-such-python"],
+            vec!["train", "tiny.net", "--engine", "jax"],
+            "unknown engine `jax`",
+        ),
+        (
+            vec![
+                "train",
+                "tiny.net",
+                "--engine",
+                "torch",
+                "--python",
+                "no-such-python",
+            ],
             "cannot run no-such-python",
         ),
     ] {

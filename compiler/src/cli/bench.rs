@@ -2,7 +2,7 @@
 //! measurements on the emitted PyTorch module, and writes the comparison.
 
 use super::build::{build_one, BuildArgs};
-use netc::bench::{markdown, median, Bench, Figures, Row};
+use netc::bench::{markdown, median, Bench, Figures, Row, Side};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -35,6 +35,10 @@ pub struct Args {
     /// each figure: a shared machine's noise then falls on both sides alike
     #[arg(long, default_value_t = 3)]
     rounds: usize,
+    /// Also measure the hand-written models under torch.compile (needs a C++
+    /// compiler; compiling takes minutes)
+    #[arg(long)]
+    compile: bool,
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -85,15 +89,19 @@ fn plan<'a>(cmd: &'a mut Command, args: &Args) -> &'a mut Command {
         .args(["--latency-runs", &args.latency_runs.to_string()])
 }
 
-/// Writes the model's PyTorch module and the bench script beside it, once;
-/// returns the command that measures them.
-fn pytorch_bench(
+/// Writes the model's PyTorch module, the hand-written models and the bench
+/// script into the model's folder; returns the command of each PyTorch side:
+/// the emitted module, and the hand-written model (eager, channels-last and,
+/// with --compile, compiled) when `handwritten.py` has one with this name and
+/// the same number of parameters.
+fn pytorch_sides(
     args: &Args,
     threads: usize,
     c: &netc::Checked,
     file: &Path,
     source: &str,
-) -> Result<Command, String> {
+) -> Result<Vec<(&'static str, Command)>, String> {
+    use netc::bench::{CHANNELS_LAST, COMPILED, EMITTED, HANDWRITTEN};
     let dir = args.out.join(&c.model.name);
     let path = file.display().to_string();
     let module = netc::backend::pytorch::module_py(&c.model, source, &path)
@@ -101,12 +109,50 @@ fn pytorch_bench(
     let put = |name: &str, text: &str| netc::report::write_file(&dir.join(name), text.as_bytes());
     put("model.py", &module)?;
     put("bench.py", include_str!("../../templates/pytorch/bench.py"))?;
-    let mut cmd = Command::new(&args.python);
-    cmd.arg(dir.join("bench.py"))
-        .arg(dir.join("model.py"))
-        .args(["--threads", &threads.to_string()]);
-    plan(&mut cmd, args);
-    Ok(cmd)
+    put(
+        "handwritten.py",
+        include_str!("../../templates/pytorch/handwritten.py"),
+    )?;
+    let bench = |extra: &[&str]| {
+        let mut cmd = Command::new(&args.python);
+        cmd.arg(dir.join("bench.py"))
+            .args(extra)
+            .args(["--threads", &threads.to_string()]);
+        plan(&mut cmd, args);
+        cmd
+    };
+    let name = c.model.name.as_str();
+    let mut sides = vec![(
+        EMITTED,
+        bench(&[&dir.join("model.py").display().to_string()]),
+    )];
+    let count = Command::new(&args.python)
+        .arg(dir.join("bench.py"))
+        .args(["--handwritten", name, "--count"])
+        .output()
+        .map_err(|e| format!("{}: cannot start: {e}", args.python))?;
+    let count = String::from_utf8_lossy(&count.stdout).trim().to_string();
+    let params = c.summary.total.params;
+    match count.parse::<u64>() {
+        Ok(n) if n == params => {
+            sides.push((HANDWRITTEN, bench(&["--handwritten", name])));
+            sides.push((
+                CHANNELS_LAST,
+                bench(&["--handwritten", name, "--channels-last"]),
+            ));
+            if args.compile {
+                sides.push((COMPILED, bench(&["--handwritten", name, "--compile"])));
+            }
+        }
+        Ok(n) => errln!(
+            "note: {name}: the hand-written {name} has {n} parameters, this one {params}: \
+             not the seed's model, so only the emitted module is measured"
+        ),
+        Err(_) => {
+            errln!("note: {name}: no hand-written version; only the emitted module is measured")
+        }
+    }
+    Ok(sides)
 }
 
 pub fn run(args: &Args) -> std::io::Result<bool> {
@@ -141,22 +187,19 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
                 .arg("bench")
                 .env("RAYON_NUM_THREADS", threads.to_string());
             plan(&mut netc_bench, args);
-            let mut torch_bench = match missing {
-                Some(_) => None,
-                None => match pytorch_bench(args, threads, c, file, &source) {
-                    Ok(cmd) => Some(cmd),
-                    Err(e) => {
-                        errln!("error: {e}");
-                        ok = false;
-                        None
-                    }
-                },
+            let mut sides = match missing {
+                Some(_) => Vec::new(),
+                None => pytorch_sides(args, threads, c, file, &source).unwrap_or_else(|e| {
+                    errln!("error: {e}");
+                    ok = false;
+                    Vec::new()
+                }),
             };
             let mut ours = Vec::new();
-            let mut theirs = Vec::new();
+            let mut theirs: Vec<Vec<Figures>> = vec![Vec::new(); sides.len()];
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
-            for round in 1..=rounds {
+            'rounds: for round in 1..=rounds {
                 errln!("{name}: round {round}/{rounds}: netc ({on})");
                 match figures(&mut netc_bench, &format!("{} bench", binary.display())) {
                     Ok(f) => ours.push(f),
@@ -166,21 +209,29 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
                         break;
                     }
                 }
-                let Some(cmd) = torch_bench.as_mut() else {
-                    continue;
-                };
-                errln!("{name}: round {round}/{rounds}: PyTorch ({on})");
-                match figures(cmd, &format!("PyTorch bench of {name}")) {
-                    Ok(f) => theirs.push(f),
-                    Err(e) => {
-                        errln!("error: {e}");
-                        ok = false;
-                        break;
+                for ((side, cmd), got) in sides.iter_mut().zip(&mut theirs) {
+                    errln!("{name}: round {round}/{rounds}: PyTorch, {side} ({on})");
+                    match figures(cmd, &format!("PyTorch bench of {name} ({side})")) {
+                        Ok(f) => got.push(f),
+                        Err(e) => {
+                            errln!("error: {e}");
+                            ok = false;
+                            break 'rounds;
+                        }
                     }
                 }
             }
             let Some(ours) = median(&ours) else { continue };
-            let theirs = median(&theirs);
+            let theirs = sides
+                .iter()
+                .zip(&theirs)
+                .filter_map(|((side, _), got)| {
+                    median(got).map(|figures| Side {
+                        name: side.to_string(),
+                        figures,
+                    })
+                })
+                .collect();
             rows.push(Row::new(name, ours, theirs));
         }
     }

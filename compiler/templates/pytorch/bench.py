@@ -1,7 +1,10 @@
 """PyTorch's side of `netc bench`: the same measurements as a netc program's
-`bench` command, on a module emitted by `netc emit --target pytorch`.
+`bench` command, on a module emitted by `netc emit --target pytorch`, or on
+a model written by hand (handwritten.py, beside this file), eager,
+channels-last or compiled.
 
 usage: python3 bench.py MODULE.py --threads N --batch-size 128 --steps 10 --latency-runs 50
+       python3 bench.py --handwritten tuto [--channels-last] [--compile] --threads N ...
 
 Prints one JSON object with the fields of netc's bench.
 """
@@ -11,6 +14,7 @@ import importlib.util
 import json
 import resource
 import time
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,8 +22,12 @@ import torch.nn.functional as F
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("module")
-    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("module", nargs="?")
+    ap.add_argument("--handwritten", help="a model of handwritten.py instead of MODULE.py")
+    ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--count", action="store_true", help="print the parameter count and stop")
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--latency-runs", type=int, default=50)
@@ -27,13 +35,24 @@ def main():
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
 
-    spec = importlib.util.spec_from_file_location("netc_model", args.module)
+    path = args.module or str(Path(__file__).with_name("handwritten.py"))
+    spec = importlib.util.spec_from_file_location("netc_model", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    model = module.Model()
+    if args.handwritten and args.handwritten not in module.MODELS:
+        raise SystemExit(f"handwritten.py has no model {args.handwritten}")
+    model = module.MODELS[args.handwritten]() if args.handwritten else module.Model()
+    if args.count:
+        print(sum(p.numel() for p in model.parameters()))
+        return
     n = args.batch_size
     x = torch.randn(n, *module.INPUT)
     y = torch.arange(n) % module.CLASSES
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if args.compile:
+        model = torch.compile(model)
     optim = torch.optim.SGD(model.parameters(), lr=0.01)
 
     # As netc's bench: forward, backward, update, and a batch-1 forward.
@@ -69,7 +88,7 @@ def main():
     times.sort()
     pick = lambda p: times[round((len(times) - 1) * p)]
     print(json.dumps({
-        "model": type(model).__name__,
+        "model": args.handwritten or type(model).__name__,
         "batch_size": n,
         "threads": torch.get_num_threads(),
         "train_examples_per_second": train,
