@@ -307,6 +307,90 @@ fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
     }
 }
 
+/// A run killed with SIGKILL while it checkpoints every step loses nothing
+/// but the step it was in: resumed, it writes the bytes of a run never
+/// killed (checkpoints and the log are written whole or not at all).
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), SMALL);
+    let data = data(dir.path());
+    let runs = dir.path().join("runs").display().to_string();
+    let common = [
+        "--data",
+        &data,
+        "--runs",
+        &runs,
+        "--quiet",
+        "--steps",
+        "60",
+        "--log-every",
+        "1",
+        "--checkpoint-secs",
+        "0",
+        "--threads",
+        "1",
+    ];
+    let whole = train(&script, &common);
+    let mut child = Command::new(netc_tests::python_with_torch())
+        .arg(&script)
+        .args(common)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed = Path::new(&runs).join("small/2");
+    let start = std::time::Instant::now();
+    // Killed once a few steps are done, in the middle of the run.
+    while std::fs::read_to_string(killed.join("log.jsonl")).map_or(0, |l| l.lines().count()) < 15 {
+        assert!(start.elapsed().as_secs() < 300, "the run made no progress");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, meta) = tensors(&killed.join("checkpoint.safetensors"));
+    let at: u64 = meta["step"].parse().unwrap();
+    assert!(at < 60, "the run ended before it was killed");
+    let killed_str = killed.display().to_string();
+    train(
+        &script,
+        &["--resume", &killed_str, "--quiet", "--threads", "1"],
+    );
+    assert_eq!(
+        std::fs::read(whole.join("checkpoint.safetensors")).unwrap(),
+        std::fs::read(killed.join("checkpoint.safetensors")).unwrap()
+    );
+    assert_eq!(log(&whole), log(&killed));
+    let leftovers: Vec<_> = std::fs::read_dir(&killed)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// The GPU options run on a CPU too: channels-last activations and bfloat16
+/// autocast train and write float32 weights under the same names.
+#[test]
+fn channels_last_and_bf16_write_the_same_tensors() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), KITCHEN);
+    let data = data(dir.path());
+    let runs = dir.path().join("runs").display().to_string();
+    let common = ["--data", &data, "--runs", &runs, "--quiet", "--steps", "2"];
+    let plain = train(&script, &common);
+    let fast = train(
+        &script,
+        &[&common[..], &["--channels-last", "--bf16"]].concat(),
+    );
+    let (a, _) = tensors(&plain.join("checkpoint.safetensors"));
+    let (b, _) = tensors(&fast.join("checkpoint.safetensors"));
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    for (name, x) in &a {
+        assert_eq!(x.len(), b[name].len(), "{name}");
+        assert!(b[name].iter().all(|v| v.is_finite()), "{name}");
+    }
+}
+
 fn fails(out: &Output, want: &[&str]) {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
