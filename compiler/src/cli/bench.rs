@@ -91,7 +91,7 @@ fn plan<'a>(cmd: &'a mut Command, args: &Args) -> &'a mut Command {
 
 /// Writes the model's PyTorch module, the hand-written models and the bench
 /// script into the model's folder; returns the command of each PyTorch side:
-/// the emitted module, and the hand-written model (eager, channels-last and,
+/// the emitted module (eager and channels-last), and the hand-written model (eager, channels-last and,
 /// with --compile, compiled) when `handwritten.py` has one with this name and
 /// the same number of parameters.
 fn pytorch_sides(
@@ -101,7 +101,7 @@ fn pytorch_sides(
     file: &Path,
     source: &str,
 ) -> Result<Vec<(&'static str, Command)>, String> {
-    use netc::bench::{CHANNELS_LAST, COMPILED, EMITTED, HANDWRITTEN};
+    use netc::bench::{CHANNELS_LAST, COMPILED, EMITTED, EMITTED_CHANNELS_LAST, HANDWRITTEN};
     let dir = args.out.join(&c.model.name);
     let path = file.display().to_string();
     let module = netc::backend::pytorch::module_py(&c.model, source, &path)
@@ -122,10 +122,11 @@ fn pytorch_sides(
         cmd
     };
     let name = c.model.name.as_str();
-    let mut sides = vec![(
-        EMITTED,
-        bench(&[&dir.join("model.py").display().to_string()]),
-    )];
+    let module = dir.join("model.py").display().to_string();
+    let mut sides = vec![
+        (EMITTED, bench(&[&module])),
+        (EMITTED_CHANNELS_LAST, bench(&[&module, "--channels-last"])),
+    ];
     let count = Command::new(&args.python)
         .arg(dir.join("bench.py"))
         .args(["--handwritten", name, "--count"])
