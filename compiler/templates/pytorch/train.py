@@ -370,7 +370,12 @@ def resume_run(d, a):
     held = lock(d)
     try:
         saved = json.loads((d / SETTINGS).read_text())
-    except (OSError, ValueError) as e:
+        fields = ("model", "file", "settings", "seed", "data", "eval_every", "log_every")
+        missing = [k for k in fields if k not in saved]
+        missing += [f"settings.{k}" for k in NETC["settings"] if k not in saved.get("settings", {})]
+        if missing:
+            raise ValueError(f"missing field `{missing[0]}`")
+    except (OSError, ValueError, AttributeError, TypeError) as e:
         raise Error(f"{d / SETTINGS}: damaged: {e}") from None
     if saved.get("model") != NETC["model"]:
         raise Error(f"{d}: a run of model {saved.get('model')}, not {NETC['model']}")
