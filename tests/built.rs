@@ -92,9 +92,10 @@ pub fn build(dir: &Path, file: &str, source: &str) -> Program {
 }
 
 impl Program {
-    /// The program's own initial weights (its names, shapes and Xavier
-    /// scale), with biases and batch norm's parameters and statistics made
-    /// non-trivial, written to `path`.
+    /// The program's own initial weights (its names and shapes; Xavier's
+    /// scale times sqrt(2), so that activations keep their size through
+    /// ReLUs and the logits are not all near zero), with biases and batch
+    /// norm's parameters and statistics made non-trivial, written to `path`.
     pub fn weights(&self, dir: &Path, path: &Path) -> Tensors {
         let init = dir.join("init.safetensors");
         let out = Command::new(&self.binary)
@@ -123,7 +124,7 @@ impl Program {
                 "bias" | "beta" | "running_mean" => tweak(v, &|r| 0.1 * r),
                 "gamma" => tweak(v, &|r| 1.0 + 0.2 * r),
                 "running_var" => tweak(v, &|r| 0.5 + r.abs()),
-                _ => {}
+                _ => v.iter_mut().for_each(|x| *x *= std::f32::consts::SQRT_2),
             }
         }
         write(path, &weights);
