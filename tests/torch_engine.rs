@@ -144,7 +144,15 @@ fn two_processes_end_with_the_weights_of_one() {
     let script = script(dir.path(), SMALL);
     let data = data(dir.path());
     let runs = dir.path().join("runs").display().to_string();
-    let common = ["--data", &data, "--runs", &runs, "--quiet", "--eval-every", "3"];
+    let common = [
+        "--data",
+        &data,
+        "--runs",
+        &runs,
+        "--quiet",
+        "--eval-every",
+        "3",
+    ];
     let one = train(&script, &[&common[..], &["--log-every", "1"]].concat());
     let two = train(
         &script,
@@ -187,7 +195,15 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     let script = script(dir.path(), SMALL);
     let data = data(dir.path());
     let runs = dir.path().join("runs").display().to_string();
-    let common = ["--data", &data, "--runs", &runs, "--quiet", "--log-every", "1"];
+    let common = [
+        "--data",
+        &data,
+        "--runs",
+        &runs,
+        "--quiet",
+        "--log-every",
+        "1",
+    ];
     let whole = train(&script, &[&common[..], &["--eval-every", "2"]].concat());
     let part = train(
         &script,
@@ -227,17 +243,25 @@ fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
     let dir = tempfile::tempdir().unwrap();
     let data = data(dir.path());
     let runs = dir.path().join("runs").display().to_string();
-    let hostile = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/hostile.net"),
-    )
-    .unwrap();
+    let hostile =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/hostile.net"))
+            .unwrap();
     for (source, nproc) in [(KITCHEN, "2"), (hostile.as_str(), "1")] {
         let script = script(dir.path(), source);
         let run = train(
             &script,
             &[
-                "--data", &data, "--runs", &runs, "--quiet", "--steps", "4", "--nproc", nproc,
-                "--batch-size", "16",
+                "--data",
+                &data,
+                "--runs",
+                &runs,
+                "--quiet",
+                "--steps",
+                "4",
+                "--nproc",
+                nproc,
+                "--batch-size",
+                "16",
             ],
         );
         let reported = log(&run)
@@ -317,7 +341,10 @@ fn bad_input_gets_netc_errors() {
     std::fs::write(cut.join("data_batch_2.bin"), &bytes[..bytes.len() - 5]).unwrap();
     fails(
         &run(&["--data", &cut.display().to_string()]),
-        &["data_batch_2.bin", "not a whole number of 3073-byte records"],
+        &[
+            "data_batch_2.bin",
+            "not a whole number of 3073-byte records",
+        ],
     );
     let mut bytes = bytes;
     bytes[3073 * 4] = 12;
@@ -354,7 +381,10 @@ fn bad_input_gets_netc_errors() {
     );
     fails(
         &run(&["--resume", &good_str, "--lr", "0.5", "--augment", "off"]),
-        &["--lr 0.5 (the run uses 0.1)", "--augment off (the run uses on)"],
+        &[
+            "--lr 0.5 (the run uses 0.1)",
+            "--augment off (the run uses on)",
+        ],
     );
     // Weights that are not numbers.
     let ck = good.join("checkpoint.safetensors");

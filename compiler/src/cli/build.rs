@@ -195,7 +195,11 @@ fn engine(args: &RunArgs) -> Result<(bool, Vec<String>), String> {
     let mut it = args.args.iter();
     while let Some(a) = it.next() {
         if a == "--engine" {
-            engine = Some(it.next().cloned().ok_or("--engine needs a value: burn or torch")?);
+            engine = Some(
+                it.next()
+                    .cloned()
+                    .ok_or("--engine needs a value: burn or torch")?,
+            );
         } else if let Some(v) = a.strip_prefix("--engine=") {
             engine = Some(v.to_string());
         } else {
@@ -205,7 +209,9 @@ fn engine(args: &RunArgs) -> Result<(bool, Vec<String>), String> {
     match engine.as_deref() {
         None | Some("burn") => Ok((false, rest)),
         Some("torch") => Ok((true, rest)),
-        Some(other) => Err(format!("unknown engine `{other}`; engines are burn and torch")),
+        Some(other) => Err(format!(
+            "unknown engine `{other}`; engines are burn and torch"
+        )),
     }
 }
 
@@ -287,8 +293,8 @@ fn run_torch(
     };
     let dir = driver::default_out(&c.model.name);
     let path = dir.join("train.py");
-    let written = std::fs::create_dir_all(&dir)
-        .and_then(|()| driver::write_atomic(&path, script.as_bytes()));
+    let written =
+        std::fs::create_dir_all(&dir).and_then(|()| driver::write_atomic(&path, script.as_bytes()));
     if let Err(e) = written {
         errln!("error: {}: cannot write: {e}", path.display());
         return ExitCode::FAILURE;
