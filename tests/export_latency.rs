@@ -33,7 +33,15 @@ fn netc_ms(program: &built::Program) -> f64 {
     let runs = RUNS.to_string();
     let out = built::ok(
         &program.binary,
-        &["bench", "--batch-size", "1", "--steps", "1", "--latency-runs", &runs],
+        &[
+            "bench",
+            "--batch-size",
+            "1",
+            "--steps",
+            "1",
+            "--latency-runs",
+            &runs,
+        ],
     );
     let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
     json["latency_ms_median"].as_f64().unwrap()
@@ -47,7 +55,11 @@ fn onnxruntime_ms(onnx: &Path) -> f64 {
         .arg(RUNS.to_string())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     json["median_ms"].as_f64().unwrap()
 }

@@ -63,7 +63,12 @@ fn tract_run(path: &Path, input: Tensor) -> Vec<f32> {
     let out = model
         .run(tvec!(input.into()))
         .unwrap_or_else(|e| panic!("tract cannot run {}: {e:?}", path.display()));
-    out[0].to_array_view::<f32>().unwrap().iter().copied().collect()
+    out[0]
+        .to_array_view::<f32>()
+        .unwrap()
+        .iter()
+        .copied()
+        .collect()
 }
 
 /// The largest difference between `got` and `want`, relative to the
@@ -72,13 +77,19 @@ fn tract_run(path: &Path, input: Tensor) -> Vec<f32> {
 fn close(what: &str, got: &[f32], want: &[f32], classes: usize) -> f32 {
     assert_eq!(got.len(), want.len(), "{what}: lengths differ");
     let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-    assert!(scale >= 0.1, "{what}: the logits are all near zero: {want:?}");
+    assert!(
+        scale >= 0.1,
+        "{what}: the logits are all near zero: {want:?}"
+    );
     if want.len() > classes {
         let spread = want[..classes]
             .iter()
             .zip(&want[classes..])
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        assert!(spread >= 1e-3 * scale, "{what}: every image gets the same logits");
+        assert!(
+            spread >= 1e-3 * scale,
+            "{what}: every image gets the same logits"
+        );
     }
     let worst = got
         .iter()
@@ -103,7 +114,11 @@ fn export_ok(program: &Program, source: &str, request: &Export) {
 #[test]
 fn exported_models_give_the_programs_logits_in_tract_and_onnxruntime() {
     let mut models = netc_tests::net_files("zoo");
-    models.push(("kitchen".into(), "kitchen.net".into(), netc_tests::KITCHEN.into()));
+    models.push((
+        "kitchen".into(),
+        "kitchen.net".into(),
+        netc_tests::KITCHEN.into(),
+    ));
     models.push(("odds".into(), "odds.net".into(), ODDS.into()));
     let out = tempfile::tempdir().unwrap();
     let mut python_args = Vec::new();
@@ -140,7 +155,11 @@ fn exported_models_give_the_programs_logits_in_tract_and_onnxruntime() {
             &want[..classes],
             classes,
         );
-        for f in [&onnx, &dir.join("input.safetensors"), &dir.join("logits.safetensors")] {
+        for f in [
+            &onnx,
+            &dir.join("input.safetensors"),
+            &dir.join("logits.safetensors"),
+        ] {
             python_args.push(f.display().to_string());
         }
     }
@@ -151,7 +170,8 @@ fn exported_models_give_the_programs_logits_in_tract_and_onnxruntime() {
         .args(&python_args)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
+    let text =
+        String::from_utf8_lossy(&run.stdout).to_string() + &String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "onnxruntime differs:\n{text}");
     assert_eq!(text.matches(" ok: ").count(), models.len(), "{text}");
     eprintln!("{}", text.trim());
@@ -211,8 +231,16 @@ fn preprocessing_and_run_weights_match_netc_infer_and_bad_requests_write_nothing
     ok(
         &program.binary,
         &[
-            "train", "--data", &p("data"), "--runs", &p("runs"), "--steps", "8", "--eval-every",
-            "0", "--quiet",
+            "train",
+            "--data",
+            &p("data"),
+            "--runs",
+            &p("runs"),
+            "--steps",
+            "8",
+            "--eval-every",
+            "0",
+            "--quiet",
         ],
     );
     let run = dir.path().join("runs/kitchen/1");
@@ -289,7 +317,13 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let odds = netc::check(ODDS).unwrap().remove(0);
 
     // A run of another model.
-    let e = export("odds.net", ODDS, &odds, &request(Source::Run(run.to_path_buf()))).unwrap_err();
+    let e = export(
+        "odds.net",
+        ODDS,
+        &odds,
+        &request(Source::Run(run.to_path_buf())),
+    )
+    .unwrap_err();
     assert!(
         e.contains(&run.display().to_string()) && e.contains("a run of model kitchen, not odds"),
         "{e}"
@@ -301,7 +335,10 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let e = export("odds.net", ODDS, &odds, &request(Source::File(ck.clone()))).unwrap_err();
     assert!(e.contains(&ck.display().to_string()), "{e}");
     assert!(e.contains("does not fit model odds"), "{e}");
-    assert!(e.contains("no tensor `ema/a.weight`") && e.contains("no tensor `ema/out.bias`"), "{e}");
+    assert!(
+        e.contains("no tensor `ema/a.weight`") && e.contains("no tensor `ema/out.bias`"),
+        "{e}"
+    );
     unchanged(dir, &before);
 
     // Weights with a tensor missing and one of another shape.
@@ -314,8 +351,13 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let broken = dir.join("broken.safetensors");
     built::write(&broken, &tensors);
     let before = listing();
-    let e = export("kitchen.net", netc_tests::KITCHEN, &kitchen.checked, &request(Source::File(broken.clone())))
-        .unwrap_err();
+    let e = export(
+        "kitchen.net",
+        netc_tests::KITCHEN,
+        &kitchen.checked,
+        &request(Source::File(broken.clone())),
+    )
+    .unwrap_err();
     assert!(e.contains(&broken.display().to_string()), "{e}");
     assert!(e.contains("no tensor `mix1.bn1.running_var`"), "{e}");
     assert!(
@@ -330,16 +372,32 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let ints = dir.join("ints.safetensors");
     built::write_raw(&ints, &[("a".into(), Dtype::I32, vec![1], vec![0; 4])]);
     let before = listing();
-    for (bad, why) in [(&junk, "not a valid safetensors file"), (&ints, "netc reads F32 and F64")] {
-        let e = export("kitchen.net", netc_tests::KITCHEN, &kitchen.checked, &request(Source::File(bad.clone())))
-            .unwrap_err();
-        assert!(e.contains(&bad.display().to_string()) && e.contains(why), "{e}");
+    for (bad, why) in [
+        (&junk, "not a valid safetensors file"),
+        (&ints, "netc reads F32 and F64"),
+    ] {
+        let e = export(
+            "kitchen.net",
+            netc_tests::KITCHEN,
+            &kitchen.checked,
+            &request(Source::File(bad.clone())),
+        )
+        .unwrap_err();
+        assert!(
+            e.contains(&bad.display().to_string()) && e.contains(why),
+            "{e}"
+        );
     }
     unchanged(dir, &before);
 
     // A folder that is not a run.
-    let e = export("kitchen.net", netc_tests::KITCHEN, &kitchen.checked, &request(Source::Run(dir.join("data"))))
-        .unwrap_err();
+    let e = export(
+        "kitchen.net",
+        netc_tests::KITCHEN,
+        &kitchen.checked,
+        &request(Source::Run(dir.join("data"))),
+    )
+    .unwrap_err();
     assert!(e.contains("not a run directory"), "{e}");
 
     // An output path in a missing folder: nothing is created, not even the folder.
@@ -347,7 +405,10 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let mut r = request(Source::Run(run.to_path_buf()));
     r.out = missing.clone();
     let e = export("kitchen.net", netc_tests::KITCHEN, &kitchen.checked, &r).unwrap_err();
-    assert!(e.contains(&missing.display().to_string()) && e.contains("does not exist"), "{e}");
+    assert!(
+        e.contains(&missing.display().to_string()) && e.contains("does not exist"),
+        "{e}"
+    );
     assert!(!dir.join("no").exists());
     unchanged(dir, &before);
 
@@ -358,7 +419,10 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let mut r = request(Source::Run(run.to_path_buf()));
     r.out = blocked.clone();
     let e = export("kitchen.net", netc_tests::KITCHEN, &kitchen.checked, &r).unwrap_err();
-    assert!(e.contains(&blocked.display().to_string()) && e.contains("cannot write"), "{e}");
+    assert!(
+        e.contains(&blocked.display().to_string()) && e.contains("cannot write"),
+        "{e}"
+    );
     unchanged(dir, &before);
 
     // A model whose input the preprocessing cannot crop from 32 x 32 images.

@@ -11,7 +11,6 @@ use std::process::Command;
 
 use netc_tests::KITCHEN;
 
-
 fn read(path: &Path) -> reference::Weights {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();

@@ -74,7 +74,12 @@ impl Weights {
         Ok(Weights {
             tensors,
             averaged,
-            metadata: meta.metadata().clone().unwrap_or_default().into_iter().collect(),
+            metadata: meta
+                .metadata()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
         })
     }
 

@@ -98,7 +98,13 @@ pub fn tensors(layout: &Layout) -> Vec<(String, Vec<usize>)> {
             let path = format!("{prefix}{}", f.label);
             if let Layer::Block { def, args } = &f.layer {
                 let callee = &layout.structs[*def];
-                walk(layout, callee, &b.call(callee, args), &format!("{path}."), out);
+                walk(
+                    layout,
+                    callee,
+                    &b.call(callee, args),
+                    &format!("{path}."),
+                    out,
+                );
             }
             for (t, shape) in layer_tensors(&f.layer, b) {
                 out.push((format!("{path}.{t}"), shape));

@@ -183,9 +183,7 @@ impl Writer<'_> {
                 let mut it = outs.into_iter();
                 let mut sum = it.next().expect("a join has branches");
                 for o in it {
-                    let name = self
-                        .graph
-                        .node("Add", path, vec![sum.name, o.name], vec![]);
+                    let name = self.graph.node("Add", path, vec![sum.name, o.name], vec![]);
                     sum = Value { name, shape: first };
                 }
                 sum
@@ -288,9 +286,7 @@ impl Writer<'_> {
                 let mut inputs = vec![x.name];
                 inputs.extend(self.tensors(layer, b, path));
                 let attrs = vec![float("epsilon", epsilon.0 as f32)];
-                let name = self
-                    .graph
-                    .node("BatchNormalization", path, inputs, attrs);
+                let name = self.graph.node("BatchNormalization", path, inputs, attrs);
                 Value { name, ..x }
             }
             // Inference: dropout passes its input through.

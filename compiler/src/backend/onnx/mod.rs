@@ -134,8 +134,8 @@ pub fn model(model: &Typed, layout: &Layout, weights: &Weights, options: &Option
 /// `netc.*` entries: the `.net` source and file, the class names (a JSON
 /// array), the preprocessing, and which weights were frozen.
 fn metadata(model: &Typed, weights: &Weights, options: &Options) -> Vec<StringStringEntryProto> {
-    let classes = serde_json::to_string(&class_names(model.settings.classes))
-        .expect("strings serialize");
+    let classes =
+        serde_json::to_string(&class_names(model.settings.classes)).expect("strings serialize");
     let which = if weights.averaged {
         "averaged (ema/)"
     } else {
@@ -205,7 +205,12 @@ mod tests {
     }
 
     fn ints(n: &NodeProto, key: &str) -> Vec<i64> {
-        n.attribute.iter().find(|a| a.name == key).unwrap().ints.clone()
+        n.attribute
+            .iter()
+            .find(|a| a.name == key)
+            .unwrap()
+            .ints
+            .clone()
     }
 
     fn float(n: &NodeProto, key: &str) -> f32 {
@@ -228,7 +233,10 @@ mod tests {
         let avg = node(&m, "avg");
         assert_eq!(avg.op_type, "AveragePool");
         let lrn = node(&m, "norm");
-        assert_eq!(lrn.attribute.iter().find(|a| a.name == "size").unwrap().i, 5);
+        assert_eq!(
+            lrn.attribute.iter().find(|a| a.name == "size").unwrap().i,
+            5
+        );
         assert_eq!(float(lrn, "alpha"), (0.001 / 9.0 * 5.0) as f32);
         assert_eq!(float(lrn, "beta"), 0.75);
         // Each call of a block gets its own weights, named by path.
