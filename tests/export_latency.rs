@@ -12,6 +12,8 @@
 //! the median of `RUNS` runs after a warm-up; the table shows the median
 //! of the rounds, as `netc bench` does on this shared machine.
 
+// Shared with tests/onnx.rs, which uses all of it; this uses less.
+#[allow(dead_code)]
 #[path = "built.rs"]
 mod built;
 

@@ -259,7 +259,7 @@ fn preprocessing_and_run_weights_match_netc_infer_and_bad_requests_write_nothing
             preprocessing: true,
             out: onnx.clone(),
         };
-        let written = export(&format!("kitchen.net"), source, &program.checked, &request).unwrap();
+        let written = export("kitchen.net", source, &program.checked, &request).unwrap();
         assert_eq!(written.averaged, !raw);
         for (name, pixels) in [("random.png", &random), ("flat.png", &flat)] {
             let png = image(dir.path(), name, pixels.clone());
