@@ -9,6 +9,7 @@ mod built;
 
 use built::{noise, ok, Program, Tensors};
 use netc::export::{export, Export, Source};
+use netc_tests::programs;
 use safetensors::tensor::Dtype;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +17,9 @@ use tract_onnx::prelude::*;
 
 /// What KITCHEN leaves out: a non-square kernel and stride with odd sizes,
 /// a depthwise multiplier, valid pooling, `same` average pooling with its
-/// extra column after, LRN with every parameter set, batch norm, concat and
-/// add on vectors, a ReLU line, a number of classes other than 10.
+/// extra column after, LRN with every parameter set, a kernel larger than
+/// its 2x3 map (padding wider than the map), batch norm, concat and add on
+/// vectors, a ReLU line, a number of classes other than 10.
 const ODDS: &str = "\
 model odds {
     input 13x11x3
@@ -29,6 +31,7 @@ model odds {
     m: maxpool 2x2 /1 valid
     p: avgpool 2x2 /2
     q: avgpool 2x1 /1 valid
+    wide: conv 6x6 8 relu
     f1: fc 12
     bn: batchnorm relu
     concat {
@@ -54,21 +57,21 @@ fn programs() -> PathBuf {
 }
 
 /// Runs an ONNX file with tract on one input; the logits, row-major.
-fn tract_run(path: &Path, input: Tensor) -> Vec<f32> {
+fn tract_try(path: &Path, input: Tensor) -> Result<Vec<f32>, String> {
     let model = tract_onnx::onnx()
         .model_for_path(path)
         .and_then(|m| m.into_optimized())
         .and_then(|m| m.into_runnable())
-        .unwrap_or_else(|e| panic!("tract cannot load {}: {e:?}", path.display()));
+        .map_err(|e| format!("tract cannot load {}: {e:?}", path.display()))?;
     let out = model
         .run(tvec!(input.into()))
-        .unwrap_or_else(|e| panic!("tract cannot run {}: {e:?}", path.display()));
-    out[0]
-        .to_array_view::<f32>()
-        .unwrap()
-        .iter()
-        .copied()
-        .collect()
+        .map_err(|e| format!("tract cannot run {}: {e:?}", path.display()))?;
+    let logits = out[0].to_array_view::<f32>().map_err(|e| e.to_string())?;
+    Ok(logits.iter().copied().collect())
+}
+
+fn tract_run(path: &Path, input: Tensor) -> Vec<f32> {
+    tract_try(path, input).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The largest difference between `got` and `want`, relative to the
@@ -434,4 +437,155 @@ fn bad_requests(kitchen: &Program, run: &Path, dir: &Path) {
     let e = export("big.net", "", &big, &r).unwrap_err();
     assert!(e.contains("model big takes 40x40x3"), "{e}");
     unchanged(dir, &before);
+}
+
+/// Weights for any checked model, by `.net` path: noise at the scale that
+/// keeps activations' size (1 / fan-in variance), variances positive.
+fn random_weights(layout: &netc::proc::layout::Layout, seed: usize) -> Tensors {
+    netc::proc::sizes::tensors(layout)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, shape))| {
+            let n: usize = shape.iter().product();
+            let v = noise(seed * 1000 + i, n);
+            let fan_in = match (name.rsplit('.').next().unwrap(), shape.len()) {
+                ("weight", 4) => shape[1..].iter().product::<usize>(),
+                ("weight", _) => shape[0],
+                _ => 3,
+            };
+            let scale = (3.0 / fan_in as f32).sqrt();
+            let values = match name.rsplit('.').next().unwrap() {
+                "running_var" => v.iter().map(|r| 0.5 + r.abs()).collect(),
+                "gamma" => v.iter().map(|r| 1.0 + 0.2 * r).collect(),
+                _ => v.iter().map(|r| r * scale).collect(),
+            };
+            (name, (shape, values))
+        })
+        .collect()
+}
+
+/// Random valid programs (`netc_tests::programs`: every layer kind, blocks,
+/// branches, repetition, hostile names) export to files that tract runs,
+/// that pass `onnx.checker`, and that give tract's logits in onnxruntime
+/// and in the PyTorch module `netc emit --target pytorch` writes, loaded
+/// with the same weights. `NETC_RANDOM_ONNX=N` runs N programs (default
+/// 60) from seed `NETC_RANDOM_SEED` (default 1).
+#[test]
+fn random_valid_programs_run_alike_in_tract_onnxruntime_and_pytorch() {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .map_or(default, |v| v.parse().expect("a whole number"))
+    };
+    let count = env("NETC_RANDOM_ONNX", 60);
+    let base = env("NETC_RANDOM_SEED", 1);
+    let python = netc_tests::python_with_onnx();
+    netc_tests::python_with_torch();
+    let dir = tempfile::tempdir().unwrap();
+    let mut manifest = String::new();
+    let mut failures = Vec::new();
+    let mut sources = std::collections::HashMap::new();
+    let mut models = 0;
+    for seed in base..base + count {
+        let program = programs::generate_with(seed, programs::Names::Hostile);
+        let source = &program.source;
+        let Ok(checked) = netc::check(source) else {
+            // Block calls that differ in structure may be refused; the
+            // random-program test checks that nothing else is.
+            continue;
+        };
+        for (j, c) in checked.iter().enumerate() {
+            models += 1;
+            let id = format!("s{seed}_m{j}");
+            let p = |ext: &str| dir.path().join(format!("{id}.{ext}"));
+            let weights = random_weights(&c.layout, seed as usize);
+            built::write(&p("weights.safetensors"), &weights);
+            let request = Export {
+                weights: Source::File(p("weights.safetensors")),
+                raw: false,
+                preprocessing: false,
+                out: p("onnx"),
+            };
+            if let Err(e) = export("random.net", source, c, &request) {
+                failures.push(format!("seed {seed}, model {}: export: {e}", c.model.name));
+                continue;
+            }
+            let [h, w, ch] = c.model.input.hwc().map(|v| v as usize);
+            let input = noise(seed as usize, ch * h * w);
+            let x = tract_ndarray::Array4::from_shape_vec((1, ch, h, w), input.clone()).unwrap();
+            let logits = match tract_try(&p("onnx"), x.into()) {
+                Ok(l) => l,
+                Err(e) => {
+                    failures.push(format!("seed {seed}, model {}: {e}", c.model.name));
+                    continue;
+                }
+            };
+            let classes = c.model.settings.classes as usize;
+            if logits.len() != classes || logits.iter().any(|v| !v.is_finite()) {
+                failures.push(format!("seed {seed}: tract gives {logits:?}"));
+                continue;
+            }
+            let t = |name: &str, shape: Vec<usize>, v: Vec<f32>| -> Tensors {
+                [(name.to_string(), (shape, v))].into()
+            };
+            built::write(
+                &p("input.safetensors"),
+                &t("input", vec![1, ch, h, w], input),
+            );
+            built::write(
+                &p("logits.safetensors"),
+                &t("logits", vec![1, classes], logits),
+            );
+            let module = netc::backend::pytorch::module_py(&c.model, source, "random.net").unwrap();
+            std::fs::write(p("py"), module).unwrap();
+            let s = |ext: &str| p(ext).display().to_string();
+            let entry = serde_json::json!({
+                "id": id, "onnx": s("onnx"), "module": s("py"), "weights": s("weights.safetensors"),
+                "input": s("input.safetensors"), "logits": s("logits.safetensors"),
+            });
+            manifest += &format!("{entry}\n");
+            sources.insert(id, (seed, source.clone()));
+        }
+    }
+    let list = dir.path().join("manifest.jsonl");
+    std::fs::write(&list, &manifest).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("onnx_random.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(&list)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut answered = 0;
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        answered += 1;
+        let (seed, source) = &sources[v["id"].as_str().unwrap()];
+        let bad = match (v["onnxruntime"].as_f64(), v["pytorch"].as_f64()) {
+            (Some(a), Some(b)) if a <= 1e-4 && b <= 1e-4 => continue,
+            (Some(a), Some(b)) => format!("onnxruntime differs by {a:e}, PyTorch by {b:e}"),
+            _ => v["error"].to_string(),
+        };
+        failures.push(format!("seed {seed}: {bad}\n{source}"));
+    }
+    assert_eq!(answered, sources.len(), "Python answered for every file");
+    eprintln!(
+        "{count} random programs, {models} models: {} exported and compared",
+        sources.len()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {models} models fail (reproduce one with NETC_RANDOM_ONNX=1 NETC_RANDOM_SEED=<seed>):\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+    assert!(
+        sources.len() * 2 >= models.max(1),
+        "most models were compared"
+    );
 }

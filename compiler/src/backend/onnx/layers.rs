@@ -8,6 +8,7 @@
 //! real cells only, `Flatten` keeps channel, row, column order.
 
 use super::graph::{float, int, ints, Graph};
+use super::trim;
 use crate::ir::Shape;
 use crate::proc::expr::Expr;
 use crate::proc::layout::{JoinKind, Layer, Layout, Step, StepKind, Struct};
@@ -43,34 +44,44 @@ fn window_out(size: u64, kernel: u64, stride: u64, same: bool) -> u64 {
     }
 }
 
-/// What a window layer (convolution, pooling) needs: its attributes and
-/// the output's height and width.
+/// A window layer (convolution, pooling) on its input: kernel, strides,
+/// ONNX pads (top, left, bottom, right) and the output's height and width.
 struct Window {
-    attrs: Vec<onnx_protobuf::AttributeProto>,
+    kernel: [u64; 2],
+    stride: [u64; 2],
+    pads: [u64; 4],
     h: u64,
     w: u64,
 }
 
-fn window(x: &Shape, kernel: [u64; 2], stride: [u64; 2], same: bool) -> Window {
-    let Shape::Map { h, w, .. } = *x else {
-        unreachable!("shape inference puts windows on maps only")
-    };
-    let ([top, bottom], [left, right]) = if same {
-        let (t, b) = same_pads(h, kernel[0], stride[0]);
-        let (l, r) = same_pads(w, kernel[1], stride[1]);
-        ([t, b], [l, r])
-    } else {
-        ([0, 0], [0, 0])
-    };
-    let i = |v: u64| v as i64;
-    Window {
-        attrs: vec![
-            ints("kernel_shape", &kernel.map(i)),
-            ints("strides", &stride.map(i)),
-            ints("pads", &[i(top), i(left), i(bottom), i(right)]),
-        ],
-        h: window_out(h, kernel[0], stride[0], same),
-        w: window_out(w, kernel[1], stride[1], same),
+impl Window {
+    fn new(x: &Shape, kernel: [u64; 2], stride: [u64; 2], same: bool) -> Window {
+        let Shape::Map { h, w, .. } = *x else {
+            unreachable!("shape inference puts windows on maps only")
+        };
+        let pads = if same {
+            let (t, b) = same_pads(h, kernel[0], stride[0]);
+            let (l, r) = same_pads(w, kernel[1], stride[1]);
+            [t, l, b, r]
+        } else {
+            [0; 4]
+        };
+        Window {
+            kernel,
+            stride,
+            pads,
+            h: window_out(h, kernel[0], stride[0], same),
+            w: window_out(w, kernel[1], stride[1], same),
+        }
+    }
+
+    fn attrs(&self) -> Vec<onnx_protobuf::AttributeProto> {
+        let i = |v: u64| v as i64;
+        vec![
+            ints("kernel_shape", &self.kernel.map(i)),
+            ints("strides", &self.stride.map(i)),
+            ints("pads", &self.pads.map(i)),
+        ]
     }
 }
 
@@ -98,7 +109,7 @@ impl Writer<'_> {
                 let path = format!("{prefix}{}", f.label);
                 let y = self.layer(&f.layer, b, &path, x);
                 if *relu {
-                    self.relu(&path, y)
+                    self.relu(&format!("{path}/relu"), y)
                 } else {
                     y
                 }
@@ -153,10 +164,8 @@ impl Writer<'_> {
         }
     }
 
-    fn relu(&mut self, path: &str, x: Value) -> Value {
-        let name = self
-            .graph
-            .node("Relu", &format!("{path}/relu"), vec![x.name], vec![]);
+    fn relu(&mut self, name: &str, x: Value) -> Value {
+        let name = self.graph.node("Relu", name, vec![x.name], vec![]);
         Value {
             name,
             shape: x.shape,
@@ -204,6 +213,36 @@ impl Writer<'_> {
             .collect()
     }
 
+    /// The weight `name` with only the taps `rows` and `cols` (see `trim`),
+    /// in place of the initializer `tensors` wrote.
+    fn trimmed(
+        &mut self,
+        name: &str,
+        rows: (u64, u64, u64, u64),
+        cols: (u64, u64, u64, u64),
+    ) -> String {
+        let weight = self.weights.get(name);
+        let values = trim::slice(
+            &weight.values,
+            &weight.shape,
+            (rows.0, rows.1),
+            (cols.0, cols.1),
+        );
+        let init = self
+            .graph
+            .initializers
+            .iter_mut()
+            .find(|t| t.name == name)
+            .expect("`tensors` wrote the weight");
+        init.dims[2] = rows.1 as i64;
+        init.dims[3] = cols.1 as i64;
+        init.raw_data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        init.doc_string = "the taps of the checkpoint's tensor that meet the map: \
+                           the others only multiply padding"
+            .into();
+        name.to_string()
+    }
+
     fn layer(&mut self, layer: &Layer, b: &Bindings, path: &str, x: Value) -> Value {
         let n = |e: &Expr| b.eval(e);
         let pair = |v: &[Expr; 2]| [n(&v[0]), n(&v[1])];
@@ -216,11 +255,20 @@ impl Writer<'_> {
                 groups,
                 ..
             } => {
-                let win = window(&x.shape, pair(kernel), pair(stride), *same);
-                let mut attrs = win.attrs;
-                attrs.push(int("group", n(groups) as i64));
+                let mut win = Window::new(&x.shape, pair(kernel), pair(stride), *same);
                 let mut inputs = vec![x.name];
                 inputs.extend(self.tensors(layer, b, path));
+                let [h, w, _] = x.shape.hwc();
+                let [t, l, bottom, r] = win.pads;
+                if trim::needed(h, t, bottom) || trim::needed(w, l, r) {
+                    let rows = trim::taps(h, win.kernel[0], win.stride[0], t, win.h);
+                    let cols = trim::taps(w, win.kernel[1], win.stride[1], l, win.w);
+                    inputs[1] = self.trimmed(&format!("{path}.weight"), rows, cols);
+                    win.kernel = [rows.1, cols.1];
+                    win.pads = [rows.2, cols.2, rows.3, cols.3];
+                }
+                let mut attrs = win.attrs();
+                attrs.push(int("group", n(groups) as i64));
                 let name = self.graph.node("Conv", path, inputs, attrs);
                 let shape = Shape::Map {
                     h: win.h,
@@ -239,8 +287,8 @@ impl Writer<'_> {
                 stride,
                 same,
             } => {
-                let win = window(&x.shape, pair(kernel), pair(stride), *same);
-                let mut attrs = win.attrs;
+                let win = Window::new(&x.shape, pair(kernel), pair(stride), *same);
+                let mut attrs = win.attrs();
                 let op = match layer {
                     // Padded cells never win: ONNX pools over real cells only.
                     Layer::MaxPool { .. } => "MaxPool",

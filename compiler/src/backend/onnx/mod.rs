@@ -4,7 +4,8 @@
 //!
 //! It renders the layout (`proc::layout`) with each block call's numbers
 //! (`proc::sizes`): `layers.rs` writes the network, `preprocess.rs` the
-//! optional image preprocessing, `graph.rs` holds the graph being written.
+//! optional image preprocessing, `graph.rs` holds the graph being written,
+//! `trim.rs` leaves out kernel taps that only meet padding.
 //! Like the other back ends it refuses nothing that `netc check` accepts;
 //! the weights are checked against the model before (`Weights::fit`).
 //!
@@ -14,6 +15,7 @@
 mod graph;
 mod layers;
 pub mod preprocess;
+mod trim;
 
 use crate::ir::Typed;
 use crate::proc::layout::Layout;
