@@ -78,7 +78,7 @@ pub struct Program {
 }
 
 /// Checks the first model of `source` and builds its program, its crate in
-/// `dir/<model>` (a fixed folder keeps later builds incremental).
+/// `dir/<model>`.
 pub fn build(dir: &Path, file: &str, source: &str) -> Program {
     let c = netc::check(source).unwrap_or_else(|d| panic!("{}", d.render(file, source, false)));
     let checked = c.into_iter().next().unwrap();

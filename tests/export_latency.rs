@@ -7,8 +7,7 @@
 //! cargo run --release -p netc-tests --example export_latency -- zoo/tuto.net zoo/alex4.net zoo/nin2.net zoo/squeeze1.net
 //! ```
 //!
-//! Programs are built where tests/onnx.rs builds them, so nothing compiles
-//! twice. Each model gets its program's initial weights (the numbers do not change
+//! Each model gets its program's initial weights (the numbers do not change
 //! the time). The three are measured in turns, `ROUNDS` times, each round
 //! the median of `RUNS` runs after a warm-up; the table shows the median
 //! of the rounds, as `netc bench` does on this shared machine.
@@ -93,7 +92,7 @@ fn main() {
     let files: Vec<String> = std::env::args().skip(1).collect();
     assert!(!files.is_empty(), "usage: export_latency FILE.net...");
     let dir = tempfile::tempdir().unwrap();
-    let programs = netc::driver::target_dir().join("netc-tests/onnx");
+    let programs = dir.path().join("crates");
     println!("| model | netc's program, ms | onnxruntime, ms | tract, ms |");
     println!("|---|---:|---:|---:|");
     for file in &files {

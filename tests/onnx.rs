@@ -50,10 +50,12 @@ model odds {
 }
 ";
 
-/// Where the tests build their programs: one fixed folder, so that a second
-/// run of the tests compiles nothing.
-fn programs() -> PathBuf {
-    netc::driver::target_dir().join("netc-tests/onnx")
+/// A folder for the tests' program crates. A temporary one: cargo keys a
+/// program by its model's name, not its folder, so crates left in a fixed
+/// folder would make another test's model of the same name (tests/torch_engine.rs
+/// has its own `kitchen`) look built already.
+fn programs() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
 }
 
 /// Runs an ONNX file with tract on one input; the logits, row-major.
@@ -124,9 +126,10 @@ fn exported_models_give_the_programs_logits_in_tract_and_onnxruntime() {
     ));
     models.push(("odds".into(), "odds.net".into(), ODDS.into()));
     let out = tempfile::tempdir().unwrap();
+    let crates = programs();
     let mut python_args = Vec::new();
     for (stem, file, source) in &models {
-        let program = built::build(&programs(), file, source);
+        let program = built::build(crates.path(), file, source);
         let dir = out.path().join(stem);
         std::fs::create_dir_all(&dir).unwrap();
         let weights = dir.join("weights.safetensors");
@@ -227,7 +230,8 @@ fn tract_image(onnx: &Path, pixels: &[u8]) -> Vec<f32> {
 #[test]
 fn preprocessing_and_run_weights_match_netc_infer_and_bad_requests_write_nothing() {
     let source = netc_tests::KITCHEN;
-    let program = built::build(&programs(), "kitchen.net", source);
+    let crates = programs();
+    let program = built::build(crates.path(), "kitchen.net", source);
     let dir = tempfile::tempdir().unwrap();
     let p = |name: &str| dir.path().join(name).display().to_string();
     netc_tests::synthetic_cifar(&dir.path().join("data"), 100);
