@@ -9,40 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Every layer kind, TensorFlow's asymmetric `same` padding, blocks and branches.
-const KITCHEN: &str = "\
-# Every kind of layer netc knows, in one small model.
-block mix(f) {
-    a: conv 1x1 f relu
-    concat {
-        b: conv 3x3 f relu
-        {
-            c: dwconv 3x3 nobias
-            d: conv 1x1 f nobias
-            bn1: batchnorm relu
-        }
-        e: avgpool 3x3 /1
-    }
-}
-
-model kitchen {
-    input 15x15x3
-    train steps=30 batch=16 augment=off decay=1
-
-    stem: conv 4x4 8 /2 relu
-    pool: maxpool 3x3 /2
-    norm: lrn radius=2
-    mix(4)
-    add {
-        identity
-        g: conv 3x3 12 groups=4
-    }
-    avg: avgpool 3x3 /2
-    drop: dropout 0.5
-    fc1: fc 16 relu decay
-    logits: fc 10
-}
-";
+use netc_tests::KITCHEN;
 
 fn read(path: &Path) -> reference::Weights {
     let bytes = std::fs::read(path).unwrap();

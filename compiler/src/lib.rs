@@ -10,12 +10,14 @@ pub mod bench;
 pub mod data;
 pub mod diag;
 pub mod driver;
+pub mod export;
 pub mod ir;
 pub mod lower;
 pub mod proc;
 pub mod report;
 pub mod shape;
 pub mod syntax;
+pub mod weights;
 
 use analysis::counts::{summarize, Summary};
 use diag::Result;

@@ -246,3 +246,118 @@ fn synthetic(dir: &Path) {
     }
     std::fs::write(dir.join("test_batch.bin"), &bytes).unwrap();
 }
+
+/// A weight file for `source`'s first model: every tensor it needs, by
+/// `.net` path, zeros except `keep_out` left out; the raw names only.
+fn zero_weights(source: &str, path: &Path, keep_out: &str) {
+    use safetensors::tensor::{Dtype, TensorView};
+    let c = netc::check(source).unwrap().remove(0);
+    let tensors: Vec<(String, Vec<usize>, Vec<u8>)> = netc::proc::sizes::tensors(&c.layout)
+        .into_iter()
+        .filter(|(name, _)| name != keep_out)
+        .map(|(name, shape)| {
+            let bytes = vec![0u8; 4 * shape.iter().product::<usize>()];
+            (name, shape, bytes)
+        })
+        .collect();
+    let views: Vec<(String, TensorView)> = tensors
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(path, safetensors::serialize(views, None).unwrap()).unwrap();
+}
+
+#[test]
+fn export_writes_an_onnx_file_or_an_error_and_nothing() {
+    use onnx_protobuf::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).display().to_string();
+    let source = std::fs::read_to_string(root().join("zoo/squeeze1.net")).unwrap();
+    zero_weights(&source, &dir.path().join("w.safetensors"), "");
+    let out = netc(&[
+        "export",
+        "zoo/squeeze1.net",
+        "--weights",
+        &p("w.safetensors"),
+        "-o",
+        &p("squeeze1.onnx"),
+        "--with-preprocessing",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("squeeze1.onnx: model squeeze1 with the raw weights of"),
+        "{stdout}"
+    );
+    let bytes = std::fs::read(dir.path().join("squeeze1.onnx")).unwrap();
+    let model = onnx_protobuf::ModelProto::parse_from_bytes(&bytes).unwrap();
+    assert_eq!(model.graph.input[0].name, "images");
+    assert_eq!(model.graph.output[0].name, "logits");
+    assert!(model
+        .graph
+        .initializer
+        .iter()
+        .any(|t| t.name == "fire2.e3x3.weight"));
+
+    // A tensor missing: exit 1, the file and the tensor named, nothing written.
+    zero_weights(&source, &dir.path().join("part.safetensors"), "conv2.bias");
+    let out = netc(&[
+        "export",
+        "zoo/squeeze1.net",
+        "--weights",
+        &p("part.safetensors"),
+        "-o",
+        &p("part.onnx"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr.starts_with("error: ")
+            && stderr
+                .contains("part.safetensors: does not fit model squeeze1: no tensor `conv2.bias`"),
+        "{stderr}"
+    );
+    // An output folder that does not exist.
+    let out = netc(&[
+        "export",
+        "zoo/squeeze1.net",
+        "--weights",
+        &p("w.safetensors"),
+        "-o",
+        &p("missing/x.onnx"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr.contains("does not exist"), "{stderr}");
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["part.safetensors", "squeeze1.onnx", "w.safetensors"]);
+
+    // Weights are required, from one place.
+    let out = netc(&["export", "zoo/squeeze1.net", "-o", &p("y.onnx")]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = netc(&[
+        "export",
+        "zoo/squeeze1.net",
+        "--run",
+        &p("."),
+        "--weights",
+        &p("w.safetensors"),
+        "-o",
+        &p("y.onnx"),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!dir.path().join("y.onnx").exists());
+}

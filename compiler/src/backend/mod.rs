@@ -3,6 +3,7 @@
 pub mod burn;
 pub mod forward;
 pub mod graph;
+pub mod onnx;
 pub mod pytorch;
 pub mod summary;
 

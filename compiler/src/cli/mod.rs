@@ -41,6 +41,7 @@ macro_rules! err {
 mod bench;
 mod build;
 mod check;
+mod export;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -78,6 +79,8 @@ enum Command {
     Eval(build::RunArgs),
     /// Build if needed, then label images: netc infer FILE --run RUN IMAGE...
     Infer(build::RunArgs),
+    /// Freeze a model and its weights into ONNX: netc export FILE --run RUN -o model.onnx
+    Export(export::Args),
 }
 
 /// The exit status when the reader of standard output has gone: the status a
@@ -93,6 +96,7 @@ pub fn run() -> ExitCode {
         Command::Data(args) => data(&args),
         Command::Report(args) => report::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Export(args) => export::run(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),

@@ -1,6 +1,8 @@
 //! Passes shared by every back end, after shape inference (naga's `proc`):
-//! the layout of the generated code, and the names each target gives it.
+//! the layout of the generated code, the names each target gives it, and its
+//! numbers call by call.
 
 pub mod expr;
 pub mod layout;
 pub mod namer;
+pub mod sizes;

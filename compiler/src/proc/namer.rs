@@ -211,7 +211,9 @@ impl Namer {
         if !camel && self.is_free(&format!("{base}_")) {
             return self.take(format!("{base}_"));
         }
-        let sep = if camel { "" } else { "_" };
+        // `_` then `__` (which Python leaves alone: it ends with `__`), then
+        // `_2`: `__2` would start with `__` and be mangled again.
+        let sep = if camel || base == "_" { "" } else { "_" };
         let mut n = 2u64;
         loop {
             let candidate = format!("{base}{sep}{n}");
@@ -311,6 +313,15 @@ mod tests {
         assert_eq!(rust.call("type"), "type_");
         assert_eq!(rust.call("gen"), "gen_");
         assert_eq!(rust.call("XAVIER"), "XAVIER2");
+        // Labels of underscores alone never get a name Python mangles (`__2`).
+        let mut py = Namer::python_attributes();
+        let names: Vec<String> = ["_", "__", "___"].iter().map(|l| py.call(l)).collect();
+        assert!(
+            names
+                .iter()
+                .all(|n| !n.starts_with("__") || n.ends_with("__")),
+            "{names:?}"
+        );
         assert_eq!(rust.call("k"), "k");
         let mut py = Namer::python_values();
         for (name, want) in [
