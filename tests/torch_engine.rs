@@ -23,38 +23,7 @@ model small {
 }
 ";
 
-/// Every layer kind, blocks and branches (the model of tests/program.rs).
-const KITCHEN: &str = "\
-block mix(f) {
-    a: conv 1x1 f relu
-    concat {
-        b: conv 3x3 f relu
-        {
-            c: dwconv 3x3 nobias
-            d: conv 1x1 f nobias
-            bn1: batchnorm relu
-        }
-        e: avgpool 3x3 /1
-    }
-}
-
-model kitchen {
-    input 15x15x3
-    train steps=4 batch=16 augment=on decay=1
-    stem: conv 4x4 8 /2 relu
-    pool: maxpool 3x3 /2
-    norm: lrn radius=2
-    mix(4)
-    add {
-        identity
-        g: conv 3x3 12 groups=4
-    }
-    avg: avgpool 3x3 /2
-    drop: dropout 0.5
-    fc1: fc 16 relu decay
-    logits: fc 10
-}
-";
+use netc_tests::KITCHEN;
 
 fn checked(source: &str) -> netc::Checked {
     netc::check(source)
@@ -262,6 +231,8 @@ fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
                 nproc,
                 "--batch-size",
                 "16",
+                "--augment",
+                "on",
             ],
         );
         let reported = log(&run)
