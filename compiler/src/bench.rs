@@ -2,6 +2,7 @@
 //! the same model (the emitted module, and the model written by hand), with
 //! the ratio netc / best PyTorch of each figure, as Markdown and JSON.
 
+use crate::machine::{infer_flop_per_example, train_flop_per_example, Machine};
 use serde::{Deserialize, Serialize};
 
 /// One side's measurements, as both `bench` commands print them.
@@ -52,6 +53,8 @@ pub struct Side {
 #[derive(Debug, Clone, Serialize)]
 pub struct Row {
     pub model: String,
+    /// Multiply-accumulates of one example's forward pass, as `check` counts.
+    pub macs: u64,
     pub netc: Figures,
     pub pytorch: Vec<Side>,
     /// Each figure's best over the PyTorch sides: the reference of `ratio`.
@@ -77,7 +80,7 @@ fn best(sides: &[Side]) -> Option<Figures> {
 }
 
 impl Row {
-    pub fn new(model: &str, netc: Figures, pytorch: Vec<Side>) -> Row {
+    pub fn new(model: &str, macs: u64, netc: Figures, pytorch: Vec<Side>) -> Row {
         let best = best(&pytorch);
         let ratio = best.as_ref().map(|p| Ratios {
             train: netc.train_examples_per_second / p.train_examples_per_second,
@@ -91,6 +94,7 @@ impl Row {
         });
         Row {
             model: model.to_string(),
+            macs,
             netc,
             pytorch,
             best,
@@ -114,6 +118,8 @@ pub struct Bench {
     /// Measurements per side; each figure is their median.
     pub rounds: usize,
     pub threads: usize,
+    /// The processor, and its nominal FLOP limit.
+    pub machine: Machine,
     /// Why there is no PyTorch column, when there is none.
     pub pytorch_missing: Option<String>,
     pub rows: Vec<Row>,
@@ -209,6 +215,7 @@ pub fn markdown(b: &Bench) -> String {
         if b.threads == 1 { "" } else { "s" },
         b.rounds
     );
+    s += &format!("CPU: {}.\n\n", b.machine.cpu);
     if let Some(why) = &b.pytorch_missing {
         s += &format!("No PyTorch column: {why}.\n\n");
     }
@@ -235,6 +242,52 @@ pub fn markdown(b: &Bench) -> String {
             s += &format!(" {} |\n", judged(ratio, line.up));
         }
     }
+    s + &flop_share(b)
+}
+
+/// Achieved FLOP/s as a share of the nominal limit, netc beside the best
+/// PyTorch side: how far each model is from the hardware.
+fn flop_share(b: &Bench) -> String {
+    let m = &b.machine;
+    let Some(peak) = m.peak_flops(b.threads) else {
+        return format!(
+            "\nNo share of the FLOP limit: the clock of this CPU ({}) is unknown.\n",
+            m.cpu
+        );
+    };
+    let mut s = format!(
+        "\n## Share of the FLOP limit\n\nLimit: {} thread{} x {} fp32 FLOP per cycle ({}, {} vector units{}) x {:.2} GHz \
+         = {:.1} GFLOP/s. Work per example: training 6 x MACs, inference 2 x MACs.\n\n\
+         | model | MMACs | netc training | netc inference | best PyTorch training | best PyTorch inference |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+        b.threads,
+        if b.threads == 1 { "" } else { "s" },
+        m.flop_per_cycle(),
+        m.vector,
+        crate::machine::VECTOR_UNITS,
+        if m.fma { ", fused multiply-add" } else { "" },
+        m.ghz.unwrap_or(0.0),
+        peak / 1e9,
+    );
+    let pct = |rate: f64, flop: f64| format!("{:.1} %", 100.0 * rate * flop / peak);
+    for r in &b.rows {
+        let (train, infer) = (
+            train_flop_per_example(r.macs),
+            infer_flop_per_example(r.macs),
+        );
+        let best = |f: fn(&Figures) -> f64, flop: f64| {
+            r.best.as_ref().map_or("-".into(), |p| pct(f(p), flop))
+        };
+        s += &format!(
+            "| {} | {:.1} | {} | {} | {} | {} |\n",
+            r.model,
+            r.macs as f64 / 1e6,
+            pct(r.netc.train_examples_per_second, train),
+            pct(r.netc.infer_examples_per_second, infer),
+            best(|f| f.train_examples_per_second, train),
+            best(|f| f.infer_examples_per_second, infer),
+        );
+    }
     s
 }
 
@@ -253,6 +306,16 @@ mod tests {
         }
     }
 
+    fn machine() -> Machine {
+        Machine {
+            cpu: "Test CPU".into(),
+            vector: "avx2+fma".into(),
+            lanes: 8,
+            fma: true,
+            ghz: Some(2.5),
+        }
+    }
+
     fn side(name: &str, f: Figures) -> Side {
         Side {
             name: name.into(),
@@ -266,6 +329,7 @@ mod tests {
         slow_but_lean.peak_memory_bytes = Some(50 << 20);
         let row = Row::new(
             "tuto",
+            1_000_000,
             figures(300.0, 2.0),
             vec![
                 side(EMITTED, slow_but_lean),
@@ -277,7 +341,9 @@ mod tests {
         assert_eq!(r.infer, 1.5);
         assert_eq!(r.latency_median, 0.5);
         assert_eq!(r.peak_memory, Some(2.0));
-        assert!(Row::new("tuto", figures(1.0, 1.0), vec![]).ratio.is_none());
+        assert!(Row::new("tuto", 1, figures(1.0, 1.0), vec![])
+            .ratio
+            .is_none());
     }
 
     #[test]
@@ -300,10 +366,12 @@ mod tests {
             steps: 10,
             rounds: 3,
             threads: 2,
+            machine: machine(),
             pytorch_missing: None,
             rows: vec![
                 Row::new(
                     "tuto",
+                    1_000_000,
                     figures(100.0, 2.0),
                     vec![
                         side(EMITTED, figures(150.0, 5.0)),
@@ -312,6 +380,7 @@ mod tests {
                 ),
                 Row::new(
                     "mine",
+                    1_000_000,
                     figures(100.0, 2.0),
                     vec![side(EMITTED, figures(50.0, 1.0))],
                 ),
@@ -334,6 +403,15 @@ mod tests {
             md.contains("| mine | training, examples/s | 100.0 | 50.0 | - | 2.00 ✓ |"),
             "{md}"
         );
+        // 2 threads x 32 FLOP/cycle x 2.5 GHz = 160 GFLOP/s; tuto's 1 MMAC
+        // trains at 100 ex/s x 6 MFLOP = 0.6 GFLOP/s = 0.375 %, infers at
+        // 200 x 2 MFLOP = 0.25 %; the best PyTorch trains at 200 ex/s.
+        assert!(md.contains("CPU: Test CPU."), "{md}");
+        assert!(md.contains("= 160.0 GFLOP/s"), "{md}");
+        assert!(
+            md.contains("| tuto | 1.0 | 0.4 % | 0.2 % | 0.8 % | 0.5 % |"),
+            "{md}"
+        );
     }
 
     #[test]
@@ -343,8 +421,12 @@ mod tests {
             steps: 10,
             rounds: 1,
             threads: 1,
+            machine: Machine {
+                ghz: None,
+                ..machine()
+            },
             pytorch_missing: Some("python3 cannot import torch".into()),
-            rows: vec![Row::new("tuto", figures(100.0, 2.0), vec![])],
+            rows: vec![Row::new("tuto", 1, figures(100.0, 2.0), vec![])],
         };
         let md = markdown(&bench);
         assert!(
@@ -353,6 +435,10 @@ mod tests {
         );
         assert!(
             md.contains("| tuto | training, examples/s | 100.0 | - |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("the clock of this CPU (Test CPU) is unknown"),
             "{md}"
         );
     }

@@ -13,6 +13,7 @@ pub mod driver;
 pub mod export;
 pub mod ir;
 pub mod lower;
+pub mod machine;
 pub mod proc;
 pub mod report;
 pub mod shape;

@@ -233,7 +233,7 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
                     })
                 })
                 .collect();
-            rows.push(Row::new(name, ours, theirs));
+            rows.push(Row::new(name, c.summary.total.macs, ours, theirs));
         }
     }
     if rows.is_empty() {
@@ -246,6 +246,7 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
         steps: args.steps,
         rounds: args.rounds.max(1),
         threads,
+        machine: netc::machine::Machine::detect(),
         pytorch_missing: missing,
         rows,
     };
