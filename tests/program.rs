@@ -353,3 +353,44 @@ fn a_program_with_hostile_names_builds_runs_and_keeps_its_names() {
     assert_eq!(params as u64, checked.summary.total.params);
     pytorch_matches(&checked, dir.path(), "hostile.net", &source);
 }
+
+/// Two models of one name, built from two folders (a sweep's variants, two
+/// projects under the installed netc), keep two programs: each runs its own
+/// model, whichever was built last. cargo keys what it has built by package
+/// name, so one shared name made the second build find the first one's
+/// sources fresh and run the first model.
+#[test]
+fn two_models_of_one_name_in_two_folders_keep_their_own_programs() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |classes: usize| {
+        format!(
+            "model twin {{\n    input 8x8x3\n    train classes={classes}\n    fc {classes}\n}}\n"
+        )
+    };
+    let (_, three) = build(&dir.path().join("a"), "a.net", &model(3));
+    let (_, five) = build(&dir.path().join("b"), "b.net", &model(5));
+    assert_ne!(three, five, "two folders, one program");
+    for (binary, classes) in [(&three, 3), (&five, 5)] {
+        let saved = dir.path().join(format!("w{classes}.safetensors"));
+        let out = Command::new(binary)
+            .args([
+                "forward",
+                "--input",
+                "/nonexistent",
+                "--output",
+                "/nonexistent",
+            ])
+            .arg("--save-weights")
+            .arg(&saved)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "there is no input");
+        let weights = read(&saved);
+        let shapes: Vec<&Vec<usize>> = weights.values().map(|(s, _)| s).collect();
+        assert!(
+            shapes.iter().any(|s| s.last() == Some(&classes)),
+            "{} holds another model: {shapes:?}",
+            binary.display()
+        );
+    }
+}

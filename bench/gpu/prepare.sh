@@ -15,9 +15,11 @@ done
 # netc's CUDA programs, in a target directory of their own so the CPU
 # programs of target/release are not rebuilt.
 CUDA_TARGET=${CUDA_TARGET:-target/cuda}
-CARGO_TARGET_DIR="$CUDA_TARGET" target/release/netc build --cuda --out "$CUDA_TARGET/crates" zoo/tuto.net zoo/nin2.net
-for model in tuto nin2; do
-    cp "$CUDA_TARGET/release/netc-model-$model" "$G/netc-model-$model-cuda"
+# `netc build` prints each program's path, one line per model, in order.
+mapfile -t programs < <(CARGO_TARGET_DIR="$CUDA_TARGET" target/release/netc build --cuda --out "$CUDA_TARGET/crates" zoo/tuto.net zoo/nin2.net)
+for i in 0 1; do
+    model=$([ $i = 0 ] && echo tuto || echo nin2)
+    cp "${programs[$i]}" "$G/netc-model-$model-cuda"
     strip "$G/netc-model-$model-cuda"
 done
 cp ../shared/data/cifar10-jpg.tar.gz "$G/"

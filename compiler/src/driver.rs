@@ -53,13 +53,30 @@ pub fn target_dir() -> PathBuf {
         .unwrap_or_else(|| cache_dir().join("target"))
 }
 
-/// The path of a model's program, once compiled into `target`: the one
-/// place that knows it. Its name is namespaced (`netc-model-<model>`) so that
-/// no model overwrites netc or another program in the shared target.
-pub fn program(target: &Path, model: &str) -> PathBuf {
+/// The name of the package and program of the crate in `out`:
+/// `netc-model-<model>-<tag>`. The prefix keeps a model named `netc`, `burn`
+/// or `std` from clashing with the compiler in the shared target directory or
+/// a crate the program uses; case and underscores are kept (`my_net` and
+/// `myNet` are two programs). The tag, from the crate's folder, keeps two
+/// models of one name apart (a sweep's variants, two projects sharing the
+/// installed netc's target): cargo keys its record of what is built by
+/// package name and finds the sources of the first one fresh, so without it
+/// the second model would silently run the first one's program.
+pub fn program_name(model: &str, out: &Path) -> String {
+    use md5::{Digest, Md5};
+    let folder = std::path::absolute(out).unwrap_or_else(|_| out.to_path_buf());
+    let folder = folder.canonicalize().unwrap_or(folder);
+    let hash = Md5::digest(folder.as_os_str().as_encoded_bytes());
+    let tag: String = hash[..4].iter().map(|b| format!("{b:02x}")).collect();
+    format!("netc-model-{model}-{tag}")
+}
+
+/// The path of the program of the crate in `out`, once compiled into
+/// `target`: the one place that knows it.
+pub fn program(target: &Path, model: &str, out: &Path) -> PathBuf {
     target.join("release").join(format!(
         "{}{}",
-        burn::program_name(model),
+        program_name(model, out),
         std::env::consts::EXE_SUFFIX
     ))
 }
@@ -186,15 +203,17 @@ pub struct Build {
 /// Writes the crate of `checked` (from `file`) into `build.out`.
 pub fn write_crate(file: &str, source: &str, checked: &Checked, out: &Path) -> Result<(), String> {
     let runtime = runtime()?;
+    // The folder first: the program's name comes from its real path.
+    std::fs::create_dir_all(out.join("src"))
+        .map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
     let files = burn::crate_files(
         &checked.model,
         source,
         file,
         &toml_string(&runtime.path.display().to_string()),
+        &program_name(&checked.model.name, out),
     )
     .map_err(|d| d.render(file, source, false))?;
-    std::fs::create_dir_all(out.join("src"))
-        .map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
     for (rel, text) in files {
         let path = out.join(rel);
         // Unchanged files keep their timestamps, so cargo rebuilds nothing.
@@ -236,7 +255,7 @@ pub fn compile(model: &str, build: &Build) -> Result<PathBuf, String> {
     if !status.success() {
         return Err(format!("cargo could not build {}", build.out.display()));
     }
-    let binary = program(&build.target, model);
+    let binary = program(&build.target, model, &build.out);
     crate::diag::note(format_args!(
         "built {} in {:.1} s",
         binary.display(),

@@ -146,7 +146,7 @@ fn build_writes_a_crate_per_model_under_out() {
         let text = std::fs::read_to_string(&manifest)
             .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
         assert!(
-            text.contains(&format!("name = \"netc-model-{model}\"")),
+            text.contains(&format!("name = \"netc-model-{model}-")),
             "{text}"
         );
         let runtime = root().join("runtime").canonicalize().unwrap();

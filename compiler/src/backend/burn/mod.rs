@@ -198,14 +198,16 @@ fn render_struct(layout: &Layout, index: usize, types: &[String], source: &Sourc
 }
 
 /// Every file of a generated crate: (path inside the crate, contents).
+/// `package` names the crate and its program (the driver makes it unique).
 pub fn crate_files(
     model: &Typed,
     source: &str,
     file: &str,
     runtime: &str,
+    package: &str,
 ) -> Result<Vec<(String, String)>> {
     Ok(vec![
-        ("Cargo.toml".into(), cargo_toml(&model.name, runtime)),
+        ("Cargo.toml".into(), cargo_toml(package, runtime)),
         ("model.net".into(), source.to_string()),
         ("src/main.rs".into(), rustfmt(&main_rs(model, file))),
         (
@@ -286,19 +288,11 @@ pub fn main_rs(model: &Typed, file: &str) -> String {
     render("main.rs", &ctx)
 }
 
-/// The name of a model's package and program: namespaced, so that a model
-/// named `netc`, `burn` or `std` clashes with neither the compiler in the
-/// shared target directory nor a crate the program uses. Case and
-/// underscores are kept: `my_net` and `myNet` are two programs.
-pub fn program_name(model: &str) -> String {
-    format!("netc-model-{model}")
-}
-
-/// The generated crate's `Cargo.toml`.
-pub fn cargo_toml(model: &str, runtime: &str) -> String {
+/// The generated crate's `Cargo.toml`: one name for its package and program.
+pub fn cargo_toml(package: &str, runtime: &str) -> String {
     let mut ctx = tera::Context::new();
-    ctx.insert("package", &program_name(model));
-    ctx.insert("binary", &program_name(model));
+    ctx.insert("package", package);
+    ctx.insert("binary", package);
     ctx.insert("runtime", runtime);
     render("Cargo.toml", &ctx)
 }
