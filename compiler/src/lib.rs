@@ -17,6 +17,7 @@ pub mod proc;
 pub mod report;
 pub mod shape;
 pub mod syntax;
+pub mod sweep;
 pub mod weights;
 
 use analysis::counts::{summarize, Summary};
