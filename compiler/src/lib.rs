@@ -16,8 +16,8 @@ pub mod lower;
 pub mod proc;
 pub mod report;
 pub mod shape;
-pub mod syntax;
 pub mod sweep;
+pub mod syntax;
 pub mod weights;
 
 use analysis::counts::{summarize, Summary};

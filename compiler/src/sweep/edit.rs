@@ -66,7 +66,7 @@ fn is_token(v: &str) -> bool {
 }
 
 /// Whether `value` is of the kind `target` takes; the message lists what it takes.
-pub fn validate(t: &Target, value: &str) -> Result<(), String> {
+pub fn validate(r: &Resolver, t: &Target, value: &str) -> Result<(), String> {
     let (ok, takes) = match &t.what {
         What::Setting => (is_token(value), "one value such as 0.05, 128 or on"),
         What::Remove => (
@@ -89,8 +89,12 @@ pub fn validate(t: &Target, value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
+        let place = t
+            .stmt
+            .map(|s| format!(" at {}", r.at(s.span)))
+            .unwrap_or_default();
         Err(format!(
-            "`{}={value}`: `{}` takes {takes} (the base has {})",
+            "`{}={value}`: `{}` takes {takes} (the base has {}{place})",
             t.key, t.key, t.base
         ))
     }
@@ -127,7 +131,9 @@ pub fn edits(r: &Resolver, t: &Target, value: &str) -> Result<Vec<Edit>, String>
                     let want = (value == "on") != *inverted;
                     match (found, want) {
                         (Some(_), true) | (None, false) => vec![],
-                        (Some(a), false) => vec![remove_token(source, a.value.span.start, a.value.span.end)],
+                        (Some(a), false) => {
+                            vec![remove_token(source, a.value.span.start, a.value.span.end)]
+                        }
                         (None, true) => vec![Edit::new(end, end, format!(" {word}"), true)],
                     }
                 }
@@ -152,7 +158,9 @@ pub fn edits(r: &Resolver, t: &Target, value: &str) -> Result<Vec<Edit>, String>
                         (false, None) => format!("{value}x{value}"),
                     };
                     match found {
-                        Some(a) => vec![Edit::new(a.value.span.start, a.value.span.end, text, true)],
+                        Some(a) => {
+                            vec![Edit::new(a.value.span.start, a.value.span.end, text, true)]
+                        }
                         None => vec![Edit::new(end, end, format!(" {text}"), true)],
                     }
                 }
@@ -261,7 +269,9 @@ pub fn split(source: &str, stmt: &Stmt, per_copy: &[Vec<Edit>]) -> Result<Edit, 
     });
     let body_start = match &stmt.label {
         Some(l) => {
-            let colon = source[l.span.end..].find(':').map_or(l.span.end, |i| l.span.end + i + 1);
+            let colon = source[l.span.end..]
+                .find(':')
+                .map_or(l.span.end, |i| l.span.end + i + 1);
             colon + (source[colon..].len() - source[colon..].trim_start().len())
         }
         None => stmt.span.start,

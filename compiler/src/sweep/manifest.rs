@@ -61,9 +61,12 @@ pub struct Manifest {
 pub fn read(dir: &Path) -> Result<Option<Manifest>, String> {
     let path = dir.join(FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| format!("{}: damaged ({e}); remove it to start the sweep again", path.display())),
+        Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+            format!(
+                "{}: damaged ({e}); remove it to start the sweep again",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("{}: {e}", path.display())),
     }

@@ -92,16 +92,20 @@ pub fn plan(
     let lowered = crate::lower::lower(&ast).map_err(|d| d.one_line(file, source))?;
     let index = match model {
         None => 0,
-        Some(m) => ast.models.iter().position(|d| d.name.name == m).ok_or_else(|| {
-            format!(
-                "{file} has no model `{m}`; its models: {}",
-                ast.models
-                    .iter()
-                    .map(|d| d.name.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?,
+        Some(m) => ast
+            .models
+            .iter()
+            .position(|d| d.name.name == m)
+            .ok_or_else(|| {
+                format!(
+                    "{file} has no model `{m}`; its models: {}",
+                    ast.models
+                        .iter()
+                        .map(|d| d.name.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?,
     };
     let def: &ModelDef = &ast.models[index];
     let r = Resolver::new(file, source, def, &lowered[index].body, &ast.blocks);
@@ -115,11 +119,14 @@ pub fn plan(
     let mut targets: Vec<(Target, &Vary)> = Vec::new();
     for v in vary {
         if targets.iter().any(|(t, _)| t.key == v.key) {
-            return Err(format!("`{}` is varied twice: give all its values in one --vary", v.key));
+            return Err(format!(
+                "`{}` is varied twice: give all its values in one --vary",
+                v.key
+            ));
         }
         let t = r.resolve(&v.key)?;
         for value in &v.values {
-            edit::validate(&t, value)?;
+            edit::validate(&r, &t, value)?;
         }
         targets.push((t, v));
     }
@@ -193,9 +200,13 @@ pub fn plan(
             Ok(_) => None,
             Err(d) => {
                 // An error inside a value a KEY asked for is the value's fault.
-                if text.1.iter().any(|&(a, b)| d.span.start >= a && d.span.end <= b) {
+                if text
+                    .1
+                    .iter()
+                    .any(|&(a, b)| d.span.start >= a && d.span.end <= b)
+                {
                     return Err(format!(
-                        "`{}`: {}{}",
+                        "{file}: `{}`: {}{}",
                         describe(&changes),
                         d.message,
                         d.help.map(|h| format!(" ({h})")).unwrap_or_default()

@@ -135,11 +135,7 @@ pub fn csv(rows: &[Row], base_values: &[Change]) -> String {
 
 /// Accuracy against the values of `key`: the base's value and every
 /// variant's, in the order given (values are categories: `on`, `3x5`...).
-pub fn plot_key(
-    key: &str,
-    base_value: &str,
-    rows: &[Row],
-) -> Result<(String, Vec<u8>), String> {
+pub fn plot_key(key: &str, base_value: &str, rows: &[Row]) -> Result<(String, Vec<u8>), String> {
     let mut points: Vec<(String, f64)> = Vec::new();
     for row in rows {
         let value = match row.changes.iter().find(|c| c.key == key) {
@@ -203,9 +199,10 @@ fn chart<DB: DrawingBackend>(
     let color = Palette99::pick(0).to_rgba();
     c.draw_series(xy.iter().map(|&p| Circle::new(p, 5, color.filled())))
         .map_err(err)?;
-    c.draw_series(xy.iter().map(|&(x, y)| {
-        Text::new(format!("{y:.1}"), (x, y + 2.5), ("sans-serif", 14))
-    }))
+    c.draw_series(
+        xy.iter()
+            .map(|&(x, y)| Text::new(format!("{y:.1}"), (x, y + 2.5), ("sans-serif", 14))),
+    )
     .map_err(err)?;
     root.present().map_err(err)
 }

@@ -193,7 +193,7 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn at(&self, span: Span) -> String {
+    pub fn at(&self, span: Span) -> String {
         let (l, c) = line_col(self.source, span.start);
         format!("{}:{l}:{c}", self.file)
     }
