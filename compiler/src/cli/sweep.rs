@@ -257,8 +257,7 @@ fn outln_path(p: &Path) {
 /// netc's program for a variant (built now, or already), or the torch
 /// engine's script written beside its `.net` file.
 fn program(args: &Args, path: &Path, name: &str) -> Result<PathBuf, String> {
-    let source =
-        std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let source = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let file = path.display().to_string();
     let checked = netc::check(&source).map_err(|d| d.one_line(&file, &source))?;
     let c = checked
@@ -294,7 +293,9 @@ fn train(job: &Job, mut e: Entry, state: &Mutex<(Manifest, VecDeque<usize>)>, i:
             .or_else(|| std::env::var("NETC_PYTHON").ok())
             .unwrap_or_else(|| "python3".into());
         let mut c = Command::new(python);
-        c.arg(&job.program).arg("--threads").arg(job.threads.to_string());
+        c.arg(&job.program)
+            .arg("--threads")
+            .arg(job.threads.to_string());
         c
     } else {
         let mut c = Command::new(&job.program);
@@ -348,10 +349,12 @@ fn train(job: &Job, mut e: Entry, state: &Mutex<(Manifest, VecDeque<usize>)>, i:
     let logs = job.dir.join("logs");
     let log = logs.join(format!("{}.txt", e.name));
     let stderr = std::fs::create_dir_all(&logs)
-        .and_then(|()| std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log)
+        })
         .map(Stdio::from)
         .unwrap_or_else(|_| Stdio::null());
     let out = cmd.stdout(Stdio::piped()).stderr(stderr).output();
@@ -423,9 +426,10 @@ fn finish(args: &Args, dir: &Path, m: &Manifest) -> Result<bool, String> {
                 if latency_off.is_none() {
                     match super::report::latency(&run_dir, &r.model) {
                         Ok(ms) => r.latency_ms = Some(ms),
-                        Err(err) => {
-                            warnings.push(format!("{}: latency not measured: {err}", run_dir.display()))
-                        }
+                        Err(err) => warnings.push(format!(
+                            "{}: latency not measured: {err}",
+                            run_dir.display()
+                        )),
                     }
                 }
                 runs.push(r.clone());
@@ -486,4 +490,3 @@ fn finish(args: &Args, dir: &Path, m: &Manifest) -> Result<bool, String> {
     }
     Ok(failed.is_empty())
 }
-
