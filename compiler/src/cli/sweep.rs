@@ -406,12 +406,9 @@ fn finish(args: &Args, dir: &Path, m: &Manifest) -> Result<bool, String> {
     let mut warnings = Vec::new();
     let mut runs = Vec::new();
     let mut rows = Vec::new();
-    let latency_off = args
-        .no_latency
-        .then_some("--no-latency was given")
-        .or((args.engine == "torch").then_some(
-            "latency is measured on netc's program; the runs were trained by the torch engine (run `netc report` on them)",
-        ));
+    // Measured on netc's program whichever engine trained: a torch run is
+    // an ordinary netc run.
+    let latency_off = args.no_latency.then_some("--no-latency was given");
     for e in &m.variants {
         let mut row = table::Row {
             name: e.name.clone(),

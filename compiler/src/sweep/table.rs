@@ -64,7 +64,7 @@ fn cells(row: &Row, base: Option<&Run>, base_values: &[Change], human: bool) -> 
         out.push(acc.map_or_else(|| why.clone(), |a| format!("{:.2} %", 100.0 * a)));
         out.push(params.map_or("-".into(), crate::backend::summary::millions));
         out.push(ops.map_or("-".into(), crate::backend::summary::millions));
-        out.push(latency.map_or("-".into(), |l| format!("{l:.2}")));
+        out.push(latency.map_or("-".into(), |l| format!("{l:.3}")));
         out.push(match (acc, base_acc) {
             (Some(a), Some(b)) => format!("{:+.2}", 100.0 * (a - b)),
             _ => "-".into(),
@@ -168,6 +168,14 @@ fn chart<DB: DrawingBackend>(
         if !labels.contains(v) {
             labels.push(v.clone());
         }
+    }
+    // Numbers in order; other values (on, off, 3x5) as given.
+    if labels.iter().all(|l| l.parse::<f64>().is_ok()) {
+        labels.sort_by(|a, b| {
+            a.parse::<f64>()
+                .unwrap_or(0.0)
+                .total_cmp(&b.parse().unwrap_or(0.0))
+        });
     }
     let n = labels.len() as f64;
     let mut c = ChartBuilder::on(&root)
