@@ -201,3 +201,48 @@ fn malformed_vary() {
     let v: Vary = "conv1.filters=32, 64".parse().unwrap();
     assert_eq!(v.values, ["32", "64"]);
 }
+
+/// The sensitivity table from runs: the base first, differences from it,
+/// and a variant without a run saying why.
+#[test]
+fn sensitivity_table() {
+    use netc::report::Run;
+    use netc::sweep::{table, Change};
+    let run = |name: &str, acc: f64, params: u64, ops: u64| Run {
+        name: name.into(),
+        model: name.into(),
+        steps: 1000,
+        evaluations: vec![(1000, acc)],
+        params: Some(params),
+        ops: Some(ops),
+        latency_ms: Some(0.5),
+        ..Run::default()
+    };
+    let change = |k: &str, v: &str| Change {
+        key: k.into(),
+        value: v.into(),
+    };
+    let rows = vec![
+        table::Row {
+            name: "base".into(),
+            changes: vec![],
+            run: Some(run("base", 0.75, 1_000_000, 40_000_000)),
+            note: None,
+        },
+        table::Row {
+            name: "base_conv1_filters_32".into(),
+            changes: vec![change("conv1.filters", "32")],
+            run: Some(run("base_conv1_filters_32", 0.73, 900_000, 30_000_000)),
+            note: None,
+        },
+        table::Row {
+            name: "base_conv2_kernel_30".into(),
+            changes: vec![change("conv2.kernel", "30")],
+            run: None,
+            note: Some("refused by check".into()),
+        },
+    ];
+    let base = [change("conv1.filters", "64"), change("conv2.kernel", "3")];
+    insta::assert_snapshot!(table::markdown(&rows, &base, None));
+    insta::assert_snapshot!(table::csv(&rows, &base));
+}
