@@ -17,6 +17,7 @@ pub mod machine;
 pub mod proc;
 pub mod report;
 pub mod shape;
+pub mod sweep;
 pub mod syntax;
 pub mod weights;
 

@@ -43,6 +43,7 @@ mod build;
 mod check;
 mod export;
 mod report;
+mod sweep;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -81,6 +82,8 @@ enum Command {
     Infer(build::RunArgs),
     /// Freeze a model and its weights into ONNX: netc export FILE --run RUN -o model.onnx
     Export(export::Args),
+    /// Train variants of a model, one change at a time: netc sweep FILE --vary conv1.filters=32,96 --data DIR
+    Sweep(sweep::Args),
 }
 
 /// The exit status when the reader of standard output has gone: the status a
@@ -97,6 +100,7 @@ pub fn run() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),

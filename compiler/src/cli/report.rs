@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 /// Median batch-1 latency of the model in `run`, measured by its program.
-fn latency(run: &Path, model: &str) -> Result<f64, String> {
+pub(super) fn latency(run: &Path, model: &str) -> Result<f64, String> {
     let source_path = run.join("model.net");
     let source = std::fs::read_to_string(&source_path)
         .map_err(|e| format!("{}: {e}", source_path.display()))?;

@@ -22,6 +22,11 @@ pub const MAX_DEPTH: usize = 64;
 
 pub use layers::LAYERS;
 
+/// The keys a `train` line accepts (`netc sweep` varies them too).
+pub const SETTINGS: &[&str] = &[
+    "decay", "dropout", "augment", "lr", "batch", "steps", "classes", "average",
+];
+
 pub fn lower(file: &ast::File) -> Result<Vec<Untyped>> {
     let mut blocks: HashMap<&str, &BlockDef> = HashMap::new();
     for block in &file.blocks {
@@ -194,9 +199,7 @@ fn read_input(args: &[ast::Arg], span: Span) -> Result<Shape> {
 
 /// Reads `train key=value ...`; returns the augmentation switch if given.
 fn read_settings(args: &[ast::Arg], s: &mut Settings) -> Result<Option<bool>> {
-    const KEYS: &[&str] = &[
-        "decay", "dropout", "augment", "lr", "batch", "steps", "classes", "average",
-    ];
+    const KEYS: &[&str] = SETTINGS;
     let mut augment = None;
     for arg in args {
         let Some(key) = &arg.key else {

@@ -4,7 +4,7 @@
 //! `report.md` that puts them together. A missing or damaged file costs its
 //! run a column or two, with a message, never the whole report.
 
-mod plot;
+pub(crate) mod plot;
 mod table;
 
 use std::path::{Path, PathBuf};

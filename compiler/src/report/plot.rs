@@ -35,7 +35,7 @@ fn font() -> Result<(), String> {
     .clone()
 }
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
+pub(crate) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("cannot draw: {e:?}")
 }
 
@@ -129,7 +129,7 @@ fn ops_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> 
     root.present().map_err(err)
 }
 
-fn svg(
+pub(crate) fn svg(
     draw: impl Fn(DrawingArea<SVGBackend, Shift>) -> Result<(), String>,
 ) -> Result<String, String> {
     font()?;
@@ -138,7 +138,7 @@ fn svg(
     Ok(out)
 }
 
-fn png(
+pub(crate) fn png(
     draw: impl Fn(DrawingArea<BitMapBackend, Shift>) -> Result<(), String>,
 ) -> Result<Vec<u8>, String> {
     font()?;
