@@ -2,6 +2,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split, CIFAR10_CLASSES};
+use crate::optim::{Optimizer, Schedule};
 use crate::run::Asked;
 use crate::train::{self, Options, CHECKPOINT};
 use crate::{eval, infer, params, Net, Result, Spec};
@@ -70,6 +71,39 @@ pub enum Command {
         /// Evaluate the moving average of the weights
         #[arg(long, value_enum)]
         average: Option<Switch>,
+        /// How the weights move (the seed's: sgd)
+        #[arg(long, value_enum)]
+        optimizer: Option<Optimizer>,
+        /// Momentum of `momentum` and `nesterov` [default: 0.9]
+        #[arg(long)]
+        momentum: Option<f64>,
+        /// Adam's first-moment decay [default: 0.9]
+        #[arg(long)]
+        beta1: Option<f64>,
+        /// Adam's second-moment decay [default: 0.999]
+        #[arg(long)]
+        beta2: Option<f64>,
+        /// Adam's epsilon [default: 1e-8]
+        #[arg(long)]
+        epsilon: Option<f64>,
+        /// Learning-rate schedule (the seed's: constant)
+        #[arg(long, value_enum)]
+        schedule: Option<Schedule>,
+        /// Steps between the step schedule's decays
+        #[arg(long)]
+        lr_every: Option<u64>,
+        /// What the step schedule multiplies the rate by [default: 0.1]
+        #[arg(long)]
+        lr_factor: Option<f64>,
+        /// The rate the cosine schedule ends at [default: 0]
+        #[arg(long)]
+        lr_min: Option<f64>,
+        /// Steps of linear warm-up of the rate [default: 0]
+        #[arg(long)]
+        warmup: Option<u64>,
+        /// Label smoothing, in [0, 1) [default: 0]
+        #[arg(long)]
+        smoothing: Option<f64>,
         /// Continue the run in this directory, with its own settings: flags
         /// that contradict them are refused
         #[arg(long)]
@@ -256,6 +290,17 @@ where
             augment,
             decay,
             average,
+            optimizer,
+            momentum,
+            beta1,
+            beta2,
+            epsilon,
+            schedule,
+            lr_every,
+            lr_factor,
+            lr_min,
+            warmup,
+            smoothing,
             resume,
             init_from,
             runs,
@@ -279,6 +324,17 @@ where
                     average: average.map(Switch::on),
                     eval_every,
                     log_every,
+                    optimizer,
+                    momentum,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    schedule,
+                    lr_every,
+                    lr_factor,
+                    lr_min,
+                    warmup,
+                    smoothing,
                 },
                 checkpoint_every: Duration::from_secs(checkpoint_secs),
                 progress: !quiet,
