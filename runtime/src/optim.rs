@@ -11,6 +11,7 @@
 use crate::params::{self, Named, Tensors};
 use crate::Result;
 use burn::module::{AutodiffModule, ModuleMapper, Param};
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -206,6 +207,14 @@ impl Recipe {
     }
 }
 
+/// Softmax cross-entropy, with label smoothing `s`: (1 - s) * -log p(label)
+/// + s * mean over classes of -log p (PyTorch's `label_smoothing`).
+pub fn cross_entropy<B: Backend>(smoothing: f64, device: &B::Device) -> CrossEntropyLoss<B> {
+    CrossEntropyLossConfig::new()
+        .with_smoothing((smoothing > 0.0).then_some(smoothing as f32))
+        .init(device)
+}
+
 /// The optimizer of a run: the recipe, and the state of every trained tensor.
 pub struct Optim<B: Backend> {
     recipe: Recipe,
@@ -395,5 +404,131 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Mapper<'_, B> {
             new = new.require_grad();
         }
         Param::from_mapped_value(id, new, mapper)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+
+    type A = Autodiff<Flex>;
+
+    #[derive(Module, Debug)]
+    struct One<B: Backend> {
+        w: Param<Tensor<B, 1>>,
+    }
+
+    /// The weight after steps of `recipe` from w = 1 with gradient 0.5 at lr
+    /// 0.1; `w` decayed by AdamW with factor 0.5.
+    fn run(recipe: Recipe, steps: u64) -> f32 {
+        let device = Default::default();
+        let mut model = One::<A> {
+            w: Param::from_tensor(Tensor::from_floats([1.0], &device)),
+        };
+        let mut optim = Optim::<Flex>::new(recipe, &["w"], 0.5);
+        for t in 0..steps {
+            // d/dw of 0.5 * w is 0.5.
+            let loss = model.w.val().mul_scalar(0.5).sum();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(0.1, t, model, grads);
+        }
+        model.w.val().into_data().to_vec::<f32>().unwrap()[0]
+    }
+
+    fn with(optimizer: Optimizer) -> Recipe {
+        Recipe {
+            optimizer,
+            ..Recipe::SEED
+        }
+    }
+
+    fn close(got: f32, want: f64) {
+        assert!((got as f64 - want).abs() < 1e-6, "{got} != {want}");
+    }
+
+    /// The hand-computed updates that tests/torch_engine.rs checks the torch
+    /// engine against too.
+    #[test]
+    fn one_step_of_each_optimizer_is_the_hand_computed_one() {
+        // w - lr * g
+        close(run(with(Optimizer::Sgd), 1), 0.95);
+        // b = g = 0.5; then b = 0.9 * 0.5 + 0.5 = 0.95: 1 - 0.05 - 0.095
+        close(run(with(Optimizer::Momentum), 1), 0.95);
+        close(run(with(Optimizer::Momentum), 2), 0.855);
+        // b = 0.5; w -= 0.1 * (0.5 + 0.9 * 0.5)
+        close(run(with(Optimizer::Nesterov), 1), 0.905);
+        // m^ = 0.5, v^ = 0.25: w -= 0.1 * 0.5 / (0.5 + 1e-8)
+        close(run(with(Optimizer::Adam), 1), 1.0 - 0.1 * 0.5 / (0.5 + 1e-8));
+        // Second step: m = 0.095, v = 0.0004975; m^ = 0.5, v^ = 0.25 again.
+        close(run(with(Optimizer::Adam), 2), 1.0 - 0.2 * 0.5 / (0.5 + 1e-8));
+        // AdamW decays first: 1 * (1 - 0.1 * 0.5 / 1), then Adam's step.
+        close(run(with(Optimizer::Adamw), 1), 0.95 - 0.1 * 0.5 / (0.5 + 1e-8));
+    }
+
+    #[test]
+    fn schedules_give_the_hand_computed_rates() {
+        let at = |r: Recipe, t: u64| r.lr_at(0.1, t, 100);
+        let step = Recipe {
+            schedule: Schedule::Step,
+            lr_every: 30,
+            ..Recipe::SEED
+        };
+        for (t, want) in [(0, 0.1), (29, 0.1), (30, 0.01), (60, 0.001), (99, 0.0001)] {
+            assert!((at(step, t) - want).abs() < 1e-12, "step at {t}");
+        }
+        let cosine = Recipe {
+            schedule: Schedule::Cosine,
+            lr_min: 0.01,
+            ..Recipe::SEED
+        };
+        for (t, want) in [(0, 0.1), (50, 0.055), (100, 0.01), (150, 0.01)] {
+            assert!((at(cosine, t) - want).abs() < 1e-12, "cosine at {t}");
+        }
+        let warm = Recipe {
+            warmup: 10,
+            ..cosine
+        };
+        // (t + 1) / 10 of the schedule's rate, then the schedule alone.
+        for (t, want) in [(0, 0.01), (4, 0.5 * at(cosine, 4)), (10, at(cosine, 10))] {
+            assert!((at(warm, t) - want).abs() < 1e-12, "warm-up at {t}: {}", at(warm, t));
+        }
+        assert_eq!(at(Recipe::SEED, 77), 0.1);
+    }
+
+    #[test]
+    fn smoothing_gives_the_hand_computed_loss() {
+        let device = Default::default();
+        // p = 0.25, 0.5, 0.25; label 0: -log p = ln 4, the mean of -log p is 5/3 ln 2.
+        let logits = Tensor::<Flex, 2>::from_floats([[0.0, 2f32.ln(), 0.0]], &device);
+        let y = Tensor::<Flex, 1, Int>::from_ints([0], &device);
+        let loss = |s: f64| -> f64 {
+            let l: f32 = cross_entropy(s, &device).forward(logits.clone(), y.clone()).into_scalar();
+            l as f64
+        };
+        let ln2 = 2f64.ln();
+        assert!((loss(0.0) - 2.0 * ln2).abs() < 1e-6);
+        assert!((loss(0.1) - (0.9 * 2.0 * ln2 + 0.1 * 5.0 / 3.0 * ln2)).abs() < 1e-6, "{}", loss(0.1));
+    }
+
+    #[test]
+    fn bad_values_name_their_flags() {
+        let bad = Recipe {
+            momentum: 1.5,
+            schedule: Schedule::Step,
+            ..Recipe::SEED
+        };
+        let e = bad.check(0.1).unwrap_err();
+        assert!(e.contains("--momentum 1.5 is not in [0, 1)"), "{e}");
+        assert!(e.contains("give --lr-every N"), "{e}");
+        assert!(Recipe::SEED.check(0.1).is_ok());
+    }
+
+    #[test]
+    fn settings_without_the_recipe_mean_the_seeds() {
+        let old: Recipe = serde_json::from_str("{}").unwrap();
+        assert_eq!(old, Recipe::SEED);
+        let adam: Recipe = serde_json::from_str(r#"{"optimizer": "adamw", "warmup": 5}"#).unwrap();
+        assert_eq!((adam.optimizer, adam.warmup), (Optimizer::Adamw, 5));
     }
 }

@@ -11,7 +11,6 @@ use crate::optim::Optim;
 use crate::run::{self, Asked, Log};
 use crate::{eval, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -137,10 +136,7 @@ where
         seed: run.seed,
     };
     let batches = Batches::spawn(train_data.clone(), plan, step);
-    let smoothing = (s.recipe.smoothing > 0.0).then_some(s.recipe.smoothing as f32);
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_smoothing(smoothing)
-        .init(device);
+    let loss_fn = crate::optim::cross_entropy(s.recipe.smoothing, device);
     // AdamW decays the marked layers in its update instead.
     let decay_in_loss = s.decay > 0.0 && !s.recipe.decoupled_decay();
     let bar = progress(options.progress, s.steps, step);
