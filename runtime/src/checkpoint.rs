@@ -96,7 +96,11 @@ impl Checkpoint {
                     .flatten()
                     .map(|(n, t)| (format!("{AVERAGED}{n}"), t)),
             )
-            .chain(ck.optimizer.iter().map(|(n, t)| (format!("{OPTIMIZER}{n}"), t)));
+            .chain(
+                ck.optimizer
+                    .iter()
+                    .map(|(n, t)| (format!("{OPTIMIZER}{n}"), t)),
+            );
         let mut bad: Vec<String> = all
             .filter_map(|(name, t)| {
                 let n = t.values.iter().filter(|v| !v.is_finite()).count();
@@ -221,7 +225,11 @@ mod tests {
                 .into(),
             ),
             metadata: [("step".to_string(), "7".to_string())].into(),
-            optimizer: [("m/conv1.weight".to_string(), t(vec![0.25; 4], vec![1, 1, 2, 2]))].into(),
+            optimizer: [(
+                "m/conv1.weight".to_string(),
+                t(vec![0.25; 4], vec![1, 1, 2, 2]),
+            )]
+            .into(),
         };
         ck.save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();

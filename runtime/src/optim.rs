@@ -145,7 +145,10 @@ impl Recipe {
         unit("--beta2", self.beta2);
         unit("--smoothing", self.smoothing);
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
-            bad.push(format!("--epsilon {} is not a positive number", self.epsilon));
+            bad.push(format!(
+                "--epsilon {} is not a positive number",
+                self.epsilon
+            ));
         }
         if !(self.lr_factor.is_finite() && self.lr_factor > 0.0) {
             bad.push(format!(
@@ -245,7 +248,13 @@ impl<B: Backend> Optim<B> {
     /// Takes a checkpoint's state (names `<slot>/<tensor>`). A checkpoint
     /// without it (written by plain SGD, or before netc saved it) is refused
     /// once steps were made with state, since resuming would not continue.
-    pub fn load(&mut self, saved: &Tensors, step: u64, device: &B::Device, from: &std::path::Path) -> Result<()> {
+    pub fn load(
+        &mut self,
+        saved: &Tensors,
+        step: u64,
+        device: &B::Device,
+        from: &std::path::Path,
+    ) -> Result<()> {
         let slots = self.recipe.slots();
         if slots.is_empty() {
             return Ok(());
@@ -257,7 +266,10 @@ impl<B: Backend> Optim<B> {
             if let Some(slot) = slots.iter().find(|s| **s == slot) {
                 let n = t.values.len();
                 let tensor = Tensor::from_data(TensorData::new(t.values.clone(), [n]), device);
-                self.state.entry(slot).or_default().insert(name.to_string(), tensor);
+                self.state
+                    .entry(slot)
+                    .or_default()
+                    .insert(name.to_string(), tensor);
             }
         }
         if step > 0 && self.state.is_empty() {
@@ -353,7 +365,11 @@ impl<B: Backend> Optim<B> {
                     Some(f) => w.clone().sub(w.mul_scalar(lr * f / n as f64)),
                     None => w,
                 };
-                let denom = v.clone().sqrt().div_scalar(correction2.sqrt()).add_scalar(r.epsilon);
+                let denom = v
+                    .clone()
+                    .sqrt()
+                    .div_scalar(correction2.sqrt())
+                    .add_scalar(r.epsilon);
                 let step = m.clone().div(denom).mul_scalar(lr / correction1);
                 self.keep("m", name, m);
                 self.keep("v", name, v);
@@ -459,11 +475,20 @@ mod tests {
         // b = 0.5; w -= 0.1 * (0.5 + 0.9 * 0.5)
         close(run(with(Optimizer::Nesterov), 1), 0.905);
         // m^ = 0.5, v^ = 0.25: w -= 0.1 * 0.5 / (0.5 + 1e-8)
-        close(run(with(Optimizer::Adam), 1), 1.0 - 0.1 * 0.5 / (0.5 + 1e-8));
+        close(
+            run(with(Optimizer::Adam), 1),
+            1.0 - 0.1 * 0.5 / (0.5 + 1e-8),
+        );
         // Second step: m = 0.095, v = 0.0004975; m^ = 0.5, v^ = 0.25 again.
-        close(run(with(Optimizer::Adam), 2), 1.0 - 0.2 * 0.5 / (0.5 + 1e-8));
+        close(
+            run(with(Optimizer::Adam), 2),
+            1.0 - 0.2 * 0.5 / (0.5 + 1e-8),
+        );
         // AdamW decays first: 1 * (1 - 0.1 * 0.5 / 1), then Adam's step.
-        close(run(with(Optimizer::Adamw), 1), 0.95 - 0.1 * 0.5 / (0.5 + 1e-8));
+        close(
+            run(with(Optimizer::Adamw), 1),
+            0.95 - 0.1 * 0.5 / (0.5 + 1e-8),
+        );
     }
 
     #[test]
@@ -491,7 +516,11 @@ mod tests {
         };
         // (t + 1) / 10 of the schedule's rate, then the schedule alone.
         for (t, want) in [(0, 0.01), (4, 0.5 * at(cosine, 4)), (10, at(cosine, 10))] {
-            assert!((at(warm, t) - want).abs() < 1e-12, "warm-up at {t}: {}", at(warm, t));
+            assert!(
+                (at(warm, t) - want).abs() < 1e-12,
+                "warm-up at {t}: {}",
+                at(warm, t)
+            );
         }
         assert_eq!(at(Recipe::SEED, 77), 0.1);
     }
@@ -503,12 +532,18 @@ mod tests {
         let logits = Tensor::<Flex, 2>::from_floats([[0.0, 2f32.ln(), 0.0]], &device);
         let y = Tensor::<Flex, 1, Int>::from_ints([0], &device);
         let loss = |s: f64| -> f64 {
-            let l: f32 = cross_entropy(s, &device).forward(logits.clone(), y.clone()).into_scalar();
+            let l: f32 = cross_entropy(s, &device)
+                .forward(logits.clone(), y.clone())
+                .into_scalar();
             l as f64
         };
         let ln2 = 2f64.ln();
         assert!((loss(0.0) - 2.0 * ln2).abs() < 1e-6);
-        assert!((loss(0.1) - (0.9 * 2.0 * ln2 + 0.1 * 5.0 / 3.0 * ln2)).abs() < 1e-6, "{}", loss(0.1));
+        assert!(
+            (loss(0.1) - (0.9 * 2.0 * ln2 + 0.1 * 5.0 / 3.0 * ln2)).abs() < 1e-6,
+            "{}",
+            loss(0.1)
+        );
     }
 
     #[test]

@@ -278,18 +278,38 @@ pub fn resume(spec: &Spec, dir: &Path, asked: &Asked) -> Result<Run> {
         rw.schedule.to_string(),
     );
     for (given, flag, a, b) in [
-        (asked.momentum.is_some(), "--momentum", rn.momentum, rw.momentum),
+        (
+            asked.momentum.is_some(),
+            "--momentum",
+            rn.momentum,
+            rw.momentum,
+        ),
         (asked.beta1.is_some(), "--beta1", rn.beta1, rw.beta1),
         (asked.beta2.is_some(), "--beta2", rn.beta2, rw.beta2),
         (asked.epsilon.is_some(), "--epsilon", rn.epsilon, rw.epsilon),
-        (asked.lr_factor.is_some(), "--lr-factor", rn.lr_factor, rw.lr_factor),
+        (
+            asked.lr_factor.is_some(),
+            "--lr-factor",
+            rn.lr_factor,
+            rw.lr_factor,
+        ),
         (asked.lr_min.is_some(), "--lr-min", rn.lr_min, rw.lr_min),
-        (asked.smoothing.is_some(), "--smoothing", rn.smoothing, rw.smoothing),
+        (
+            asked.smoothing.is_some(),
+            "--smoothing",
+            rn.smoothing,
+            rw.smoothing,
+        ),
     ] {
         differs(given, flag, a.to_string(), b.to_string());
     }
     for (given, flag, a, b) in [
-        (asked.lr_every.is_some(), "--lr-every", rn.lr_every, rw.lr_every),
+        (
+            asked.lr_every.is_some(),
+            "--lr-every",
+            rn.lr_every,
+            rw.lr_every,
+        ),
         (asked.warmup.is_some(), "--warmup", rn.warmup, rw.warmup),
     ] {
         differs(given, flag, a.to_string(), b.to_string());

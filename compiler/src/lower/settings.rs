@@ -114,16 +114,15 @@ impl Train {
             )
             .label("lr_every is not given")
             .help(
-                "add lr_every=N: the learning rate is multiplied by lr_factor (0.1) every N steps",
+                "add lr_every=N: the learning rate is multiplied by lr_factor (default 0.1) every N steps",
             ));
         }
         if s.lr_min > s.learning_rate {
-            return Err(Diagnostic::new(
-                self.spans["lr_min"],
-                "lr_min is above the learning rate",
-            )
-            .label(format!("{} > lr {}", s.lr_min, s.learning_rate))
-            .help("the cosine schedule falls from lr to lr_min; give an lr_min below lr"));
+            return Err(
+                Diagnostic::new(self.spans["lr_min"], "lr_min is above the learning rate")
+                    .label(format!("{} > lr {}", s.lr_min, s.learning_rate))
+                    .help("the cosine schedule falls from lr to lr_min; give an lr_min below lr"),
+            );
         }
         Ok((self.settings, self.augment))
     }
@@ -140,8 +139,8 @@ fn word(v: &Value, key: &str, names: &[&str]) -> Result<usize> {
             ValueKind::Ident(name) => format!("`{name}` is not one of them"),
             _ => format!("found {}", values::describe(v)),
         };
-        let mut d = Diagnostic::new(v.span, format!("{key} is one of {}", names.join(", ")))
-            .label(label);
+        let mut d =
+            Diagnostic::new(v.span, format!("{key} is one of {}", names.join(", "))).label(label);
         if let ValueKind::Ident(name) = &v.kind {
             if let Some(near) = values::closest(name, names.iter().copied()) {
                 d = d.help(format!("did you mean `{key}={near}`?"));

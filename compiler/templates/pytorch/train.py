@@ -639,6 +639,12 @@ def lr_at(s, t):
     return lr
 
 
+def cross_entropy(logits, y, s):
+    """Summed softmax cross-entropy with label smoothing `s`: (1 - s) * -log
+    p(label) + s * mean over classes of -log p, as netc's program computes it."""
+    return F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=s["smoothing"])
+
+
 def make_optimizer(model, s, decayed):
     """torch.optim's optimizer for the recipe. AdamW decays each weight of a
     layer marked `decay` by `decay / its size` (the gradient the L2 term
@@ -1002,7 +1008,7 @@ def train(a):
         torch.manual_seed(int(stream(settings["seed"], 3, step).integers(2**62)) + rank)
         with autocast(plan, device):
             logits = net(x)
-        ce = F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=s["smoothing"])
+        ce = cross_entropy(logits, y, s)
         decay = sum(p.square().sum() / (2 * p.numel()) for p in decayed) * s["decay"]
         optim.zero_grad(set_to_none=True)
         (ce * weight + decay).backward()
