@@ -327,7 +327,8 @@ print("checked", checked)
 /// A torch-engine run is an ordinary netc run: netc's own program evaluates
 /// its checkpoint to the accuracy the engine reported, for a model with
 /// every layer kind (batch norm and dropout too) trained by two processes,
-/// and for a model whose names Python and Rust reserve.
+/// and for a model whose names Python and Rust reserve; and it resumes the
+/// run with the AdamW state the engine saved.
 #[test]
 fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
     let dir = tempfile::tempdir().unwrap();
@@ -354,6 +355,11 @@ fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
                 "16",
                 "--augment",
                 "on",
+                // Its state, under .net names (keywords too), goes on in netc's program.
+                "--optimizer",
+                "adamw",
+                "--lr",
+                "0.01",
             ],
         );
         let reported = log(&run)

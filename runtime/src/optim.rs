@@ -251,6 +251,7 @@ impl<B: Backend> Optim<B> {
     pub fn load(
         &mut self,
         saved: &Tensors,
+        model: &Tensors,
         step: u64,
         device: &B::Device,
         from: &std::path::Path,
@@ -258,6 +259,31 @@ impl<B: Backend> Optim<B> {
         let slots = self.recipe.slots();
         if slots.is_empty() {
             return Ok(());
+        }
+        // Every trained tensor has its state in every slot, in its size, or
+        // none has (a checkpoint of step 0).
+        if !saved.is_empty() {
+            let mut bad: Vec<String> = Vec::new();
+            for slot in slots {
+                for (name, t) in model.iter().filter(|(n, _)| !params::is_statistic(n)) {
+                    let key = format!("{slot}/{name}");
+                    if saved
+                        .get(&key)
+                        .is_none_or(|s| s.values.len() != t.values.len())
+                    {
+                        bad.push(format!("`optim/{key}`"));
+                    }
+                }
+            }
+            if !bad.is_empty() {
+                bad.sort();
+                return Err(format!(
+                    "{}: damaged: the optimizer state lacks or misshapes {}; restore it from a \
+                     backup or start a new run",
+                    from.display(),
+                    bad.join(", ")
+                ));
+            }
         }
         for (key, t) in saved {
             let Some((slot, name)) = key.split_once('/') else {
@@ -272,7 +298,7 @@ impl<B: Backend> Optim<B> {
                     .insert(name.to_string(), tensor);
             }
         }
-        if step > 0 && self.state.is_empty() {
+        if step > 0 && saved.is_empty() {
             return Err(format!(
                 "{}: holds no {:?} optimizer state (tensors `optim/{}/...`) although the run is at \
                  step {step}; it was not written by this run's optimizer. Start a new run",

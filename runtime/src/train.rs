@@ -105,7 +105,13 @@ where
         let ck = Checkpoint::load_weights(&checkpoint_path)?;
         step = saved_step(&ck, &checkpoint_path)?;
         model = params::load(model, &ck.raw, &checkpoint_path)?;
-        optim.load(&ck.optimizer, step, device, &checkpoint_path)?;
+        optim.load(
+            &ck.optimizer,
+            &params::collect(&model),
+            step,
+            device,
+            &checkpoint_path,
+        )?;
         let averaged = ck.averaged.unwrap_or(ck.raw);
         same_tensors(&params::collect(&model), &averaged, &checkpoint_path)?;
         ema = Ema { shadow: averaged };

@@ -336,3 +336,32 @@ fn old_settings_resume_as_the_seeds_recipe_and_bad_values_are_refused() {
     .unwrap_err();
     assert!(e.contains("--smoothing 1 is not in [0, 1)"), "{e}");
 }
+
+/// A momentum run's checkpoint that lost some or all of its optimizer state
+/// is refused on resume, naming what is missing: continuing without it
+/// would not be the run.
+#[test]
+fn a_checkpoint_without_its_optimizer_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 100);
+    let run = train(&with(dir.path(), &dir.path().join("runs"), |o| {
+        o.asked.steps = Some(2);
+        o.asked.optimizer = Some(netc_runtime::Optimizer::Momentum);
+    }))
+    .unwrap()
+    .run;
+    let path = run.join(train::CHECKPOINT);
+    let mut ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.metadata["optimizer"], "momentum");
+    assert!(ck.optimizer.remove("momentum/fc.bias").is_some());
+    ck.save(&path).unwrap();
+    let e = resume(dir.path(), &run, |o| o.asked.steps = Some(4)).unwrap_err();
+    assert!(
+        e.contains("lacks or misshapes `optim/momentum/fc.bias`"),
+        "{e}"
+    );
+    ck.optimizer.clear();
+    ck.save(&path).unwrap();
+    let e = resume(dir.path(), &run, |o| o.asked.steps = Some(4)).unwrap_err();
+    assert!(e.contains("holds no Momentum optimizer state"), "{e}");
+}

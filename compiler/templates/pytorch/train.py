@@ -680,27 +680,37 @@ def optimizer_state(optim, model, s):
 
 
 def load_optimizer_state(optim, model, s, saved, step, path):
-    """Puts a checkpoint's state back, so a resumed run continues exactly."""
+    """Puts a checkpoint's state back, so a resumed run continues exactly:
+    every parameter's state in every slot, in its size, or none (step 0)."""
     slots = SLOTS[s["optimizer"]]
     if not slots:
         return
-    found = False
-    for key, p in model.named_parameters():
-        name = netc_name(model, key)
-        have = {field: saved[f"{slot}/{name}"] for slot, field in slots.items() if f"{slot}/{name}" in saved}
-        if not have:
-            continue
-        found = True
-        state = {field: t.to(p.device, p.dtype).reshape(p.shape).clone() for field, t in have.items()}
-        if s["optimizer"] in ("adam", "adamw"):
-            state["step"] = torch.tensor(float(step))
-        optim.state[p] = state
-    if step > 0 and not found:
+    if step > 0 and not saved:
         raise Error(
             f"{path}: holds no {s['optimizer'].capitalize()} optimizer state (tensors "
             f"`optim/{next(iter(slots))}/...`) although the run is at step {step}; it was not "
             "written by this run's optimizer. Start a new run"
         )
+    if not saved:
+        return
+    named = [(netc_name(model, k), p) for k, p in model.named_parameters()]
+    bad = [
+        f"`optim/{slot}/{name}`" for name, p in named for slot in slots
+        if f"{slot}/{name}" not in saved or saved[f"{slot}/{name}"].numel() != p.numel()
+    ]
+    if bad:
+        raise Error(
+            f"{path}: damaged: the optimizer state lacks or misshapes {', '.join(sorted(bad))}; "
+            "restore it from a backup or start a new run"
+        )
+    for name, p in named:
+        state = {
+            field: saved[f"{slot}/{name}"].to(p.device, p.dtype).reshape(p.shape).clone()
+            for slot, field in slots.items()
+        }
+        if s["optimizer"] in ("adam", "adamw"):
+            state["step"] = torch.tensor(float(step))
+        optim.state[p] = state
 
 
 def switch(v):
