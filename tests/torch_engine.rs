@@ -578,6 +578,15 @@ fn bad_input_gets_netc_errors() {
             "--optimizer adam (the run uses sgd)",
         ],
     );
+    // A settings.json from before the optimizer settings means the seed's recipe.
+    let saved = good.join("settings.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    for key in ["optimizer", "momentum", "schedule", "warmup", "smoothing"] {
+        assert!(json["settings"].as_object_mut().unwrap().remove(key).is_some());
+    }
+    std::fs::write(&saved, json.to_string()).unwrap();
+    train(&script, &["--resume", &good_str, "--quiet", "--steps", "7"]);
     // Values no run can use, with the messages of netc's program.
     fails(
         &run(&["--data", &data, "--momentum", "1.5", "--schedule", "step"]),
