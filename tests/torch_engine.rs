@@ -583,7 +583,11 @@ fn bad_input_gets_netc_errors() {
     let mut json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
     for key in ["optimizer", "momentum", "schedule", "warmup", "smoothing"] {
-        assert!(json["settings"].as_object_mut().unwrap().remove(key).is_some());
+        assert!(json["settings"]
+            .as_object_mut()
+            .unwrap()
+            .remove(key)
+            .is_some());
     }
     std::fs::write(&saved, json.to_string()).unwrap();
     train(&script, &["--resume", &good_str, "--quiet", "--steps", "7"]);
