@@ -157,22 +157,53 @@ fn two_processes_end_with_the_weights_of_one() {
 }
 
 /// A run stopped at step 3 and resumed to step 6 writes the bytes an
-/// uninterrupted run writes, and its log holds each line once.
+/// uninterrupted run writes, and its log holds each line once: with Adam
+/// (warm-up, label smoothing) and with Nesterov momentum (step schedule),
+/// whose state the checkpoint carries. (The seed's SGD: the SIGKILL test.)
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    for recipe in [
+        &[
+            "--optimizer",
+            "adam",
+            "--lr",
+            "0.01",
+            "--warmup",
+            "4",
+            "--smoothing",
+            "0.1",
+        ][..],
+        &[
+            "--optimizer",
+            "nesterov",
+            "--schedule",
+            "step",
+            "--lr-every",
+            "2",
+        ][..],
+    ] {
+        resumes_exactly(recipe);
+    }
+}
+
+fn resumes_exactly(recipe: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
     let script = script(dir.path(), SMALL);
     let data = data(dir.path());
     let runs = dir.path().join("runs").display().to_string();
     let common = [
-        "--data",
-        &data,
-        "--runs",
-        &runs,
-        "--quiet",
-        "--log-every",
-        "1",
-    ];
+        &[
+            "--data",
+            &data,
+            "--runs",
+            &runs,
+            "--quiet",
+            "--log-every",
+            "1",
+        ][..],
+        recipe,
+    ]
+    .concat();
     let whole = train(&script, &[&common[..], &["--eval-every", "2"]].concat());
     let part = train(
         &script,
@@ -201,12 +232,103 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
         serde_json::from_slice(&std::fs::read(part.join("settings.json")).unwrap()).unwrap();
     assert_eq!(settings["engine"], "torch");
     assert_eq!(settings["settings"]["steps"], 6);
+    assert_eq!(settings["settings"]["optimizer"].as_str(), Some(recipe[1]));
+    // The state is in the checkpoint, under netc's names.
+    let (ck, meta) = tensors(&part.join("checkpoint.safetensors"));
+    assert_eq!(meta["optimizer"], recipe[1]);
+    let slot = if recipe[1] == "adam" { "m" } else { "momentum" };
+    assert!(
+        ck.contains_key(&format!("optim/{slot}/conv1.weight")),
+        "{:?}",
+        ck.keys()
+    );
 }
+
+/// One step of each optimizer, the schedules' rates and smoothing's loss in
+/// the torch engine: the hand-computed values that runtime/src/optim.rs
+/// checks netc's own program against.
+#[test]
+fn optimizers_schedules_and_smoothing_give_the_hand_computed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = script(dir.path(), SMALL);
+    let out = Command::new(netc_tests::python_with_torch())
+        .args(["-c", HAND_COMPUTED])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "checked 15");
+}
+
+const HAND_COMPUTED: &str = r#"
+import importlib.util, math, sys
+import torch
+spec = importlib.util.spec_from_file_location("engine", sys.argv[1])
+e = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(e)
+checked = 0
+
+def close(got, want, what):
+    global checked
+    assert abs(got - want) < 1e-6, f"{what}: {got} != {want}"
+    checked += 1
+
+class One(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.tensor([1.0]))
+
+def run(optimizer, steps):
+    # From w = 1 with gradient 0.5 at lr 0.1; AdamW decays w with factor 0.5.
+    s = dict(e.SEED_RECIPE, optimizer=optimizer, learning_rate=0.1, decay=0.5, steps=100)
+    m = One()
+    opt = e.make_optimizer(m, s, [m.w])
+    for t in range(steps):
+        opt.zero_grad()
+        (m.w * 0.5).sum().backward()
+        for g in opt.param_groups:
+            g["lr"] = e.lr_at(s, t)
+        opt.step()
+    return m.w.item()
+
+close(run("sgd", 1), 0.95, "sgd")
+close(run("momentum", 1), 0.95, "momentum")
+close(run("momentum", 2), 0.855, "momentum, 2 steps")
+close(run("nesterov", 1), 0.905, "nesterov")
+close(run("adam", 1), 1 - 0.1 * 0.5 / (0.5 + 1e-8), "adam")
+close(run("adam", 2), 1 - 0.2 * 0.5 / (0.5 + 1e-8), "adam, 2 steps")
+close(run("adamw", 1), 0.95 - 0.1 * 0.5 / (0.5 + 1e-8), "adamw")
+
+base = dict(e.SEED_RECIPE, learning_rate=0.1, steps=100)
+step = dict(base, schedule="step", lr_every=30)
+for t, want in ((0, 0.1), (30, 0.01), (99, 0.0001)):
+    close(e.lr_at(step, t), want, f"step at {t}")
+cosine = dict(base, schedule="cosine", lr_min=0.01)
+for t, want in ((50, 0.055), (100, 0.01)):
+    close(e.lr_at(cosine, t), want, f"cosine at {t}")
+warm = dict(cosine, warmup=10)
+close(e.lr_at(warm, 0), 0.01, "warm-up at 0")
+close(e.lr_at(warm, 4), 0.5 * e.lr_at(cosine, 4), "warm-up at 4")
+
+# p = 0.25, 0.5, 0.25; label 0: -log p = ln 4, the mean of -log p is 5/3 ln 2.
+logits = torch.tensor([[0.0, math.log(2.0), 0.0]])
+y = torch.tensor([0])
+ln2 = math.log(2.0)
+close(e.cross_entropy(logits, y, dict(base, smoothing=0.1)).item(),
+      0.9 * 2 * ln2 + 0.1 * 5 / 3 * ln2, "smoothing")
+print("checked", checked)
+"#;
 
 /// A torch-engine run is an ordinary netc run: netc's own program evaluates
 /// its checkpoint to the accuracy the engine reported, for a model with
 /// every layer kind (batch norm and dropout too) trained by two processes,
-/// and for a model whose names Python and Rust reserve.
+/// and for a model whose names Python and Rust reserve; and it resumes the
+/// run with the AdamW state the engine saved.
 #[test]
 fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
     let dir = tempfile::tempdir().unwrap();
@@ -233,6 +355,11 @@ fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
                 "16",
                 "--augment",
                 "on",
+                // Its state, under .net names (keywords too), goes on in netc's program.
+                "--optimizer",
+                "adamw",
+                "--lr",
+                "0.01",
             ],
         );
         let reported = log(&run)
@@ -435,11 +562,39 @@ fn bad_input_gets_netc_errors() {
         &["a run of model small, not tuto"],
     );
     fails(
-        &run(&["--resume", &good_str, "--lr", "0.5", "--augment", "off"]),
+        &run(&[
+            "--resume",
+            &good_str,
+            "--lr",
+            "0.5",
+            "--augment",
+            "off",
+            "--optimizer",
+            "adam",
+        ]),
         &[
             "--lr 0.5 (the run uses 0.1)",
             "--augment off (the run uses on)",
+            "--optimizer adam (the run uses sgd)",
         ],
+    );
+    // A settings.json from before the optimizer settings means the seed's recipe.
+    let saved = good.join("settings.json");
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
+    for key in ["optimizer", "momentum", "schedule", "warmup", "smoothing"] {
+        assert!(json["settings"]
+            .as_object_mut()
+            .unwrap()
+            .remove(key)
+            .is_some());
+    }
+    std::fs::write(&saved, json.to_string()).unwrap();
+    train(&script, &["--resume", &good_str, "--quiet", "--steps", "7"]);
+    // Values no run can use, with the messages of netc's program.
+    fails(
+        &run(&["--data", &data, "--momentum", "1.5", "--schedule", "step"]),
+        &["--momentum 1.5 is not in [0, 1)", "give --lr-every N"],
     );
     // Weights that are not numbers.
     let ck = good.join("checkpoint.safetensors");

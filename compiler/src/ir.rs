@@ -225,6 +225,76 @@ pub struct Settings {
     pub classes: u64,
     /// Exponential moving average of the weights, evaluated instead of the raw ones.
     pub average: bool,
+    pub optimizer: Optimizer,
+    /// Of `momentum` and `nesterov`.
+    pub momentum: f64,
+    /// Of `adam` and `adamw`.
+    pub beta1: f64,
+    pub beta2: f64,
+    pub epsilon: f64,
+    pub schedule: Schedule,
+    /// Steps between the `step` schedule's decays (0: not given).
+    pub lr_every: u64,
+    /// What the `step` schedule multiplies the rate by.
+    pub lr_factor: f64,
+    /// Where the `cosine` schedule ends.
+    pub lr_min: f64,
+    /// Steps of linear warm-up.
+    pub warmup: u64,
+    /// Label smoothing.
+    pub smoothing: f64,
+}
+
+/// How the weights move; the runtime's `optim::Optimizer`, by the same names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Optimizer {
+    Sgd,
+    Momentum,
+    Nesterov,
+    Adam,
+    Adamw,
+}
+
+/// The learning-rate schedule; the runtime's `optim::Schedule`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Constant,
+    Step,
+    Cosine,
+}
+
+impl Optimizer {
+    pub const ALL: [Optimizer; 5] = [
+        Optimizer::Sgd,
+        Optimizer::Momentum,
+        Optimizer::Nesterov,
+        Optimizer::Adam,
+        Optimizer::Adamw,
+    ];
+    /// The name in `train optimizer=...`, `--optimizer` and `settings.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Sgd => "sgd",
+            Optimizer::Momentum => "momentum",
+            Optimizer::Nesterov => "nesterov",
+            Optimizer::Adam => "adam",
+            Optimizer::Adamw => "adamw",
+        }
+    }
+}
+
+impl Schedule {
+    pub const ALL: [Schedule; 3] = [Schedule::Constant, Schedule::Step, Schedule::Cosine];
+    /// The name in `train schedule=...`, `--schedule` and `settings.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Step => "step",
+            Schedule::Cosine => "cosine",
+        }
+    }
 }
 
 impl Default for Settings {
@@ -238,6 +308,18 @@ impl Default for Settings {
             steps: 10_000,
             classes: 10,
             average: true,
+            // The seed's recipe: plain SGD at a constant rate.
+            optimizer: Optimizer::Sgd,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            schedule: Schedule::Constant,
+            lr_every: 0,
+            lr_factor: 0.1,
+            lr_min: 0.0,
+            warmup: 0,
+            smoothing: 0.0,
         }
     }
 }

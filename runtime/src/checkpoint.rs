@@ -1,6 +1,7 @@
 //! Checkpoints: one safetensors file holding the raw weights under their
 //! layer names (`conv1.weight`) and the averaged ones under `ema/`
-//! (`ema/conv1.weight`), with the step and settings as metadata. Written to a
+//! (`ema/conv1.weight`), the optimizer's state under `optim/`
+//! (`optim/m/conv1.weight`), with the step and settings as metadata. Written to a
 //! temporary file, then renamed: a crash never leaves a broken checkpoint.
 //! The same tensors and metadata always give the same bytes.
 
@@ -11,11 +12,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 pub const AVERAGED: &str = "ema/";
+/// The optimizer's state: `optim/<slot>/<tensor>`.
+pub const OPTIMIZER: &str = "optim/";
 
 #[derive(Debug, Clone, Default)]
 pub struct Checkpoint {
     pub raw: Tensors,
     pub averaged: Option<Tensors>,
+    /// The optimizer's state by `<slot>/<tensor>` (`m/conv1.weight`); empty
+    /// for the seed's SGD and for weight files.
+    pub optimizer: Tensors,
     /// Sorted, so that identical runs write identical files.
     pub metadata: BTreeMap<String, String>,
 }
@@ -57,6 +63,9 @@ impl Checkpoint {
         for (name, t) in self.averaged.iter().flatten() {
             owned.push((format!("{AVERAGED}{name}"), t.shape.clone(), bytes_of(t)));
         }
+        for (name, t) in &self.optimizer {
+            owned.push((format!("{OPTIMIZER}{name}"), t.shape.clone(), bytes_of(t)));
+        }
         owned.sort_by(|a, b| a.0.cmp(&b.0));
         let views = owned
             .iter()
@@ -77,12 +86,21 @@ impl Checkpoint {
     /// finite numbers, since a model with one computes nothing meaningful.
     pub fn load_weights(path: &Path) -> Result<Self> {
         let ck = Self::load(path)?;
-        let all = ck.raw.iter().map(|(n, t)| (n.clone(), t)).chain(
-            ck.averaged
-                .iter()
-                .flatten()
-                .map(|(n, t)| (format!("{AVERAGED}{n}"), t)),
-        );
+        let all = ck
+            .raw
+            .iter()
+            .map(|(n, t)| (n.clone(), t))
+            .chain(
+                ck.averaged
+                    .iter()
+                    .flatten()
+                    .map(|(n, t)| (format!("{AVERAGED}{n}"), t)),
+            )
+            .chain(
+                ck.optimizer
+                    .iter()
+                    .map(|(n, t)| (format!("{OPTIMIZER}{n}"), t)),
+            );
         let mut bad: Vec<String> = all
             .filter_map(|(name, t)| {
                 let n = t.values.iter().filter(|v| !v.is_finite()).count();
@@ -139,15 +157,14 @@ impl Checkpoint {
                 shape: view.shape().to_vec(),
                 values,
             };
-            match name.strip_prefix(AVERAGED) {
-                Some(inner) => {
-                    out.averaged
-                        .get_or_insert_with(HashMap::new)
-                        .insert(inner.to_string(), t);
-                }
-                None => {
-                    out.raw.insert(name, t);
-                }
+            if let Some(inner) = name.strip_prefix(AVERAGED) {
+                out.averaged
+                    .get_or_insert_with(HashMap::new)
+                    .insert(inner.to_string(), t);
+            } else if let Some(inner) = name.strip_prefix(OPTIMIZER) {
+                out.optimizer.insert(inner.to_string(), t);
+            } else {
+                out.raw.insert(name, t);
             }
         }
         Ok(out)
@@ -208,11 +225,17 @@ mod tests {
                 .into(),
             ),
             metadata: [("step".to_string(), "7".to_string())].into(),
+            optimizer: [(
+                "m/conv1.weight".to_string(),
+                t(vec![0.25; 4], vec![1, 1, 2, 2]),
+            )]
+            .into(),
         };
         ck.save(&path).unwrap();
         let back = Checkpoint::load(&path).unwrap();
         assert_eq!(back.raw, ck.raw);
         assert_eq!(back.averaged, ck.averaged);
+        assert_eq!(back.optimizer, ck.optimizer);
         assert_eq!(back.metadata["step"], "7");
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
@@ -244,6 +267,7 @@ mod tests {
                         })
                         .collect(),
                     averaged: None,
+                    optimizer: Tensors::new(),
                     metadata: (0..8).map(|i| (format!("key{i}"), i.to_string())).collect(),
                 };
                 ck.save(&path).unwrap();
@@ -275,6 +299,7 @@ mod tests {
             .into(),
             averaged: Some([("b".to_string(), t(vec![f32::NEG_INFINITY]))].into()),
             metadata: BTreeMap::new(),
+            optimizer: Tensors::new(),
         }
         .save(&path)
         .unwrap();

@@ -2,6 +2,7 @@
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split, CIFAR10_CLASSES};
+use crate::optim::{Optimizer, Schedule};
 use crate::run::Asked;
 use crate::train::{self, Options, CHECKPOINT};
 use crate::{eval, infer, params, Net, Result, Spec};
@@ -70,6 +71,9 @@ pub enum Command {
         /// Evaluate the moving average of the weights
         #[arg(long, value_enum)]
         average: Option<Switch>,
+        /// Optimizer, schedule and label smoothing (boxed: clap's variant stays small)
+        #[command(flatten)]
+        recipe: Box<RecipeFlags>,
         /// Continue the run in this directory, with its own settings: flags
         /// that contradict them are refused
         #[arg(long)]
@@ -139,6 +143,44 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// The flags of `optim::Recipe`; left out, the model's `train` line decides.
+#[derive(clap::Args, Debug, Default)]
+pub struct RecipeFlags {
+    /// How the weights move (the seed's: sgd)
+    #[arg(long, value_enum)]
+    pub optimizer: Option<Optimizer>,
+    /// Momentum of `momentum` and `nesterov` [default: 0.9]
+    #[arg(long)]
+    pub momentum: Option<f64>,
+    /// Adam's first-moment decay [default: 0.9]
+    #[arg(long)]
+    pub beta1: Option<f64>,
+    /// Adam's second-moment decay [default: 0.999]
+    #[arg(long)]
+    pub beta2: Option<f64>,
+    /// Adam's epsilon [default: 1e-8]
+    #[arg(long)]
+    pub epsilon: Option<f64>,
+    /// Learning-rate schedule (the seed's: constant)
+    #[arg(long, value_enum)]
+    pub schedule: Option<Schedule>,
+    /// Steps between the step schedule's decays
+    #[arg(long)]
+    pub lr_every: Option<u64>,
+    /// What the step schedule multiplies the rate by [default: 0.1]
+    #[arg(long)]
+    pub lr_factor: Option<f64>,
+    /// The rate the cosine schedule ends at [default: 0]
+    #[arg(long)]
+    pub lr_min: Option<f64>,
+    /// Steps of linear warm-up of the rate [default: 0]
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Label smoothing, in [0, 1) [default: 0]
+    #[arg(long)]
+    pub smoothing: Option<f64>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -256,6 +298,7 @@ where
             augment,
             decay,
             average,
+            recipe,
             resume,
             init_from,
             runs,
@@ -279,6 +322,17 @@ where
                     average: average.map(Switch::on),
                     eval_every,
                     log_every,
+                    optimizer: recipe.optimizer,
+                    momentum: recipe.momentum,
+                    beta1: recipe.beta1,
+                    beta2: recipe.beta2,
+                    epsilon: recipe.epsilon,
+                    schedule: recipe.schedule,
+                    lr_every: recipe.lr_every,
+                    lr_factor: recipe.lr_factor,
+                    lr_min: recipe.lr_min,
+                    warmup: recipe.warmup,
+                    smoothing: recipe.smoothing,
                 },
                 checkpoint_every: Duration::from_secs(checkpoint_secs),
                 progress: !quiet,
@@ -453,5 +507,35 @@ mod tests {
         );
         let e = parse(&["train"]).unwrap_err().to_string();
         assert!(e.contains("--data"), "{e}");
+    }
+
+    #[test]
+    fn recipe_flags_parse_and_bad_names_list_the_choices() {
+        let Command::Train { recipe, .. } = parse(&[
+            "train",
+            "--data",
+            "d",
+            "--optimizer",
+            "adamw",
+            "--schedule",
+            "cosine",
+            "--lr-min",
+            "0.001",
+            "--warmup",
+            "500",
+            "--smoothing",
+            "0.1",
+        ])
+        .unwrap() else {
+            panic!("not train")
+        };
+        assert_eq!(recipe.optimizer, Some(Optimizer::Adamw));
+        assert_eq!(recipe.schedule, Some(Schedule::Cosine));
+        assert_eq!((recipe.warmup, recipe.smoothing), (Some(500), Some(0.1)));
+        assert_eq!(recipe.momentum, None);
+        let e = parse(&["train", "--data", "d", "--optimizer", "adamm"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sgd, momentum, nesterov, adam, adamw"), "{e}");
     }
 }

@@ -16,6 +16,7 @@ pub mod eval;
 pub mod infer;
 pub mod kernels;
 pub mod nn;
+pub mod optim;
 pub mod params;
 pub mod run;
 pub mod spec;
@@ -23,6 +24,7 @@ pub mod train;
 
 pub use burn;
 pub use kernels::Kernels;
+pub use optim::{Optimizer, Recipe, Schedule};
 pub use spec::{Net, Settings, Spec};
 
 /// Errors a user can act on: what went wrong, naming the file when there is one.

@@ -4,6 +4,7 @@
 //! contradict them, and cuts its log back to the checkpoint.
 
 use crate::checkpoint::write_atomic;
+use crate::optim::{Optimizer, Schedule};
 use crate::{Result, Settings, Spec};
 use serde::{Deserialize, Serialize};
 use std::fs::File;
@@ -35,6 +36,17 @@ pub struct Asked {
     pub average: Option<bool>,
     pub eval_every: Option<u64>,
     pub log_every: Option<u64>,
+    pub optimizer: Option<Optimizer>,
+    pub momentum: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub epsilon: Option<f64>,
+    pub schedule: Option<Schedule>,
+    pub lr_every: Option<u64>,
+    pub lr_factor: Option<f64>,
+    pub lr_min: Option<f64>,
+    pub warmup: Option<u64>,
+    pub smoothing: Option<f64>,
 }
 
 /// Everything that decides a run's results, saved in `settings.json`.
@@ -62,6 +74,18 @@ impl RunSettings {
         if a.decay == Some(false) {
             s.decay = 0.0;
         }
+        let r = &mut s.recipe;
+        r.optimizer = a.optimizer.unwrap_or(r.optimizer);
+        r.momentum = a.momentum.unwrap_or(r.momentum);
+        r.beta1 = a.beta1.unwrap_or(r.beta1);
+        r.beta2 = a.beta2.unwrap_or(r.beta2);
+        r.epsilon = a.epsilon.unwrap_or(r.epsilon);
+        r.schedule = a.schedule.unwrap_or(r.schedule);
+        r.lr_every = a.lr_every.unwrap_or(r.lr_every);
+        r.lr_factor = a.lr_factor.unwrap_or(r.lr_factor);
+        r.lr_min = a.lr_min.unwrap_or(r.lr_min);
+        r.warmup = a.warmup.unwrap_or(r.warmup);
+        r.smoothing = a.smoothing.unwrap_or(r.smoothing);
         RunSettings {
             model: spec.name.to_string(),
             file: spec.file.to_string(),
@@ -240,6 +264,56 @@ pub fn resume(spec: &Spec, dir: &Path, asked: &Asked) -> Result<Run> {
         on(asked.decay == Some(true) && now.decay > 0.0),
         on(was.decay > 0.0),
     );
+    let (rw, rn) = (&was.recipe, &now.recipe);
+    differs(
+        asked.optimizer.is_some(),
+        "--optimizer",
+        rn.optimizer.to_string(),
+        rw.optimizer.to_string(),
+    );
+    differs(
+        asked.schedule.is_some(),
+        "--schedule",
+        rn.schedule.to_string(),
+        rw.schedule.to_string(),
+    );
+    for (given, flag, a, b) in [
+        (
+            asked.momentum.is_some(),
+            "--momentum",
+            rn.momentum,
+            rw.momentum,
+        ),
+        (asked.beta1.is_some(), "--beta1", rn.beta1, rw.beta1),
+        (asked.beta2.is_some(), "--beta2", rn.beta2, rw.beta2),
+        (asked.epsilon.is_some(), "--epsilon", rn.epsilon, rw.epsilon),
+        (
+            asked.lr_factor.is_some(),
+            "--lr-factor",
+            rn.lr_factor,
+            rw.lr_factor,
+        ),
+        (asked.lr_min.is_some(), "--lr-min", rn.lr_min, rw.lr_min),
+        (
+            asked.smoothing.is_some(),
+            "--smoothing",
+            rn.smoothing,
+            rw.smoothing,
+        ),
+    ] {
+        differs(given, flag, a.to_string(), b.to_string());
+    }
+    for (given, flag, a, b) in [
+        (
+            asked.lr_every.is_some(),
+            "--lr-every",
+            rn.lr_every,
+            rw.lr_every,
+        ),
+        (asked.warmup.is_some(), "--warmup", rn.warmup, rw.warmup),
+    ] {
+        differs(given, flag, a.to_string(), b.to_string());
+    }
     differs(
         asked.eval_every.is_some(),
         "--eval-every",

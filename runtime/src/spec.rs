@@ -1,5 +1,6 @@
 //! What a generated model tells the runtime about itself.
 
+use crate::optim::Recipe;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +16,10 @@ pub struct Settings {
     pub batch_size: usize,
     pub steps: u64,
     pub classes: usize,
+    /// Optimizer, learning-rate schedule and label smoothing; flattened in
+    /// `settings.json`, where a run made before they existed lacks them.
+    #[serde(flatten)]
+    pub recipe: Recipe,
 }
 
 /// A model as netc compiled it.
@@ -27,6 +32,9 @@ pub struct Spec {
     /// Input height, width, channels.
     pub input: [usize; 3],
     pub settings: Settings,
+    /// The `.net` names of the weights of layers marked `decay` (AdamW
+    /// decays them in its update rather than through the loss).
+    pub decayed: &'static [&'static str],
 }
 
 /// A generated network.

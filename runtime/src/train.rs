@@ -1,16 +1,17 @@
-//! Training as the seed did it: plain SGD on softmax cross-entropy, the
-//! per-layer weight decay, and an exponential moving average of the weights.
+//! Training as the seed did it (plain SGD on softmax cross-entropy, the
+//! per-layer weight decay, an exponential moving average of the weights), or
+//! with the optimizer, schedule and smoothing of `optim.rs`.
 //! Every run gets a directory with its source, settings, log and checkpoint.
 
 use crate::batches::{self, Batches, Plan};
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split};
 use crate::ema::Ema;
+use crate::optim::Optim;
 use crate::run::{self, Asked, Log};
 use crate::{eval, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
-use burn::nn::loss::CrossEntropyLossConfig;
-use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
@@ -66,6 +67,7 @@ where
         }
     };
     let s = &settings.settings;
+    s.recipe.check(s.learning_rate)?;
     let [h, w, c] = spec.input;
     if c != 3 {
         return Err(format!(
@@ -96,12 +98,20 @@ where
     let checkpoint_path = dir.join(CHECKPOINT);
     let mut step = 0u64;
     let mut ema;
+    let mut optim = Optim::<B::InnerBackend>::new(s.recipe, spec.decayed, s.decay);
     if resumed && checkpoint_path.exists() {
         // The checkpoint holds everything: the run's --init-from file is
         // needed no more.
         let ck = Checkpoint::load_weights(&checkpoint_path)?;
         step = saved_step(&ck, &checkpoint_path)?;
         model = params::load(model, &ck.raw, &checkpoint_path)?;
+        optim.load(
+            &ck.optimizer,
+            &params::collect(&model),
+            step,
+            device,
+            &checkpoint_path,
+        )?;
         let averaged = ck.averaged.unwrap_or(ck.raw);
         same_tensors(&params::collect(&model), &averaged, &checkpoint_path)?;
         ema = Ema { shadow: averaged };
@@ -132,8 +142,9 @@ where
         seed: run.seed,
     };
     let batches = Batches::spawn(train_data.clone(), plan, step);
-    let mut optim = SgdConfig::new().init::<B, M>();
-    let loss_fn = CrossEntropyLossConfig::new().init(device);
+    let loss_fn = crate::optim::cross_entropy(s.recipe.smoothing, device);
+    // AdamW decays the marked layers in its update instead.
+    let decay_in_loss = s.decay > 0.0 && !s.recipe.decoupled_decay();
     let bar = progress(options.progress, s.steps, step);
 
     // What a run that stops now leaves behind, for its message.
@@ -147,7 +158,7 @@ where
             "no checkpoint was written yet".to_string()
         }
     };
-    let save = |model: &M, ema: &Ema, step: u64| -> Result<()> {
+    let save = |model: &M, ema: &Ema, optim: &Optim<B::InnerBackend>, step: u64| -> Result<()> {
         let raw = params::collect(model);
         if raw
             .values()
@@ -159,14 +170,19 @@ where
                 kept()
             ));
         }
-        let metadata = [
+        let mut metadata: std::collections::BTreeMap<String, String> = [
             ("step", step.to_string()),
             ("model", spec.name.to_string()),
             ("seed", run.seed.to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v))
         .into();
+        // Says what the `optim/` tensors are; the seed's SGD has none.
+        if !s.recipe.slots().is_empty() {
+            metadata.insert("optimizer".into(), s.recipe.optimizer.to_string());
+        }
         Checkpoint {
+            optimizer: optim.save(&raw),
             raw,
             averaged: s.average.then(|| ema.shadow.clone()),
             metadata,
@@ -199,7 +215,7 @@ where
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels, [n]), device);
         let logits = model.forward(x);
         let mut loss = loss_fn.forward(logits.clone(), y.clone());
-        if s.decay > 0.0 {
+        if decay_in_loss {
             if let Some(d) = model.decay_loss() {
                 loss = loss + d.mul_scalar(s.decay);
             }
@@ -224,7 +240,8 @@ where
             .into_scalar()
             .elem();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(s.learning_rate, model, grads);
+        let lr = s.recipe.lr_at(s.learning_rate, step, s.steps);
+        model = optim.step(lr, step, model, grads);
         step += 1;
         if s.average {
             ema.update(&params::collect(&model), step);
@@ -254,7 +271,7 @@ where
             outcome.test_accuracy = Some(acc);
         }
         if last_save.elapsed() >= options.checkpoint_every && step < s.steps {
-            if let Err(e) = save(&model, &ema, step) {
+            if let Err(e) = save(&model, &ema, &optim, step) {
                 bar.abandon();
                 log.write(serde_json::json!({"step": step, "error": e}))?;
                 return Err(e);
@@ -263,7 +280,7 @@ where
         }
     }
     bar.finish();
-    if let Err(e) = save(&model, &ema, step) {
+    if let Err(e) = save(&model, &ema, &optim, step) {
         log.write(serde_json::json!({"step": step, "error": e}))?;
         return Err(e);
     }

@@ -29,6 +29,7 @@ fn good_checkpoint() -> &'static [u8] {
             metadata: [("step", "7"), ("model", "tiny")]
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .into(),
+            ..Checkpoint::default()
         }
         .save(&path)
         .unwrap();

@@ -68,12 +68,16 @@ fn resuming_with_flags_that_contradict_the_run_is_refused_listing_them() {
         o.asked.seed = Some(9);
         o.asked.augment = Some(true);
         o.asked.steps = Some(4);
+        o.asked.optimizer = Some(netc_runtime::Optimizer::Adam);
+        o.asked.warmup = Some(5);
     })
     .unwrap_err();
     assert!(
         e.contains("--lr 0.05 (the run uses 0.1)")
             && e.contains("--seed 9 (the run uses 5)")
-            && e.contains("--augment on (the run uses off)"),
+            && e.contains("--augment on (the run uses off)")
+            && e.contains("--optimizer adam (the run uses sgd)")
+            && e.contains("--warmup 5 (the run uses 0)"),
         "{e}"
     );
     assert_eq!(settings(&run).settings.steps, 2, "nothing changed");
@@ -300,4 +304,64 @@ fn a_run_saves_its_data_and_weights_from_the_root() {
     let here = std::env::current_dir().unwrap();
     assert_eq!(s.data, here.join("data"));
     assert_eq!(s.init_from, Some(here.join("weights.safetensors")));
+}
+
+/// A run whose settings.json predates the optimizer settings resumes with
+/// the seed's recipe, and a bad value is refused before a run is made.
+#[test]
+fn old_settings_resume_as_the_seeds_recipe_and_bad_values_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 100);
+    let run = short_run(dir.path(), 2);
+    let path = run.join(train::SETTINGS);
+    let mut json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let inner = json["settings"].as_object_mut().unwrap();
+    for key in [
+        "optimizer",
+        "momentum",
+        "schedule",
+        "warmup",
+        "smoothing",
+        "lr_every",
+    ] {
+        assert!(inner.remove(key).is_some(), "{key} is saved");
+    }
+    std::fs::write(&path, json.to_string()).unwrap();
+    resume(dir.path(), &run, |o| o.asked.steps = Some(4)).unwrap();
+    assert_eq!(settings(&run).settings.recipe, netc_runtime::Recipe::SEED);
+    let e = train(&with(dir.path(), &dir.path().join("runs"), |o| {
+        o.asked.smoothing = Some(1.0);
+    }))
+    .unwrap_err();
+    assert!(e.contains("--smoothing 1 is not in [0, 1)"), "{e}");
+}
+
+/// A momentum run's checkpoint that lost some or all of its optimizer state
+/// is refused on resume, naming what is missing: continuing without it
+/// would not be the run.
+#[test]
+fn a_checkpoint_without_its_optimizer_state_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 100);
+    let run = train(&with(dir.path(), &dir.path().join("runs"), |o| {
+        o.asked.steps = Some(2);
+        o.asked.optimizer = Some(netc_runtime::Optimizer::Momentum);
+    }))
+    .unwrap()
+    .run;
+    let path = run.join(train::CHECKPOINT);
+    let mut ck = Checkpoint::load(&path).unwrap();
+    assert_eq!(ck.metadata["optimizer"], "momentum");
+    assert!(ck.optimizer.remove("momentum/fc.bias").is_some());
+    ck.save(&path).unwrap();
+    let e = resume(dir.path(), &run, |o| o.asked.steps = Some(4)).unwrap_err();
+    assert!(
+        e.contains("lacks or misshapes `optim/momentum/fc.bias`"),
+        "{e}"
+    );
+    ck.optimizer.clear();
+    ck.save(&path).unwrap();
+    let e = resume(dir.path(), &run, |o| o.asked.steps = Some(4)).unwrap_err();
+    assert!(e.contains("holds no Momentum optimizer state"), "{e}");
 }

@@ -74,52 +74,72 @@ fn a_checkpoint_reloads_to_identical_outputs() {
     assert_eq!(a, b);
 }
 
+/// For the seed's SGD, Nesterov momentum with a step schedule and warm-up,
+/// and AdamW with warm-up and label smoothing: the optimizer's state travels
+/// in the checkpoint, so the resumed run ends bit for bit where the
+/// uninterrupted one does. (A cosine schedule ends at the run's last step, so
+/// moving that end with `--steps` changes the rates after the checkpoint.)
 #[test]
 fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
+    use netc_runtime::{Optimizer, Schedule};
+    let recipes: [fn(&mut train::Options); 3] = [
+        |_| {},
+        |o| {
+            o.asked.optimizer = Some(Optimizer::Nesterov);
+            o.asked.schedule = Some(Schedule::Step);
+            o.asked.lr_every = Some(7);
+            o.asked.warmup = Some(3);
+        },
+        |o| {
+            o.asked.optimizer = Some(Optimizer::Adamw);
+            o.asked.learning_rate = Some(0.01);
+            o.asked.warmup = Some(12);
+            o.asked.smoothing = Some(0.1);
+        },
+    ];
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 200);
-    let runs = dir.path().join("runs");
-    let full = train::train::<B, Tiny<B>>(
-        &SPEC,
-        &with(dir.path(), &runs, |o| {
-            o.asked.steps = Some(20);
-        }),
-        &Default::default(),
-    )
-    .unwrap();
-    let half = train::train::<B, Tiny<B>>(
-        &SPEC,
-        &with(dir.path(), &runs, |o| {
-            o.asked.steps = Some(10);
-        }),
-        &Default::default(),
-    )
-    .unwrap();
-    let resumed = train::train::<B, Tiny<B>>(
-        &SPEC,
-        &with(dir.path(), &runs, |o| {
-            o.asked.steps = Some(20);
-            o.resume = Some(half.run.clone());
-        }),
-        &Default::default(),
-    )
-    .unwrap();
-    assert_eq!(resumed.run, half.run);
-    let a = Checkpoint::load(&full.run.join(train::CHECKPOINT)).unwrap();
-    let b = Checkpoint::load(&resumed.run.join(train::CHECKPOINT)).unwrap();
-    assert_eq!(a.metadata["step"], "20");
-    assert_eq!(b.metadata["step"], "20");
-    for (name, t) in &a.raw {
-        let u = &b.raw[name];
-        let diff = t
-            .values
-            .iter()
-            .zip(&u.values)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max);
-        assert!(diff <= 1e-5, "{name} differs by {diff}");
+    for (i, recipe) in recipes.iter().enumerate() {
+        let runs = dir.path().join(format!("runs{i}"));
+        let full = train::train::<B, Tiny<B>>(
+            &SPEC,
+            &with(dir.path(), &runs, |o| {
+                o.asked.steps = Some(20);
+                recipe(o);
+            }),
+            &Default::default(),
+        )
+        .unwrap();
+        let half = train::train::<B, Tiny<B>>(
+            &SPEC,
+            &with(dir.path(), &runs, |o| {
+                o.asked.steps = Some(10);
+                recipe(o);
+            }),
+            &Default::default(),
+        )
+        .unwrap();
+        let resumed = train::train::<B, Tiny<B>>(
+            &SPEC,
+            &with(dir.path(), &runs, |o| {
+                o.asked.steps = Some(20);
+                o.resume = Some(half.run.clone());
+            }),
+            &Default::default(),
+        )
+        .unwrap();
+        assert_eq!(resumed.run, half.run);
+        let a = Checkpoint::load(&full.run.join(train::CHECKPOINT)).unwrap();
+        let b = Checkpoint::load(&resumed.run.join(train::CHECKPOINT)).unwrap();
+        assert_eq!(a.metadata["step"], "20");
+        assert_eq!(b.metadata["step"], "20");
+        assert!(a.raw == b.raw, "recipe {i}: the weights differ");
+        assert!(a.averaged == b.averaged, "recipe {i}: the averages differ");
+        assert!(a.optimizer == b.optimizer, "recipe {i}: the states differ");
+        // Plain SGD has no state; momentum one buffer, Adam two, per tensor.
+        assert_eq!(a.optimizer.len(), [0, 4, 8][i], "recipe {i}");
+        assert_eq!(losses(&half.run).len(), 20, "the log holds each step once");
     }
-    assert_eq!(losses(&half.run).len(), 20, "the log holds each step once");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! every node a unique name in its scope.
 
 mod layers;
+pub mod settings;
 pub mod values;
 
 use crate::diag::{Diagnostic, Result, Span};
@@ -21,11 +22,7 @@ pub const MAX_LAYERS: usize = 100_000;
 pub const MAX_DEPTH: usize = 64;
 
 pub use layers::LAYERS;
-
-/// The keys a `train` line accepts (`netc sweep` varies them too).
-pub const SETTINGS: &[&str] = &[
-    "decay", "dropout", "augment", "lr", "batch", "steps", "classes", "average",
-];
+pub use settings::TRAIN_KEYS;
 
 pub fn lower(file: &ast::File) -> Result<Vec<Untyped>> {
     let mut blocks: HashMap<&str, &BlockDef> = HashMap::new();
@@ -112,8 +109,7 @@ fn lower_model(
     layers_before: &mut usize,
 ) -> Result<Untyped> {
     let mut input = None;
-    let mut settings = Settings::default();
-    let mut explicit_augment = None;
+    let mut train = settings::Train::default();
     let mut layers = Vec::new();
     for stmt in &model.body {
         match &stmt.kind {
@@ -131,7 +127,7 @@ fn lower_model(
                 input = Some(read_input(args, stmt.span)?);
             }
             StmtKind::Layer { op, args } if op.name == "train" => {
-                explicit_augment = read_settings(args, &mut settings)?.or(explicit_augment);
+                train.read(args)?;
             }
             _ => layers.push(stmt),
         }
@@ -144,6 +140,7 @@ fn lower_model(
         .label("no `input` line")
         .help("start the model with its input shape, such as `input 24x24x3`"));
     };
+    let (mut settings, explicit_augment) = train.finish()?;
     // Without an explicit choice, a model smaller than CIFAR-10's 32x32 images
     // trains on random crops, as the seed's 24x24 models did.
     settings.augment = explicit_augment.unwrap_or(match input {
@@ -195,45 +192,6 @@ fn read_input(args: &[ast::Arg], span: Span) -> Result<Shape> {
         w: d[1],
         c: d[2],
     })
-}
-
-/// Reads `train key=value ...`; returns the augmentation switch if given.
-fn read_settings(args: &[ast::Arg], s: &mut Settings) -> Result<Option<bool>> {
-    const KEYS: &[&str] = SETTINGS;
-    let mut augment = None;
-    for arg in args {
-        let Some(key) = &arg.key else {
-            return Err(
-                Diagnostic::new(arg.value.span, "`train` takes key=value settings")
-                    .label("a bare value")
-                    .help(format!("settings: {}", KEYS.join(", "))),
-            );
-        };
-        let v = &arg.value;
-        let env = Env::new();
-        match key.name.as_str() {
-            "decay" => s.decay = values::real_in(v, "the decay factor", 0.0, f64::MAX)?,
-            "dropout" => s.dropout = values::real_in(v, "the dropout rate", 0.0, 1.0)?,
-            "augment" => augment = Some(values::switch(v, "augment")?),
-            "average" => s.average = values::switch(v, "average")?,
-            "lr" => s.learning_rate = values::real_in(v, "the learning rate", 0.0, 1e6)?,
-            "batch" => s.batch_size = values::int(v, &env, "the batch size")?.value,
-            "steps" => s.steps = values::int(v, &env, "the number of steps")?.value,
-            "classes" => s.classes = values::int(v, &env, "the number of classes")?.value,
-            other => {
-                let hint = match values::closest(other, KEYS.iter().copied()) {
-                    Some(k) => format!("did you mean `{k}`?"),
-                    None => format!("settings: {}", KEYS.join(", ")),
-                };
-                return Err(
-                    Diagnostic::new(key.span, format!("unknown setting `{other}`"))
-                        .label("not a training setting")
-                        .help(hint),
-                );
-            }
-        }
-    }
-    Ok(augment)
 }
 
 struct Lowerer<'a> {

@@ -5,7 +5,7 @@
 
 use crate::diag::{line_col, Span};
 use crate::ir::{Node, Op};
-use crate::lower::{LAYERS, SETTINGS};
+use crate::lower::{LAYERS, TRAIN_KEYS};
 use crate::syntax::ast::{Arg, ModelDef, Stmt, StmtKind, ValueKind};
 
 /// How one argument of a layer is written.
@@ -200,7 +200,7 @@ impl<'a> Resolver<'a> {
 
     /// Every key this model offers, for error messages.
     pub fn listing(&self) -> String {
-        let mut lines = vec![format!("training settings: {}", SETTINGS.join(", "))];
+        let mut lines = vec![format!("training settings: {}", TRAIN_KEYS.join(", "))];
         for n in &self.nodes {
             let keys = self.keys_of(n);
             let (line, _) = line_col(self.source, n.span.start);
@@ -238,7 +238,7 @@ impl<'a> Resolver<'a> {
     }
 
     pub fn resolve(&self, key: &str) -> Result<Target<'a>, String> {
-        if SETTINGS.contains(&key) {
+        if TRAIN_KEYS.contains(&key) {
             return Ok(Target {
                 key: key.into(),
                 what: What::Setting,

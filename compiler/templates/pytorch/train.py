@@ -39,6 +39,22 @@ MAX_BRIGHTNESS = 63.0
 CONTRAST = (0.2, 1.8)
 MAX_DECAY = 0.9999
 DEFAULT_SEED, DEFAULT_EVAL_EVERY, DEFAULT_LOG_EVERY = 1, 1000, 10
+OPTIMIZER = "optim/"
+# The seed's recipe (`Recipe::SEED` in runtime/src/optim.rs): what a run's
+# settings.json written before these settings existed means.
+SEED_RECIPE = {
+    "optimizer": "sgd", "momentum": 0.9, "beta1": 0.9, "beta2": 0.999, "epsilon": 1e-8,
+    "schedule": "constant", "lr_every": 0, "lr_factor": 0.1, "lr_min": 0.0, "warmup": 0,
+    "smoothing": 0.0,
+}
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine")
+# Per optimizer, its state tensors: checkpoint slot -> torch's state key.
+SLOTS = {
+    "sgd": {}, "momentum": {"momentum": "momentum_buffer"},
+    "nesterov": {"momentum": "momentum_buffer"},
+    "adam": {"m": "exp_avg", "v": "exp_avg_sq"}, "adamw": {"m": "exp_avg", "v": "exp_avg_sq"},
+}
 EVAL_BATCH = 500
 
 
@@ -316,6 +332,10 @@ def new_settings(a):
         s["average"] = a.average == "on"
     if a.decay == "off":
         s["decay"] = 0.0
+    for key, v in SEED_RECIPE.items():
+        s.setdefault(key, v)  # a NETC record of an older netc
+        if getattr(a, key) is not None:
+            s[key] = getattr(a, key)
     return {
         "model": NETC["model"],
         "file": NETC["file"],
@@ -372,6 +392,8 @@ def resume_run(d, a):
         saved = json.loads((d / SETTINGS).read_text())
         fields = ("model", "file", "settings", "seed", "data", "eval_every", "log_every")
         missing = [k for k in fields if k not in saved]
+        for k, v in SEED_RECIPE.items():
+            saved.get("settings", {}).setdefault(k, v)
         missing += [f"settings.{k}" for k in NETC["settings"] if k not in saved.get("settings", {})]
         if missing:
             raise ValueError(f"missing field `{missing[0]}`")
@@ -405,6 +427,9 @@ def resume_run(d, a):
     differs(
         a.decay is not None, "--decay", on(a.decay == "on" and now["decay"] > 0), on(was["decay"] > 0)
     )
+    for key in SEED_RECIPE:
+        v = getattr(a, key)
+        differs(v is not None, "--" + key.replace("_", "-"), num(now[key]), num(was[key]))
     differs(a.eval_every is not None, "--eval-every", str(want["eval_every"]), str(saved["eval_every"]))
     differs(a.log_every is not None, "--log-every", str(want["log_every"]), str(saved["log_every"]))
     if a.init_from is not None:
@@ -525,9 +550,15 @@ def read_weights(path):
             f"{path}: tensors hold NaN or infinite values: {', '.join(bad)}. These weights come "
             "from a run that diverged or a broken export; use an earlier checkpoint or retrain"
         )
-    raw = {n: t for n, t in tensors.items() if not n.startswith(AVERAGED)}
+    raw = {n: t for n, t in tensors.items() if not n.startswith((AVERAGED, OPTIMIZER))}
     averaged = {n[len(AVERAGED) :]: t for n, t in tensors.items() if n.startswith(AVERAGED)}
     return raw, averaged or None, metadata
+
+
+def read_state(path):
+    """The optimizer's state of a checkpoint by `<slot>/<name>` (`m/conv1.weight`)."""
+    tensors = read_safetensors(path)
+    return {n[len(OPTIMIZER) :]: t for n, t in tensors.items() if n.startswith(OPTIMIZER)}
 
 
 def put(model, tensors, path, keep=lambda name: True):
@@ -563,6 +594,125 @@ def decay_rate(step):
     return min(MAX_DECAY, (1.0 + step) / (10.0 + step))
 
 
+# --- optimizer, schedule, smoothing (runtime/src/optim.rs, same formulas) ---
+
+
+def check_recipe(s):
+    """Refuses values no run can use, with the messages of netc's program."""
+    bad = []
+    for flag, key in (("--momentum", "momentum"), ("--beta1", "beta1"), ("--beta2", "beta2"),
+                      ("--smoothing", "smoothing")):
+        if not 0.0 <= s[key] < 1.0:
+            bad.append(f"{flag} {num(s[key])} is not in [0, 1)")
+    if not (math.isfinite(s["epsilon"]) and s["epsilon"] > 0):
+        bad.append(f"--epsilon {num(s['epsilon'])} is not a positive number")
+    if not (math.isfinite(s["lr_factor"]) and s["lr_factor"] > 0):
+        bad.append(f"--lr-factor {num(s['lr_factor'])} is not a positive number")
+    if not (math.isfinite(s["lr_min"]) and 0 <= s["lr_min"] <= s["learning_rate"]):
+        bad.append(f"--lr-min {num(s['lr_min'])} is not between 0 and the learning rate {num(s['learning_rate'])}")
+    if s["schedule"] == "step" and s["lr_every"] == 0:
+        bad.append(
+            "the step schedule needs the steps between decays: give --lr-every N "
+            "(or lr_every=N on the model's train line)"
+        )
+    if bad:
+        raise Error(f"bad training settings: {'; '.join(bad)}")
+
+
+def num(v):
+    """A number as Rust's `to_string` writes it: 0.1, 1, 1e-8 (0.00000001)."""
+    if isinstance(v, float) and v.is_integer() and abs(v) < 1e16:
+        return str(int(v))
+    return repr(v)
+
+
+def lr_at(s, t):
+    """The learning rate of the update made at step `t` (updates done before it)."""
+    lr = s["learning_rate"]
+    if s["schedule"] == "step":
+        lr = lr * s["lr_factor"] ** (t // max(s["lr_every"], 1))
+    elif s["schedule"] == "cosine":
+        done = min(t, s["steps"]) / max(s["steps"], 1)
+        lr = s["lr_min"] + (lr - s["lr_min"]) * (1 + math.cos(math.pi * done)) / 2
+    if t < s["warmup"]:
+        lr = lr * (t + 1) / s["warmup"]
+    return lr
+
+
+def cross_entropy(logits, y, s):
+    """Summed softmax cross-entropy with label smoothing `s`: (1 - s) * -log
+    p(label) + s * mean over classes of -log p, as netc's program computes it."""
+    return F.cross_entropy(logits.float(), y, reduction="sum", label_smoothing=s["smoothing"])
+
+
+def make_optimizer(model, s, decayed):
+    """torch.optim's optimizer for the recipe. AdamW decays each weight of a
+    layer marked `decay` by `decay / its size` (the gradient the L2 term
+    would give) in its update; the others keep the L2 term in the loss."""
+    params = list(model.parameters())
+    kind = s["optimizer"]
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=s["learning_rate"])
+    if kind in ("momentum", "nesterov"):
+        return torch.optim.SGD(
+            params, lr=s["learning_rate"], momentum=s["momentum"], nesterov=kind == "nesterov"
+        )
+    betas, eps = (s["beta1"], s["beta2"]), s["epsilon"]
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=s["learning_rate"], betas=betas, eps=eps)
+    ids = {id(p) for p in decayed}
+    groups = [{"params": [p for p in params if id(p) not in ids], "weight_decay": 0.0}]
+    groups += [{"params": [p], "weight_decay": s["decay"] / p.numel()} for p in decayed]
+    return torch.optim.AdamW(
+        [g for g in groups if g["params"]], lr=s["learning_rate"], betas=betas, eps=eps
+    )
+
+
+def optimizer_state(optim, model, s):
+    """The optimizer's state as checkpoint tensors `<slot>/<name>`."""
+    out = {}
+    for key, p in model.named_parameters():
+        state = optim.state.get(p, {})
+        for slot, field in SLOTS[s["optimizer"]].items():
+            if field in state:
+                out[f"{slot}/{netc_name(model, key)}"] = state[field].detach().float().cpu().numpy()
+    return out
+
+
+def load_optimizer_state(optim, model, s, saved, step, path):
+    """Puts a checkpoint's state back, so a resumed run continues exactly:
+    every parameter's state in every slot, in its size, or none (step 0)."""
+    slots = SLOTS[s["optimizer"]]
+    if not slots:
+        return
+    if step > 0 and not saved:
+        raise Error(
+            f"{path}: holds no {s['optimizer'].capitalize()} optimizer state (tensors "
+            f"`optim/{next(iter(slots))}/...`) although the run is at step {step}; it was not "
+            "written by this run's optimizer. Start a new run"
+        )
+    if not saved:
+        return
+    named = [(netc_name(model, k), p) for k, p in model.named_parameters()]
+    bad = [
+        f"`optim/{slot}/{name}`" for name, p in named for slot in slots
+        if f"{slot}/{name}" not in saved or saved[f"{slot}/{name}"].numel() != p.numel()
+    ]
+    if bad:
+        raise Error(
+            f"{path}: damaged: the optimizer state lacks or misshapes {', '.join(sorted(bad))}; "
+            "restore it from a backup or start a new run"
+        )
+    for name, p in named:
+        state = {
+            field: saved[f"{slot}/{name}"].to(p.device, p.dtype).reshape(p.shape).clone()
+            for slot, field in slots.items()
+        }
+        if s["optimizer"] in ("adam", "adamw"):
+            state["step"] = torch.tensor(float(step))
+        optim.state[p] = state
+
+
 def switch(v):
     if v not in ("on", "off"):
         raise argparse.ArgumentTypeError("on or off")
@@ -582,6 +732,17 @@ def arguments(argv):
     ap.add_argument("--augment", type=switch)
     ap.add_argument("--decay", type=switch)
     ap.add_argument("--average", type=switch)
+    ap.add_argument("--optimizer", choices=OPTIMIZERS, help="how the weights move [sgd]")
+    ap.add_argument("--momentum", type=float, help="of momentum and nesterov [0.9]")
+    ap.add_argument("--beta1", type=float, help="Adam's first-moment decay [0.9]")
+    ap.add_argument("--beta2", type=float, help="Adam's second-moment decay [0.999]")
+    ap.add_argument("--epsilon", type=float, help="Adam's epsilon [1e-8]")
+    ap.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule [constant]")
+    ap.add_argument("--lr-every", type=int, help="steps between the step schedule's decays")
+    ap.add_argument("--lr-factor", type=float, help="what the step schedule multiplies the rate by [0.1]")
+    ap.add_argument("--lr-min", type=float, help="the rate the cosine schedule ends at [0]")
+    ap.add_argument("--warmup", type=int, help="steps of linear warm-up of the rate [0]")
+    ap.add_argument("--smoothing", type=float, help="label smoothing, in [0, 1) [0]")
     ap.add_argument("--resume", help="continue the run in this directory")
     ap.add_argument("--init-from", help="start from the weights of this safetensors file")
     ap.add_argument("--runs", default="runs", help="where run directories go")
@@ -601,6 +762,7 @@ def arguments(argv):
         ("--steps", a.steps, 0), ("--batch-size", a.batch_size, 1), ("--nproc", a.nproc, 1),
         ("--eval-every", a.eval_every, 0), ("--log-every", a.log_every, 0),
         ("--seed", a.seed, 0), ("--threads", a.threads, 1),
+        ("--lr-every", a.lr_every, 1), ("--warmup", a.warmup, 0),
     ):
         if v is not None and v < low:
             ap.error(f"{flag} must be at least {low}")
@@ -617,6 +779,7 @@ def setup(a, world):
     else:
         settings, notes, d, held = new_settings(a), [], None, None
     s = settings["settings"]
+    check_recipe(s)
     if s["batch_size"] < world:
         raise Error(
             f"the batch of {s['batch_size']} is smaller than the {world} processes; "
@@ -633,10 +796,11 @@ def setup(a, world):
         images, labels, classes = load(root, split)
         check_classes(classes, s["classes"], root)
         data[split] = (images, labels)
-    step, raw, averaged, source = 0, None, None, None
+    step, raw, averaged, source, state = 0, None, None, None, {}
     if d is not None and (d / CHECKPOINT).exists():
         path = source = d / CHECKPOINT
         raw, averaged, meta = read_weights(path)
+        state = read_state(path)
         try:
             step = int(meta["step"])
         except (KeyError, ValueError):
@@ -662,7 +826,7 @@ def setup(a, world):
     truncate_log(d / LOG, step)
     return {
         "dir": d, "lock": held, "settings": settings, "step": step,
-        "raw": raw, "averaged": averaged, "source": source, "data": data,
+        "raw": raw, "averaged": averaged, "source": source, "data": data, "state": state,
     }
 
 
@@ -739,7 +903,7 @@ def train(a):
     if rank == 0:
         try:
             run = setup(a, world)
-            got[0] = {k: run[k] for k in ("dir", "settings", "step")}
+            got[0] = {k: run[k] for k in ("dir", "settings", "step", "state")}
         except Error as e:
             got[0] = {"error": str(e)}
     if world > 1:
@@ -787,7 +951,11 @@ def train(a):
     if world > 1:
         # Broadcasts rank 0's weights to every process, then averages gradients.
         net = DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
-    optim = torch.optim.SGD(model.parameters(), lr=s["learning_rate"])
+    optim = make_optimizer(model, s, decayed)
+    load_optimizer_state(optim, model, s, run["state"], step, d / CHECKPOINT)
+    # AdamW decays the marked layers in its update; the others in the loss.
+    if s["optimizer"] == "adamw":
+        decayed = []
 
     train_images, train_labels = (torch.from_numpy(t).to(device) for t in run["data"]["train"])
     test_images, test_labels = (torch.from_numpy(t).to(device) for t in run["data"]["test"])
@@ -822,7 +990,11 @@ def train(a):
             # Running statistics are not averaged: they follow the model.
             avg.update({n: v for n, v in raw.items() if is_statistic(n)})
         meta = {"step": str(at), "model": NETC["model"], "seed": str(settings["seed"]), "engine": "torch"}
-        save_checkpoint(checkpoint, raw, avg, meta)
+        state = optimizer_state(optim, model, s)
+        if state:
+            # Says what the `optim/` tensors are; the seed's SGD has none.
+            meta["optimizer"] = s["optimizer"]
+        save_checkpoint(checkpoint, {**raw, **{OPTIMIZER + k: v for k, v in state.items()}}, avg, meta)
 
     def test_accuracy():
         if shadow is None:
@@ -846,7 +1018,7 @@ def train(a):
         torch.manual_seed(int(stream(settings["seed"], 3, step).integers(2**62)) + rank)
         with autocast(plan, device):
             logits = net(x)
-        ce = F.cross_entropy(logits.float(), y, reduction="sum")
+        ce = cross_entropy(logits, y, s)
         decay = sum(p.square().sum() / (2 * p.numel()) for p in decayed) * s["decay"]
         optim.zero_grad(set_to_none=True)
         (ce * weight + decay).backward()
@@ -863,6 +1035,8 @@ def train(a):
                 f"the loss became {loss_value} at step {step}; training stopped and {kept()}. "
                 "Lower --lr or the decay factor"
             )
+        for group in optim.param_groups:
+            group["lr"] = lr_at(s, step)
         optim.step()
         step += 1
         if rank != 0:

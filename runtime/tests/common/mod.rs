@@ -11,7 +11,7 @@ use burn::tensor::activation::relu;
 use netc_runtime::nn::{decay_term, ZeroBias, XAVIER};
 use netc_runtime::run::Asked;
 use netc_runtime::train::{self, Options};
-use netc_runtime::{burn, Net, Settings, Spec};
+use netc_runtime::{burn, Net, Recipe, Settings, Spec};
 use std::path::Path;
 use std::time::Duration;
 
@@ -64,7 +64,9 @@ pub const SPEC: Spec = Spec {
         batch_size: 16,
         steps: 40,
         classes: 10,
+        recipe: Recipe::SEED,
     },
+    decayed: &["fc.weight"],
 };
 
 pub fn asked(data: &Path) -> Asked {

@@ -266,10 +266,16 @@ pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
 pub fn main_rs(model: &Typed, file: &str) -> String {
     let s = &model.settings;
     let [h, w, c] = model.input.hwc();
-    let ty = match layout::layout(model) {
-        Ok(l) => type_names(&l).pop().expect("the model's struct"),
+    let (ty, decayed) = match layout::layout(model) {
+        Ok(l) => (
+            type_names(&l).pop().expect("the model's struct"),
+            l.decay
+                .iter()
+                .map(|path| format!("{:?}", format!("{}.weight", path.join("."))))
+                .collect(),
+        ),
         // `model_rs` reports the error; this name is never compiled.
-        Err(_) => camel_case(&model.name, "Model"),
+        Err(_) => (camel_case(&model.name, "Model"), Vec::new()),
     };
     let mut ctx = tera::Context::new();
     ctx.insert("file", &super::shown_path(file));
@@ -285,6 +291,24 @@ pub fn main_rs(model: &Typed, file: &str) -> String {
     ctx.insert("batch", &s.batch_size);
     ctx.insert("steps", &s.steps);
     ctx.insert("classes", &s.classes);
+    // The runtime's variants are the names, capitalized: `adamw` -> `Adamw`.
+    let variant = |name: &str| name[..1].to_uppercase() + &name[1..];
+    ctx.insert("optimizer", &variant(s.optimizer.name()));
+    ctx.insert("schedule", &variant(s.schedule.name()));
+    for (key, v) in [
+        ("momentum", s.momentum),
+        ("beta1", s.beta1),
+        ("beta2", s.beta2),
+        ("epsilon", s.epsilon),
+        ("lr_factor", s.lr_factor),
+        ("lr_min", s.lr_min),
+        ("smoothing", s.smoothing),
+    ] {
+        ctx.insert(key, &format!("{v:?}"));
+    }
+    ctx.insert("lr_every", &s.lr_every);
+    ctx.insert("warmup", &s.warmup);
+    ctx.insert("decayed", &decayed);
     render("main.rs", &ctx)
 }
 
