@@ -17,6 +17,7 @@ pub mod infer;
 pub mod kernels;
 pub mod nn;
 pub mod params;
+pub mod quant;
 pub mod run;
 pub mod spec;
 pub mod train;

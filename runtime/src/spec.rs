@@ -27,6 +27,9 @@ pub struct Spec {
     /// Input height, width, channels.
     pub input: [usize; 3],
     pub settings: Settings,
+    /// The concrete graph as JSON (`quant::graph::Graph`): what the int8
+    /// interpreter runs.
+    pub graph: &'static str,
 }
 
 /// A generated network.

@@ -66,10 +66,11 @@ fn check_conv(case: &Case, seed: u64) {
     let xq = int8::quantize(&x, sx);
     let (wq, sw) = per_row(&w, k);
     let sy = max_abs(&conv::forward(&x, &w, Some(&bias), g, false)) / 127.0;
+    let wide: Vec<i16> = wq.iter().map(|&v| v as i16).collect();
     let weights = Weights {
         rows: g.cout,
         k,
-        values: wq.iter().map(|&v| v as i16).collect(),
+        values: &wide,
         bias: (0..g.cout)
             .map(|c| (bias[c] / (sx * sw[c])).round() as i32)
             .collect(),
@@ -205,10 +206,11 @@ fn int8_dense_matches_float_and_avx2_matches_scalar() {
         let sx = max_abs(&x) / 127.0;
         let xq = int8::quantize(&x, sx);
         let (wq, sw) = per_row(&w, k);
+        let wide: Vec<i16> = wq.iter().map(|&v| v as i16).collect();
         let weights = Weights {
             rows: units,
             k,
-            values: wq.iter().map(|&v| v as i16).collect(),
+            values: &wide,
             bias: (0..units)
                 .map(|u| (bias[u] / (sx * sw[u])).round() as i32)
                 .collect(),

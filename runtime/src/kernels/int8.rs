@@ -77,12 +77,13 @@ impl Emit for f32 {
 
 /// A layer's quantized weights: `rows` filters (or units) of `k` int8
 /// values each, held as i16 for the products, with an i32 bias in units of
-/// s_in s_w and the multiplier of each row's output.
+/// s_in s_w and the multiplier of each row's output (both depend on the
+/// input's scale, so a caller makes them per call; they are small).
 #[derive(Debug, Clone)]
-pub struct Weights {
+pub struct Weights<'a> {
     pub rows: usize,
     pub k: usize,
-    pub values: Vec<i16>,
+    pub values: &'a [i16],
     pub bias: Vec<i32>,
     pub multiplier: Vec<f32>,
     pub relu: bool,
@@ -302,7 +303,7 @@ pub fn dense<T: Emit>(x: &[i8], w: &Weights, isa: Isa) -> Vec<T> {
                     .zip(w.values.par_chunks(part * k))
                     .for_each(|(acc, wv)| products(&xs, wv, k, isa, acc));
             } else {
-                products(&xs, &w.values, k, isa, &mut acc);
+                products(&xs, w.values, k, isa, &mut acc);
             }
             for (y, acc) in y.chunks_exact_mut(w.rows).zip(acc.chunks_exact(w.rows)) {
                 for (u, (y, &a)) in y.iter_mut().zip(acc).enumerate() {

@@ -65,6 +65,7 @@ pub const SPEC: Spec = Spec {
         steps: 40,
         classes: 10,
     },
+    graph: "",
 };
 
 pub fn asked(data: &Path) -> Asked {

@@ -264,10 +264,14 @@ pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
 pub fn main_rs(model: &Typed, file: &str) -> String {
     let s = &model.settings;
     let [h, w, c] = model.input.hwc();
-    let ty = match layout::layout(model) {
-        Ok(l) => type_names(&l).pop().expect("the model's struct"),
+    let (ty, graph) = match layout::layout(model) {
+        Ok(l) => (
+            type_names(&l).pop().expect("the model's struct"),
+            serde_json::to_string(&crate::proc::graph::graph(&l, [h, w, c]))
+                .expect("a graph serializes"),
+        ),
         // `model_rs` reports the error; this name is never compiled.
-        Err(_) => camel_case(&model.name, "Model"),
+        Err(_) => (camel_case(&model.name, "Model"), String::new()),
     };
     let mut ctx = tera::Context::new();
     ctx.insert("file", &super::shown_path(file));
@@ -283,6 +287,8 @@ pub fn main_rs(model: &Typed, file: &str) -> String {
     ctx.insert("batch", &s.batch_size);
     ctx.insert("steps", &s.steps);
     ctx.insert("classes", &s.classes);
+    // Debug formatting writes a Rust string literal of the JSON.
+    ctx.insert("graph", &format!("{graph:?}"));
     render("main.rs", &ctx)
 }
 
