@@ -96,6 +96,24 @@ fn check_conv(case: &Case, seed: u64) {
     for o in &outs[1..] {
         assert_eq!(o, &outs[0], "{g:?}: AVX2 and scalar differ");
     }
+    // Rows padded with zeros to whole 16-lane steps, as the int8 model holds them.
+    let kp = int8::padded(k);
+    let mut padded = vec![0i16; g.cout * kp];
+    for (p, w) in padded.chunks_exact_mut(kp).zip(wide.chunks_exact(k)) {
+        p[..k].copy_from_slice(w);
+    }
+    let long = Weights {
+        k: kp,
+        values: &padded,
+        ..weights.clone()
+    };
+    for isa in isas() {
+        assert_eq!(
+            int8::conv::<i8>(&xq, g, &long, isa),
+            outs[0],
+            "{g:?}: padded rows"
+        );
+    }
     let y = &outs[0];
     assert_eq!(y.len(), reference.len());
     let scale = max_abs(&reference);
@@ -219,7 +237,7 @@ fn int8_dense_matches_float_and_avx2_matches_scalar() {
         };
         let outs: Vec<Vec<f32>> = isas()
             .into_iter()
-            .map(|isa| int8::dense::<f32>(&xq, &weights, isa))
+            .map(|isa| int8::dense::<f32>(&xq, k, &weights, isa))
             .collect();
         for o in &outs[1..] {
             assert_eq!(o, &outs[0], "dense {n}x{k}x{units}: AVX2 and scalar differ");

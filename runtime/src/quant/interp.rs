@@ -367,6 +367,7 @@ impl Run<'_, '_> {
                 let sx = x.scale;
                 let weights = layer.prepared(sx, if logits { None } else { Some(out_scale) });
                 let xq = x.into_i8();
+                let inputs = xq.len() / n.max(1);
                 Ok(match (op, logits) {
                     (Op::Conv { .. }, false) => Act {
                         n,
@@ -380,10 +381,12 @@ impl Run<'_, '_> {
                     ),
                     (_, false) => Act {
                         n,
-                        values: Values::I8(int8::dense::<i8>(&xq, &weights, *isa)),
+                        values: Values::I8(int8::dense::<i8>(&xq, inputs, &weights, *isa)),
                         scale: out_scale,
                     },
-                    (_, true) => Act::float(n, int8::dense::<f32>(&xq, &weights, *isa), 0.0),
+                    (_, true) => {
+                        Act::float(n, int8::dense::<f32>(&xq, inputs, &weights, *isa), 0.0)
+                    }
                 })
             }
         }

@@ -72,12 +72,18 @@ impl QLayer {
         bias: Option<Vec<f32>>,
         relu: bool,
     ) -> QLayer {
+        let k = values.len() / rows;
+        let kp = int8::padded(k);
+        let mut wide = vec![0i16; rows * kp];
+        for (w, v) in wide.chunks_exact_mut(kp).zip(values.chunks_exact(k)) {
+            w.iter_mut().zip(v).for_each(|(w, &v)| *w = v as i16);
+        }
         QLayer {
             path,
             shape,
             rows,
-            k: values.len() / rows,
-            wide: values.iter().map(|&v| v as i16).collect(),
+            k,
+            wide,
             values,
             weight_scale,
             bias,
@@ -104,7 +110,7 @@ impl QLayer {
             .collect();
         Weights {
             rows: self.rows,
-            k: self.k,
+            k: int8::padded(self.k),
             values: &self.wide,
             bias,
             multiplier,
