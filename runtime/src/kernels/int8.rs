@@ -188,8 +188,26 @@ mod avx2 {
             t += 16;
         }
         for (r, acc) in acc.iter().enumerate() {
-            for (c, acc) in acc.iter().enumerate() {
-                let mut s = hsum(*acc);
+            // Four sums reduced together: three horizontal adds and one
+            // add of the halves, where one at a time takes four each (a
+            // third of the time of a layer with short rows, as tuto's conv1).
+            let mut sums = [0i32; C];
+            if C == 4 {
+                let ab = _mm256_hadd_epi32(acc[0], acc[1]);
+                let cd = _mm256_hadd_epi32(acc[2], acc[3]);
+                let abcd = _mm256_hadd_epi32(ab, cd);
+                let v = _mm_add_epi32(
+                    _mm256_castsi256_si128(abcd),
+                    _mm256_extracti128_si256(abcd, 1),
+                );
+                _mm_storeu_si128(sums.as_mut_ptr() as *mut __m128i, v);
+            } else {
+                for (s, a) in sums.iter_mut().zip(acc) {
+                    *s = hsum(*a);
+                }
+            }
+            for (c, &sum) in sums.iter().enumerate() {
+                let mut s = sum;
                 for u in t..k {
                     s += *pa.add(r * k + u) as i32 * *pb.add(c * k + u) as i32;
                 }
