@@ -176,8 +176,7 @@ fn step(
         StepKind::Apply { field, relu } => {
             let f = &s.fields[*field];
             let path = format!("{prefix}{}", f.label);
-            let y = layer(layout, &f.layer, b, &path, x, *relu, out);
-            y
+            layer(layout, &f.layer, b, &path, x, *relu, out)
         }
         StepKind::Relu => {
             out.push(Op::Relu);
