@@ -30,6 +30,11 @@ fn generated_main_names_the_model_and_its_settings() {
     assert!(main.contains("name: \"tuto\""));
     assert!(main.contains("decay: 500.0"));
     assert!(main.contains("input: [24, 24, 3]"));
+    // The concrete graph for the int8 interpreter, as a string literal.
+    assert!(
+        main.contains(r#"graph: "{\"input\":[3,24,24],\"ops\":[{\"op\":\"conv\""#),
+        "{main}"
+    );
 }
 
 /// A block whose calls would need different code (here a kernel size that

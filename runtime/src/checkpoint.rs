@@ -174,7 +174,7 @@ impl Checkpoint {
 /// A safetensors file `encoded` without metadata, with `metadata` added as
 /// the header's first entry in sorted order; tensor offsets count from the
 /// end of the header, so they stay valid.
-fn with_metadata(encoded: &[u8], metadata: &BTreeMap<String, String>) -> Vec<u8> {
+pub(crate) fn with_metadata(encoded: &[u8], metadata: &BTreeMap<String, String>) -> Vec<u8> {
     if metadata.is_empty() {
         return encoded.to_vec();
     }

@@ -3,6 +3,7 @@
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split, CIFAR10_CLASSES};
 use crate::optim::{Optimizer, Schedule};
+use crate::quant::{self, Method, QModel};
 use crate::run::Asked;
 use crate::train::{self, Options, CHECKPOINT};
 use crate::{eval, infer, params, Net, Result, Spec};
@@ -105,6 +106,27 @@ pub enum Command {
         weights: Weights,
         #[arg(long)]
         json: bool,
+        /// Evaluate this int8 model (`quantize` writes it) instead of float weights
+        #[arg(long, value_name = "FILE")]
+        int8: Option<PathBuf>,
+    },
+    /// Int8 post-training quantization: calibrate activation ranges on
+    /// training images, write RUN/int8.safetensors (or --output)
+    Quantize {
+        #[command(flatten)]
+        weights: Weights,
+        /// Data directory: its training images calibrate
+        #[arg(long)]
+        data: PathBuf,
+        /// How many training images calibrate (spread over the set)
+        #[arg(long)]
+        calibrate: usize,
+        /// How an activation's range is chosen
+        #[arg(long, value_enum, default_value_t = Method::Percentile)]
+        method: Method,
+        /// Where to write the int8 model [default: RUN/int8.safetensors]
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Class scores of input tensors: reads `input` (N x C x H x W) from a
     /// safetensors file, writes `logits`; for checking against other tools
@@ -122,6 +144,13 @@ pub enum Command {
         save_weights: Option<PathBuf>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Compute with netc's graph interpreter in float (the int8 path's
+        /// float twin) instead of burn's modules
+        #[arg(long)]
+        interpreter: bool,
+        /// Compute with this int8 model
+        #[arg(long, value_name = "FILE")]
+        int8: Option<PathBuf>,
     },
     /// Measure speed: training and inference examples per second, batch-1 latency, peak memory (JSON)
     Bench {
@@ -133,6 +162,9 @@ pub enum Command {
         /// Timed batch-1 inferences
         #[arg(long, default_value_t = 50)]
         latency_runs: usize,
+        /// Also run this int8 model, alternating rounds with the float one
+        #[arg(long, value_name = "FILE")]
+        int8: Option<PathBuf>,
     },
     /// Label image files (PNG or JPEG, any size)
     Infer {
@@ -142,6 +174,9 @@ pub enum Command {
         images: Vec<PathBuf>,
         #[arg(long)]
         json: bool,
+        /// Label with this int8 model (`quantize` writes it) instead of float weights
+        #[arg(long, value_name = "FILE")]
+        int8: Option<PathBuf>,
     },
 }
 
@@ -208,9 +243,34 @@ impl Weights {
     }
 }
 
+/// Refuses an int8 model where float weights are needed.
+fn float_weights(path: &Path, what: &str) -> Result<()> {
+    if quant::qmodel::is_int8(path) {
+        return Err(format!(
+            "{} is an int8 model (made by `quantize`); {what} needs float weights: give it a run \
+             or a checkpoint, and the int8 file to eval, infer or bench with --int8",
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The float weights the user chose: averaged ones when present.
+fn load_tensors(weights: &Weights) -> Result<(PathBuf, params::Tensors)> {
+    let path = weights.path()?;
+    float_weights(&path, "this command")?;
+    let mut ck = Checkpoint::load_weights(&path)?;
+    let tensors = match (ck.averaged.take(), weights.raw) {
+        (Some(avg), false) => avg,
+        _ => ck.raw,
+    };
+    Ok((path, tensors))
+}
+
 /// The model with the weights the user chose: averaged ones when present.
 fn load_model<B: Backend, M: Net<B>>(weights: &Weights, device: &B::Device) -> Result<M> {
     let path = weights.path()?;
+    float_weights(&path, "this command")?;
     let ck = Checkpoint::load_weights(&path)?;
     let tensors = match (&ck.averaged, weights.raw) {
         (Some(avg), false) => avg,
@@ -307,6 +367,9 @@ where
             log_every,
             quiet,
         } => {
+            if let Some(p) = &init_from {
+                float_weights(p, "training")?;
+            }
             let options = Options {
                 runs,
                 resume,
@@ -348,11 +411,21 @@ where
             data: dir,
             weights,
             json,
+            int8,
         } => {
-            let model: M::InnerModule = load_model(&weights, device)?;
-            let test = data::load(&dir, Split::Test)?;
-            data::check_classes(&test, spec.settings.classes, &dir)?;
-            let result = eval::evaluate(&model, &test, [h, w], 500, device);
+            let result = if let Some(file) = int8 {
+                let graph = quant::graph(spec)?;
+                let q = QModel::load(&file, spec.name, &graph)?;
+                let test = data::load(&dir, Split::Test)?;
+                data::check_classes(&test, spec.settings.classes, &dir)?;
+                let preds = quant::predict(&graph, &q, &test, [h, w], spec.settings.classes)?;
+                eval::score(preds, &test)
+            } else {
+                let model: M::InnerModule = load_model(&weights, device)?;
+                let test = data::load(&dir, Split::Test)?;
+                data::check_classes(&test, spec.settings.classes, &dir)?;
+                eval::evaluate(&model, &test, [h, w], 500, device)
+            };
             if json {
                 println!(
                     "{}",
@@ -369,10 +442,13 @@ where
             weights,
             save_weights,
             seed,
+            interpreter,
+            int8,
         } => {
             B::InnerBackend::seed(device, seed);
             let mut model = <M::InnerModule as Net<B::InnerBackend>>::init(device);
             if let Some(path) = &weights {
+                float_weights(path, "forward")?;
                 model = params::load(model, &Checkpoint::load_weights(path)?.raw, path)?;
             }
             if let Some(path) = &save_weights {
@@ -393,17 +469,37 @@ where
                     input.display()
                 ));
             };
-            let x = Tensor::<B::InnerBackend, 4>::from_data(
-                TensorData::new(x.values.clone(), [n, c, xh, xw]),
-                device,
-            );
-            let logits = model.forward(x);
-            let dims = logits.dims().to_vec();
-            let values = logits
-                .into_data()
-                .convert::<f32>()
-                .to_vec::<f32>()
-                .unwrap_or_default();
+            let (dims, values) = if interpreter || int8.is_some() {
+                let graph = quant::graph(spec)?;
+                let values = match &int8 {
+                    Some(file) => {
+                        let q = QModel::load(file, spec.name, &graph)?;
+                        quant::logits(&graph, &q, x.values.clone(), n)?
+                    }
+                    None => {
+                        let tensors = params::collect(&model);
+                        let mut mode = quant::interp::Mode::Float {
+                            tensors: &tensors,
+                            observe: None,
+                        };
+                        quant::interp::forward(&graph, &mut mode, x.values.clone(), n)?
+                    }
+                };
+                (vec![n, values.len() / n.max(1)], values)
+            } else {
+                let x = Tensor::<B::InnerBackend, 4>::from_data(
+                    TensorData::new(x.values.clone(), [n, c, xh, xw]),
+                    device,
+                );
+                let logits = model.forward(x);
+                let dims = logits.dims().to_vec();
+                let values = logits
+                    .into_data()
+                    .convert::<f32>()
+                    .to_vec::<f32>()
+                    .unwrap_or_default();
+                (dims, values)
+            };
             let mut out = Checkpoint::default();
             out.raw.insert(
                 "logits".into(),
@@ -414,10 +510,46 @@ where
             );
             out.save(&output)
         }
+        Command::Quantize {
+            weights,
+            data: dir,
+            calibrate,
+            method,
+            output,
+        } => {
+            let graph = quant::graph(spec)?;
+            let output = match (output, &weights.run) {
+                (Some(o), _) => o,
+                (None, Some(run)) => run.join("int8.safetensors"),
+                (None, None) => return Err("give --output FILE for the int8 model (or --run RUN to write RUN/int8.safetensors)".into()),
+            };
+            let (path, tensors) = load_tensors(&weights)?;
+            let train = data::load(&dir, Split::Train)?;
+            data::check_classes(&train, spec.settings.classes, &dir)?;
+            let examples = quant::calibration_set(&train, calibrate, &dir)?;
+            let q = quant::quantize(spec, &graph, &tensors, &train, &examples, method)?;
+            q.save(&output)?;
+            let bytes = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+            let float: u64 = tensors.values().map(|t| 4 * t.values.len() as u64).sum();
+            let summary = serde_json::json!({
+                "int8": output.display().to_string(),
+                "from": path.display().to_string(),
+                "method": method.name(),
+                "calibration_images": examples.len(),
+                "int8_bytes": bytes(&output),
+                "float_weight_bytes": float,
+            });
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).expect("serializes")
+            );
+            Ok(())
+        }
         Command::Bench {
             batch_size,
             steps,
             latency_runs,
+            int8,
         } => {
             let plan = crate::bench::Plan {
                 batch_size,
@@ -431,20 +563,46 @@ where
                 plan,
                 device,
             )?;
-            println!("{}", serde_json::to_string_pretty(&b).expect("serializes"));
+            let mut out = serde_json::to_value(&b).expect("serializes");
+            if let Some(file) = int8 {
+                let graph = quant::graph(spec)?;
+                let q = QModel::load(&file, spec.name, &graph)?;
+                let cmp = quant::bench::compare::<B::InnerBackend, M::InnerModule>(
+                    spec, &graph, &q, plan, device,
+                )?;
+                out["int8"] = serde_json::to_value(&cmp).expect("serializes");
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&out).expect("serializes")
+            );
             Ok(())
         }
         Command::Infer {
             weights,
             images,
             json,
+            int8,
         } => {
-            let model: M::InnerModule = load_model(&weights, device)?;
             let classes = class_names(spec);
-            let labels = images
-                .iter()
-                .map(|p| infer::label(&model, p, spec.input, &classes, device))
-                .collect::<Result<Vec<_>>>()?;
+            let labels = if let Some(file) = int8 {
+                let graph = quant::graph(spec)?;
+                let q = QModel::load(&file, spec.name, &graph)?;
+                images
+                    .iter()
+                    .map(|p| {
+                        infer::label_with(p, spec.input, &classes, |x| {
+                            quant::logits(&graph, &q, x, 1)
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?
+            } else {
+                let model: M::InnerModule = load_model(&weights, device)?;
+                images
+                    .iter()
+                    .map(|p| infer::label(&model, p, spec.input, &classes, device))
+                    .collect::<Result<Vec<_>>>()?
+            };
             if json {
                 println!(
                     "{}",

@@ -59,12 +59,14 @@ pub fn evaluate<B: Backend, M: Net<B>>(
     batch: usize,
     device: &B::Device,
 ) -> Evaluation {
+    score(predict(model, data, hw, batch, device), data)
+}
+
+/// The evaluation of predictions `preds` (one per example of `data`, in order).
+pub fn score(preds: Vec<usize>, data: &Dataset) -> Evaluation {
     let k = data.classes.len();
     let mut confusion = vec![vec![0u64; k]; k];
-    for (pred, &label) in predict(model, data, hw, batch, device)
-        .into_iter()
-        .zip(&data.labels)
-    {
+    for (pred, &label) in preds.into_iter().zip(&data.labels) {
         confusion[usize::from(label)][pred.min(k - 1)] += 1;
     }
     let correct: u64 = (0..k).map(|c| confusion[c][c]).sum();

@@ -47,17 +47,34 @@ pub fn label<B: Backend, M: Net<B>>(
     device: &B::Device,
 ) -> Result<Label> {
     let [h, w, _] = input;
+    label_with(path, input, classes, |x| {
+        let x = Tensor::<B, 4>::from_data(TensorData::new(x, [1, 3, h, w]), device);
+        let logits = model.forward(x);
+        Ok(logits
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .unwrap_or_default())
+    })
+}
+
+/// `label` with any model: `logits` maps one image (C x H x W) to class scores.
+pub fn label_with(
+    path: &Path,
+    input: [usize; 3],
+    classes: &[String],
+    logits: impl FnOnce(Vec<f32>) -> Result<Vec<f32>>,
+) -> Result<Label> {
+    let [h, w, _] = input;
     let pixels = load_image(path)?;
     let start = Instant::now();
     let mut x = Vec::with_capacity(3 * h * w);
     augment::to_chw(&augment::eval_example(&pixels, h, w), h, w, &mut x);
-    let x = Tensor::<B, 4>::from_data(TensorData::new(x, [1, 3, h, w]), device);
-    let probs = burn::tensor::activation::softmax(model.forward(x), 1);
-    let probs: Vec<f32> = probs
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .unwrap_or_default();
+    let scores = logits(x)?;
+    let top = scores.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+    let exp: Vec<f32> = scores.iter().map(|&v| (v - top).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    let probs: Vec<f32> = exp.iter().map(|e| e / sum).collect();
     let milliseconds = start.elapsed().as_secs_f64() * 1e3;
     let mut ranked: Vec<(usize, f32)> = probs.into_iter().enumerate().collect();
     ranked.sort_by(|a, b| b.1.total_cmp(&a.1));

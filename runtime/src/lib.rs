@@ -18,6 +18,7 @@ pub mod kernels;
 pub mod nn;
 pub mod optim;
 pub mod params;
+pub mod quant;
 pub mod run;
 pub mod spec;
 pub mod train;

@@ -35,6 +35,9 @@ pub struct Spec {
     /// The `.net` names of the weights of layers marked `decay` (AdamW
     /// decays them in its update rather than through the loss).
     pub decayed: &'static [&'static str],
+    /// The concrete graph as JSON (`quant::graph::Graph`): what the int8
+    /// interpreter runs.
+    pub graph: &'static str,
 }
 
 /// A generated network.

@@ -80,6 +80,9 @@ enum Command {
     Eval(build::RunArgs),
     /// Build if needed, then label images: netc infer FILE --run RUN IMAGE...
     Infer(build::RunArgs),
+    /// Build if needed, then quantize a run to int8:
+    /// netc quantize FILE --run RUN --data DIR --calibrate N [--method minmax|percentile]
+    Quantize(build::RunArgs),
     /// Freeze a model and its weights into ONNX: netc export FILE --run RUN -o model.onnx
     Export(export::Args),
     /// Train variants of a model, one change at a time: netc sweep FILE --vary conv1.filters=32,96 --data DIR
@@ -105,6 +108,7 @@ pub fn run() -> ExitCode {
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),
         Command::Infer(args) => return build::run("infer", &args),
+        Command::Quantize(args) => return build::run("quantize", &args),
     };
     // Standard output is line-buffered: a last line without a newline fails
     // only here, and unflushed output at exit would be lost without a word.

@@ -39,7 +39,13 @@ impl Window {
 
     /// The input rows (or columns) a window starting at output `o` covers,
     /// clipped to the input: padding holds -inf, so it never wins.
-    fn span(o: usize, stride: usize, kernel: usize, pad: usize, size: usize) -> (usize, usize) {
+    pub(crate) fn span(
+        o: usize,
+        stride: usize,
+        kernel: usize,
+        pad: usize,
+        size: usize,
+    ) -> (usize, usize) {
         let start = (o * stride) as isize - pad as isize;
         let end = (start + kernel as isize).min(size as isize);
         (start.max(0) as usize, end.max(0) as usize)

@@ -67,6 +67,7 @@ pub const SPEC: Spec = Spec {
         recipe: Recipe::SEED,
     },
     decayed: &["fc.weight"],
+    graph: "",
 };
 
 pub fn asked(data: &Path) -> Asked {

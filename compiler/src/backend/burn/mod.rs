@@ -266,16 +266,18 @@ pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
 pub fn main_rs(model: &Typed, file: &str) -> String {
     let s = &model.settings;
     let [h, w, c] = model.input.hwc();
-    let (ty, decayed) = match layout::layout(model) {
+    let (ty, decayed, graph) = match layout::layout(model) {
         Ok(l) => (
             type_names(&l).pop().expect("the model's struct"),
             l.decay
                 .iter()
                 .map(|path| format!("{:?}", format!("{}.weight", path.join("."))))
                 .collect(),
+            serde_json::to_string(&crate::proc::graph::graph(&l, [h, w, c]))
+                .expect("a graph serializes"),
         ),
         // `model_rs` reports the error; this name is never compiled.
-        Err(_) => (camel_case(&model.name, "Model"), Vec::new()),
+        Err(_) => (camel_case(&model.name, "Model"), Vec::new(), String::new()),
     };
     let mut ctx = tera::Context::new();
     ctx.insert("file", &super::shown_path(file));
@@ -309,6 +311,8 @@ pub fn main_rs(model: &Typed, file: &str) -> String {
     ctx.insert("lr_every", &s.lr_every);
     ctx.insert("warmup", &s.warmup);
     ctx.insert("decayed", &decayed);
+    // Debug formatting writes a Rust string literal of the JSON.
+    ctx.insert("graph", &format!("{graph:?}"));
     render("main.rs", &ctx)
 }
 
