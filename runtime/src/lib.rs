@@ -15,6 +15,7 @@ pub mod ema;
 pub mod eval;
 pub mod infer;
 pub mod kernels;
+pub mod masks;
 pub mod nn;
 pub mod params;
 pub mod run;

@@ -6,6 +6,7 @@ use crate::batches::{self, Batches, Plan};
 use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split};
 use crate::ema::Ema;
+use crate::masks::Masks;
 use crate::run::{self, Asked, Log};
 use crate::{eval, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
@@ -111,6 +112,10 @@ where
         }
         ema = Ema::new(&model);
     }
+    // Pruned runs (netc prune) keep their masked weights at zero.
+    let masks = Masks::of_run(dir, run.init_from.as_deref(), &params::collect(&model))?;
+    model = masks.apply(model);
+    masks.apply_to(&mut ema.shadow);
     if step > s.steps {
         return Err(format!(
             "{}: the checkpoint is at step {step}, past the run's end at step {}; give --steps {step} or more",
@@ -224,10 +229,11 @@ where
             .into_scalar()
             .elem();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(s.learning_rate, model, grads);
+        model = masks.apply(optim.step(s.learning_rate, model, grads));
         step += 1;
         if s.average {
             ema.update(&params::collect(&model), step);
+            masks.apply_to(&mut ema.shadow);
         }
         window.1 += n;
         bar.set_position(step);
