@@ -14,6 +14,7 @@ pub mod export;
 pub mod ir;
 pub mod lower;
 pub mod proc;
+pub mod prune;
 pub mod report;
 pub mod shape;
 pub mod syntax;

@@ -42,6 +42,7 @@ mod bench;
 mod build;
 mod check;
 mod export;
+mod prune;
 mod report;
 
 use clap::{Parser, Subcommand};
@@ -81,6 +82,8 @@ enum Command {
     Infer(build::RunArgs),
     /// Freeze a model and its weights into ONNX: netc export FILE --run RUN -o model.onnx
     Export(export::Args),
+    /// Prune a trained run: netc prune FILE --run RUN --sparsity 50,75,90 --steps-per-round N
+    Prune(prune::Args),
 }
 
 /// The exit status when the reader of standard output has gone: the status a
@@ -97,6 +100,7 @@ pub fn run() -> ExitCode {
         Command::Report(args) => report::run(&args),
         Command::Bench(args) => bench::run(&args),
         Command::Export(args) => export::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),

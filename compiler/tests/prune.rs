@@ -1,0 +1,172 @@
+//! `netc prune`: iterative magnitude pruning into new runs whose masked
+//! weights stay zero through fine-tuning, the sensitivity table, and the
+//! errors of a bad request.
+
+use netc::weights::Weights;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Binary CIFAR batches of 20 images, 10 classes told apart by color.
+fn synthetic(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut bytes = Vec::new();
+    for i in 0..20u8 {
+        bytes.push(i % 10);
+        bytes.extend(std::iter::repeat_n((i % 10) * 25, 3072));
+    }
+    for i in 1..=5 {
+        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
+    }
+    std::fs::write(dir.join("test_batch.bin"), &bytes).unwrap();
+}
+
+const KERNELS: [&str; 3] = ["c.weight", "h.weight", "out.weight"];
+
+/// Zeros and size of the kernels of a weight file.
+fn zeros(path: &Path, raw: bool) -> (usize, usize) {
+    let w = Weights::read(path, raw).unwrap();
+    KERNELS.iter().fold((0, 0), |(z, n), k| {
+        let t = &w.tensors[*k];
+        (
+            z + t.values.iter().filter(|v| **v == 0.0).count(),
+            n + t.values.len(),
+        )
+    })
+}
+
+#[test]
+fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("data"));
+    std::fs::write(
+        dir.path().join("prunecli.net"),
+        "model prunecli {\n input 8x8x3\n train batch=4\n c: conv 3x3 4 relu\n h: fc 16 relu decay\n out: fc 10\n}\n",
+    )
+    .unwrap();
+    let netc = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("netc runs")
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = netc(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&[
+        "train",
+        "prunecli.net",
+        "--data",
+        "data",
+        "--steps",
+        "4",
+        "--quiet",
+    ]);
+    let table = ok(&[
+        "prune",
+        "prunecli.net",
+        "--run",
+        "runs/prunecli/1",
+        "--sparsity",
+        "50,75",
+        "--steps-per-round",
+        "3",
+        "--",
+        "--quiet",
+    ]);
+    assert!(
+        table.contains("runs/prunecli/2") && table.contains("runs/prunecli/3"),
+        "{table}"
+    );
+    let run = |n: u32| dir.path().join(format!("runs/prunecli/{n}"));
+    for (n, level) in [(2, 0.5), (3, 0.75)] {
+        let masks = zeros(&run(n).join("masks.safetensors"), true);
+        assert_eq!(
+            masks.0,
+            (level * masks.1 as f64).round() as usize,
+            "run {n}: one global threshold prunes {level} of the kernels"
+        );
+        let ck = run(n).join("checkpoint.safetensors");
+        let steps = Weights::read(&ck, true).unwrap().metadata["step"].clone();
+        assert_eq!(steps, "3", "run {n} fine-tuned");
+        // Raw and averaged weights keep at least the masked zeros.
+        assert!(zeros(&ck, true).0 >= masks.0, "run {n} raw");
+        assert!(zeros(&ck, false).0 >= masks.0, "run {n} average");
+    }
+    // The second level keeps the first one's zeros.
+    let (m2, m3) = (
+        Weights::read(&run(2).join("masks.safetensors"), true).unwrap(),
+        Weights::read(&run(3).join("masks.safetensors"), true).unwrap(),
+    );
+    for k in KERNELS {
+        let kept_again = m2.tensors[k]
+            .values
+            .iter()
+            .zip(&m3.tensors[k].values)
+            .all(|(a, b)| b <= a);
+        assert!(kept_again, "{k}");
+    }
+
+    // Sensitivity: each kernel alone, without fine-tuning.
+    ok(&[
+        "prune",
+        "prunecli.net",
+        "--run",
+        "runs/prunecli/1",
+        "--sensitivity",
+        "50,90",
+        "--out",
+        "rep",
+    ]);
+    let csv = std::fs::read_to_string(dir.path().join("rep/sensitivity.csv")).unwrap();
+    for k in ["c,", "h,", "out,"] {
+        assert_eq!(csv.lines().filter(|l| l.starts_with(k)).count(), 2, "{csv}");
+    }
+    assert!(dir.path().join("rep/sensitivity.md").is_file());
+
+    // Bad requests: exit 1, said plainly, no new run.
+    let copy = |to: &str, edit: &dyn Fn(&Path)| {
+        let to = dir.path().join(to);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in ["settings.json", "checkpoint.safetensors", "model.net"] {
+            std::fs::copy(run(1).join(f), to.join(f)).unwrap();
+        }
+        edit(&to);
+    };
+    copy("other/1", &|d| {
+        let s = std::fs::read_to_string(d.join("settings.json")).unwrap();
+        let s = s.replace("\"model\": \"prunecli\"", "\"model\": \"other\"");
+        std::fs::write(d.join("settings.json"), s).unwrap();
+    });
+    copy("bare/1", &|d| {
+        std::fs::remove_file(d.join("checkpoint.safetensors")).unwrap()
+    });
+    for (run, sparsity, want) in [
+        ("runs/prunecli/1", "50,150", "150 % is outside 0-100"),
+        ("runs/prunecli/1", "75,50", "levels must rise"),
+        ("other/1", "50", "a run of model other, not prunecli"),
+        ("bare/1", "50", "the run has no checkpoint.safetensors yet"),
+    ] {
+        let out = netc(&[
+            "prune",
+            "prunecli.net",
+            "--run",
+            run,
+            "--sparsity",
+            sparsity,
+            "--steps-per-round",
+            "1",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{run} {sparsity}: {err}");
+        assert!(err.contains(want), "{run} {sparsity}: {err}");
+    }
+    assert!(!run(4).exists(), "a refused request makes no run");
+}
