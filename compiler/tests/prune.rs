@@ -170,3 +170,181 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
     }
     assert!(!run(4).exists(), "a refused request makes no run");
 }
+
+/// `--filters` writes a smaller `.net` that passes `check`, and a run with
+/// its weights whose logits equal the original's with the removed channels
+/// cut off; the new run evaluates and fine-tunes like any other.
+#[test]
+fn filter_pruning_writes_a_smaller_model_that_computes_the_masked_one() {
+    use netc::prune::filters;
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("data"));
+    let source = "model prunefp {\n input 8x8x3\n train batch=4\n c1: conv 3x3 8 relu\n \
+                  p1: maxpool 3x3 /2\n bn: batchnorm\n c2: conv 3x3 6 relu\n h: fc 16 relu\n out: fc 10\n}\n";
+    std::fs::write(dir.path().join("prunefp.net"), source).unwrap();
+    let netc = |args: &[&str]| -> Output {
+        Command::new(env!("CARGO_BIN_EXE_netc"))
+            .args(args)
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("netc runs")
+    };
+    let ok = |args: &[&str]| -> String {
+        let out = netc(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&[
+        "train",
+        "prunefp.net",
+        "--data",
+        "data",
+        "--steps",
+        "3",
+        "--quiet",
+    ]);
+    let said = ok(&[
+        "prune",
+        "prunefp.net",
+        "--run",
+        "runs/prunefp/1",
+        "--filters",
+        "c1=50%,c2=50%",
+        "--name",
+        "prunefp_small",
+    ]);
+    assert!(said.contains("c1: 4 of 8 filters kept"), "{said}");
+    let table = ok(&["check", "prunefp_small.net"]);
+    assert!(
+        table.contains("4x4x3") && table.contains("1,185"),
+        "{table}"
+    );
+
+    // The run's weights are the library's plan, which also gives the
+    // original-shaped weights with the removed channels' readers zeroed.
+    let c = netc::check(source).unwrap().remove(0);
+    let original = Weights::read(
+        &dir.path().join("runs/prunefp/1/checkpoint.safetensors"),
+        false,
+    )
+    .unwrap();
+    let request = filters::request("c1=50%,c2=50%").unwrap();
+    let plan = filters::plan(
+        source,
+        &c.model,
+        &original.tensors,
+        &request,
+        "prunefp_small",
+    )
+    .unwrap();
+    let small_ck = dir
+        .path()
+        .join("runs/prunefp_small/1/checkpoint.safetensors");
+    let small = Weights::read(&small_ck, false).unwrap();
+    assert!(small.averaged);
+    for (name, t) in &plan.weights {
+        assert_eq!(&small.tensors[name], t, "{name}");
+    }
+    let none = std::collections::BTreeMap::new();
+    let no_meta = std::collections::BTreeMap::new();
+    let masked = dir.path().join("masked.safetensors");
+    netc::prune::write(&masked, &plan.masked, &none, &no_meta).unwrap();
+    let plain = dir.path().join("original.safetensors");
+    let all: std::collections::BTreeMap<_, _> = original.tensors.clone().into_iter().collect();
+    netc::prune::write(&plain, &all, &none, &no_meta).unwrap();
+    // Random input, N x C x H x W.
+    let mut state = 12345u64;
+    let x: Vec<f32> = (0..2 * 3 * 8 * 8)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect();
+    let input = dir.path().join("x.safetensors");
+    let xs = [(
+        "input".to_string(),
+        netc::weights::Tensor {
+            shape: vec![2, 3, 8, 8],
+            values: x,
+        },
+    )]
+    .into();
+    netc::prune::write(&input, &xs, &none, &no_meta).unwrap();
+    let logits = |net: &str, weights: &Path| -> Vec<f32> {
+        let binary = ok(&["build", net]);
+        let out = dir.path().join("y.safetensors");
+        let status = Command::new(binary.trim())
+            .arg("forward")
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .arg("--weights")
+            .arg(weights)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Weights::read(&out, true).unwrap().tensors["logits"]
+            .values
+            .clone()
+    };
+    let ours = logits("prunefp_small.net", &small_ck);
+    let cut = logits("prunefp.net", &masked);
+    let whole = logits("prunefp.net", &plain);
+    let gap = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    assert!(gap(&ours, &cut) <= 1e-5, "{ours:?} vs {cut:?}");
+    assert!(
+        gap(&ours, &whole) > 1e-4,
+        "removing filters changed nothing"
+    );
+
+    // Like any run: evaluated, and fine-tuned by resuming it.
+    ok(&[
+        "eval",
+        "prunefp_small.net",
+        "--data",
+        "data",
+        "--run",
+        "runs/prunefp_small/1",
+    ]);
+    ok(&[
+        "train",
+        "prunefp_small.net",
+        "--resume",
+        "runs/prunefp_small/1",
+        "--steps",
+        "2",
+        "--quiet",
+    ]);
+
+    // Refusals name the layer and the reason.
+    for (spec, want) in [
+        ("h=50%", "cannot prune `h`: it is not a convolution"),
+        ("nope=50%", "has no layer `nope`"),
+        ("c1=150%", "outside 0-100"),
+    ] {
+        let out = netc(&[
+            "prune",
+            "prunefp.net",
+            "--run",
+            "runs/prunefp/1",
+            "--filters",
+            spec,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{spec}: {err}");
+        assert!(err.contains(want), "{spec}: {err}");
+    }
+}

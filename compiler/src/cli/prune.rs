@@ -4,14 +4,14 @@
 //! program keeps applied; or `--sensitivity 50,75,90`: each layer alone
 //! pruned at each level, evaluated without fine-tuning.
 
-use netc::prune::{self, Scope};
+use netc::prune::{self, filters, Scope};
 use netc::weights::Weights;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 #[derive(clap::Args)]
-#[command(group(clap::ArgGroup::new("what").required(true).args(["sparsity", "sensitivity"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["sparsity", "sensitivity", "filters"])))]
 pub struct Args {
     /// The .net file
     file: PathBuf,
@@ -34,6 +34,17 @@ pub struct Args {
     /// each level, without fine-tuning, written to OUT/sensitivity.md and .csv
     #[arg(long, value_name = "LEVELS", conflicts_with = "sparsity")]
     sensitivity: Option<String>,
+    /// Instead: remove whole convolution filters by L1 norm (conv1=25%,conv2=50%,
+    /// or 30% of every convolution that allows it) and write a smaller .net
+    /// and its weights as a new run
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["sparsity", "sensitivity"])]
+    filters: Option<String>,
+    /// The filter-pruned model's name [default: <model>_pruned]
+    #[arg(long)]
+    name: Option<String>,
+    /// Where --filters writes the smaller .net [default: <name>.net]
+    #[arg(long, value_name = "FILE")]
+    net: Option<PathBuf>,
     /// Where --sensitivity writes its tables
     #[arg(long, value_name = "OUT", default_value = "report")]
     out: PathBuf,
@@ -77,9 +88,10 @@ struct Round {
 }
 
 fn prune_or_measure(args: &Args, source: &str, c: &netc::Checked) -> Result<(), String> {
+    let request = args.filters.as_deref().map(filters::request).transpose()?;
     let levels = match (&args.sparsity, &args.sensitivity) {
         (Some(s), _) | (None, Some(s)) => prune::levels(s)?,
-        (None, None) => unreachable!("clap requires --sparsity or --sensitivity"),
+        (None, None) => Vec::new(),
     };
     let settings = netc::export::run_of(&args.run, &c.model.name)?;
     let checkpoint = args.run.join("checkpoint.safetensors");
@@ -91,6 +103,9 @@ fn prune_or_measure(args: &Args, source: &str, c: &netc::Checked) -> Result<(), 
     }
     let weights = Weights::read(&checkpoint, args.raw)?;
     weights.fit(&c.layout, &checkpoint)?;
+    if let Some(request) = request {
+        return smaller(args, source, c, &weights, &settings, &request);
+    }
     let data = match (&args.data, settings["data"].as_str()) {
         (Some(d), _) => d.clone(),
         (None, Some(d)) => PathBuf::from(d),
@@ -366,4 +381,118 @@ fn sensitivity(
     }
     outln!("{md}").map_err(|e| e.to_string())?;
     Ok(())
+}
+
+/// `--filters`: the smaller model's `.net` and a new run holding its weights.
+fn smaller(
+    args: &Args,
+    source: &str,
+    c: &netc::Checked,
+    weights: &Weights,
+    settings: &serde_json::Value,
+    request: &filters::Request,
+) -> Result<(), String> {
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}_pruned", c.model.name));
+    let plan = filters::plan(source, &c.model, &weights.tensors, request, &name)?;
+    let net = args
+        .net
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.net")));
+    let file = net.display().to_string();
+    // The new source must pass every check before anything is written.
+    let small = netc::check(&plan.source)
+        .map_err(|d| d.render(&file, &plan.source, super::color()))?
+        .into_iter()
+        .find(|m| m.model.name == name)
+        .ok_or_else(|| format!("{file}: the rewritten source lost model {name}"))?;
+    let tensors: std::collections::HashMap<String, netc::weights::Tensor> = plan
+        .weights
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    Weights {
+        tensors,
+        averaged: false,
+        metadata: BTreeMap::new(),
+    }
+    .fit(&small.layout, &net)?;
+    let base = args.runs.join(&name);
+    std::fs::create_dir_all(&base)
+        .map_err(|e| format!("{}: cannot create: {e}", base.display()))?;
+    let dir = new_run(&base)?;
+    netc::driver::write_atomic(&net, plan.source.as_bytes())
+        .map_err(|e| format!("{}: cannot write: {e}", net.display()))?;
+    let write = |f: &str, bytes: &[u8]| {
+        let path = dir.join(f);
+        netc::driver::write_atomic(&path, bytes)
+            .map_err(|e| format!("{}: cannot write: {e}", path.display()))
+    };
+    write("model.net", plan.source.as_bytes())?;
+    let mut run = settings.clone();
+    run["model"] = name.clone().into();
+    run["file"] = file.clone().into();
+    run["settings"]["steps"] = 0.into();
+    run["init_from"] = serde_json::Value::Null;
+    write(
+        "settings.json",
+        serde_json::to_string_pretty(&run)
+            .expect("JSON serializes")
+            .as_bytes(),
+    )?;
+    // Raw and averaged alike, so a resumed run (fine-tuning) finds both.
+    let mut all = plan.weights.clone();
+    if settings["settings"]["average"].as_bool().unwrap_or(true) {
+        for (k, v) in &plan.weights {
+            all.insert(format!("ema/{k}"), v.clone());
+        }
+    }
+    let meta = [
+        ("step", "0".to_string()),
+        ("model", name.clone()),
+        ("seed", settings["seed"].as_u64().unwrap_or(1).to_string()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .into();
+    prune::write(
+        &dir.join("checkpoint.safetensors"),
+        &all,
+        &BTreeMap::new(),
+        &meta,
+    )?;
+    let e = |err: std::io::Error| err.to_string();
+    for (layer, before, after) in &plan.layers {
+        outln!("{layer}: {after} of {before} filters kept").map_err(e)?;
+    }
+    let (a, b) = (&c.summary, &small.summary);
+    outln!(
+        "{file}: model {name}, {} parameters ({} before), {} operations ({} before); weights in {}",
+        b.total.params,
+        a.total.params,
+        b.total.ops,
+        a.total.ops,
+        dir.display()
+    )
+    .map_err(e)?;
+    Ok(())
+}
+
+/// A new numbered run directory under `base`.
+fn new_run(base: &Path) -> Result<PathBuf, String> {
+    let taken = std::fs::read_dir(base)
+        .map_err(|e| format!("{}: cannot list: {e}", base.display()))?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .max()
+        .unwrap_or(0);
+    for n in taken + 1.. {
+        let dir = base.join(n.to_string());
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("{}: cannot create: {e}", dir.display())),
+        }
+    }
+    unreachable!("some run number is free")
 }

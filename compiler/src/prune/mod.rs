@@ -5,6 +5,8 @@
 //! Only kernels are pruned: the `weight` of `conv`, `dwconv` and `fc`
 //! layers; biases and batch norm's tensors stay dense.
 
+pub mod filters;
+
 use crate::weights::Tensor;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
