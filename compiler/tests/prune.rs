@@ -114,6 +114,35 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
         assert!(kept_again, "{k}");
     }
 
+    // `check --weights` counts them: every masked zero, the biases' too.
+    let json: serde_json::Value = serde_json::from_str(&ok(&[
+        "check",
+        "--json",
+        "prunecli.net",
+        "--weights",
+        "runs/prunecli/3/checkpoint.safetensors",
+    ]))
+    .unwrap();
+    let w = &json[0]["weights"];
+    let (params, nonzero) = (
+        w["params"].as_u64().unwrap(),
+        w["nonzero"].as_u64().unwrap(),
+    );
+    let (masked, kernels) = zeros(&run(3).join("masks.safetensors"), true);
+    assert_eq!(params, kernels as u64 + 4 + 16 + 10, "kernels and biases");
+    assert!(nonzero <= params - masked as u64, "{w}");
+    assert!(
+        w["sparse_bytes"].as_u64() < w["dense_bytes"].as_u64(),
+        "{w}"
+    );
+    let table = ok(&[
+        "check",
+        "prunecli.net",
+        "--weights",
+        "runs/prunecli/3/checkpoint.safetensors",
+    ]);
+    assert!(table.contains("parameters non-zero"), "{table}");
+
     // Sensitivity: each kernel alone, without fine-tuning.
     ok(&[
         "prune",

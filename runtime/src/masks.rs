@@ -101,7 +101,9 @@ impl Masks {
         for (name, m) in &self.0 {
             if let Some(t) = tensors.get_mut(name) {
                 for (v, keep) in t.values.iter_mut().zip(&m.values) {
-                    *v *= keep;
+                    if *keep == 0.0 {
+                        *v = 0.0;
+                    }
                 }
             }
         }
@@ -134,12 +136,14 @@ impl<B: Backend> ModuleMapper<B> for Zero<'_> {
         let (id, tensor, mapper) = param.consume();
         let trainable = tensor.is_require_grad();
         let device = tensor.device();
-        let keep = Tensor::<B, D>::from_data(
-            TensorData::new(mask.values.clone(), tensor.dims()),
-            &device,
-        );
-        // A new leaf: the product must not carry the old step's graph.
-        let new = tensor.mul(keep).detach().set_require_grad(trainable);
+        let keep =
+            Tensor::<B, D>::from_data(TensorData::new(mask.values.clone(), tensor.dims()), &device);
+        // Filled, not multiplied: +0.0 exactly, never -0.0. A new leaf: the
+        // result must not carry the old step's graph.
+        let new = tensor
+            .mask_fill(keep.equal_elem(0.0), 0.0)
+            .detach()
+            .set_require_grad(trainable);
         Param::from_mapped_value(id, new, mapper)
     }
 }

@@ -99,7 +99,10 @@ fn masked_weights_stay_zero_through_training_averaging_and_resume() {
             .any(|((x, y), k)| *k == 1.0 && x != y);
         assert!(moved, "{name} did not train");
     }
-    assert_eq!(a.raw, b.raw, "the resumed run ends where the uninterrupted one does");
+    assert_eq!(
+        a.raw, b.raw,
+        "the resumed run ends where the uninterrupted one does"
+    );
     assert_eq!(a.averaged, b.averaged);
 }
 

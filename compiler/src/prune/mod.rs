@@ -6,6 +6,7 @@
 //! layers; biases and batch norm's tensors stay dense.
 
 pub mod filters;
+pub mod sparse;
 
 use crate::weights::Tensor;
 use std::collections::{BTreeMap, HashMap};
@@ -114,7 +115,9 @@ pub fn masked(
             let mut t = t.clone();
             if let Some(m) = masks.get(n) {
                 for (v, k) in t.values.iter_mut().zip(&m.values) {
-                    *v *= k;
+                    if *k == 0.0 {
+                        *v = 0.0;
+                    }
                 }
             }
             (n.clone(), t)
