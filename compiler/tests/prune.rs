@@ -142,6 +142,12 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
         "runs/prunecli/3/checkpoint.safetensors",
     ]);
     assert!(table.contains("parameters non-zero"), "{table}");
+    // So does `netc report`.
+    ok(&["report", "runs/prunecli/3", "--no-latency", "--out", "rep"]);
+    let csv = std::fs::read_to_string(dir.path().join("rep/report.csv")).unwrap();
+    let (head, row) = (csv.lines().next().unwrap(), csv.lines().nth(1).unwrap());
+    let at = head.split(',').position(|c| c == "nonzero_params").unwrap();
+    assert_eq!(row.split(',').nth(at), Some(nonzero.to_string().as_str()), "{csv}");
 
     // Sensitivity: each kernel alone, without fine-tuning.
     ok(&[
