@@ -22,6 +22,13 @@ fn synthetic(dir: &Path) {
 
 const KERNELS: [&str; 3] = ["c.weight", "h.weight", "out.weight"];
 
+/// The masks of a pruned run.
+fn m3_of(run: &Path) -> std::collections::HashMap<String, netc::weights::Tensor> {
+    Weights::read(&run.join("masks.safetensors"), true)
+        .unwrap()
+        .tensors
+}
+
 /// Zeros and size of the kernels of a weight file.
 fn zeros(path: &Path, raw: bool) -> (usize, usize) {
     let w = Weights::read(path, raw).unwrap();
@@ -114,6 +121,55 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
         assert!(kept_again, "{k}");
     }
 
+    // The torch engine keeps the masks too: resuming a pruned run, and
+    // starting one from a file that carries `mask/` tensors.
+    ok(&[
+        "train",
+        "prunecli.net",
+        "--engine",
+        "torch",
+        "--resume",
+        "runs/prunecli/3",
+        "--steps",
+        "5",
+        "--quiet",
+    ]);
+    let ck3 = run(3).join("checkpoint.safetensors");
+    let masked3 = zeros(&run(3).join("masks.safetensors"), true).0;
+    assert_eq!(Weights::read(&ck3, true).unwrap().metadata["step"], "5");
+    assert!(zeros(&ck3, true).0 >= masked3 && zeros(&ck3, false).0 >= masked3);
+    let with_masks = dir.path().join("with-masks.safetensors");
+    let start: std::collections::BTreeMap<_, _> =
+        Weights::read(&run(1).join("checkpoint.safetensors"), false)
+            .unwrap()
+            .tensors
+            .into_iter()
+            .collect();
+    let masks: std::collections::BTreeMap<_, _> = m3_of(&run(3)).into_iter().collect();
+    netc::prune::write(
+        &with_masks,
+        &netc::prune::masked(&start.clone().into_iter().collect(), &masks),
+        &masks,
+        &std::collections::BTreeMap::new(),
+    )
+    .unwrap();
+    ok(&[
+        "train",
+        "prunecli.net",
+        "--engine",
+        "torch",
+        "--init-from",
+        "with-masks.safetensors",
+        "--data",
+        "data",
+        "--steps",
+        "3",
+        "--quiet",
+    ]);
+    let ck4 = run(4).join("checkpoint.safetensors");
+    assert!(run(4).join("masks.safetensors").is_file());
+    assert!(zeros(&ck4, true).0 >= masked3 && zeros(&ck4, false).0 >= masked3);
+
     // `check --weights` counts them: every masked zero, the biases' too.
     let json: serde_json::Value = serde_json::from_str(&ok(&[
         "check",
@@ -147,7 +203,11 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
     let csv = std::fs::read_to_string(dir.path().join("rep/report.csv")).unwrap();
     let (head, row) = (csv.lines().next().unwrap(), csv.lines().nth(1).unwrap());
     let at = head.split(',').position(|c| c == "nonzero_params").unwrap();
-    assert_eq!(row.split(',').nth(at), Some(nonzero.to_string().as_str()), "{csv}");
+    assert_eq!(
+        row.split(',').nth(at),
+        Some(nonzero.to_string().as_str()),
+        "{csv}"
+    );
 
     // Sensitivity: each kernel alone, without fine-tuning.
     ok(&[
@@ -203,7 +263,7 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
         assert_eq!(out.status.code(), Some(1), "{run} {sparsity}: {err}");
         assert!(err.contains(want), "{run} {sparsity}: {err}");
     }
-    assert!(!run(4).exists(), "a refused request makes no run");
+    assert!(!run(5).exists(), "a refused request makes no run");
 }
 
 /// `--filters` writes a smaller `.net` that passes `check`, and a run with
