@@ -3,7 +3,7 @@
 //! errors of a bad request.
 
 use netc::weights::Weights;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// Binary CIFAR batches of 20 images, 10 classes told apart by color.
@@ -107,6 +107,13 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
         assert!(zeros(&ck, true).0 >= masks.0, "run {n} raw");
         assert!(zeros(&ck, false).0 >= masks.0, "run {n} average");
     }
+    // Pruned kernels are stored sparsely: the file is smaller on disk.
+    let size = |p: PathBuf| std::fs::metadata(p).unwrap().len();
+    let (dense, sparse) = (
+        size(run(1).join("checkpoint.safetensors")),
+        size(run(3).join("checkpoint.safetensors")),
+    );
+    assert!(2 * sparse < dense, "{sparse} bytes pruned, {dense} dense");
     // The second level keeps the first one's zeros.
     let (m2, m3) = (
         Weights::read(&run(2).join("masks.safetensors"), true).unwrap(),

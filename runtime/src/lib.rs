@@ -19,6 +19,7 @@ pub mod masks;
 pub mod nn;
 pub mod params;
 pub mod run;
+pub mod sparse;
 pub mod spec;
 pub mod train;
 
