@@ -199,14 +199,15 @@ mod tests {
         ]
         .into();
         let names: Vec<String> = w.keys().cloned().collect();
+        // Four of eight: b's zero and a's three smallest.
         let g = magnitude(&w, &names, 50.0, Scope::Global);
-        assert_eq!(g["a.weight"].values, [0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(g["a.weight"].values, [0.0, 0.0, 0.0, 1.0]);
         assert_eq!(g["b.weight"].values, [1.0, 1.0, 1.0, 0.0]);
         let l = magnitude(&w, &names, 50.0, Scope::Layer);
         assert_eq!(l["a.weight"].values, [0.0, 0.0, 1.0, 1.0]);
         assert_eq!(l["b.weight"].values, [0.0, 1.0, 1.0, 0.0]);
         // A higher level keeps the lower one's zeros.
-        let once = masked(&w, &l);
+        let once: HashMap<String, Tensor> = masked(&w, &l).into_iter().collect();
         let again = magnitude(&once, &names, 75.0, Scope::Layer);
         for n in &names {
             for (a, b) in l[n].values.iter().zip(&again[n].values) {
