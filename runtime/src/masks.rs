@@ -36,7 +36,10 @@ impl Masks {
             masks.check(model, &own)?;
             return Ok(masks);
         }
-        let Some(path) = init_from else {
+        // The copy is made before the first checkpoint: a run with a
+        // checkpoint and no copy was not pruned, and its --init-from file
+        // may be gone.
+        let Some(path) = init_from.filter(|_| !dir.join(crate::run::CHECKPOINT).exists()) else {
             return Ok(Masks::default());
         };
         let masks = Masks(carried(Checkpoint::load(path)?.raw));
