@@ -86,8 +86,8 @@ pub fn export(file: &str, source: &str, checked: &Checked, e: &Export) -> Result
 const RUN_SETTINGS: &str = "settings.json";
 const RUN_CHECKPOINT: &str = "checkpoint.safetensors";
 
-/// Checks that `dir` is a run of `model`.
-fn run_of(dir: &Path, model: &str) -> Result<(), String> {
+/// Checks that `dir` is a run of `model`; its settings.
+pub fn run_of(dir: &Path, model: &str) -> Result<serde_json::Value, String> {
     let settings = dir.join(RUN_SETTINGS);
     let text = std::fs::read_to_string(&settings).map_err(|_| {
         format!(
@@ -98,9 +98,9 @@ fn run_of(dir: &Path, model: &str) -> Result<(), String> {
     let json: serde_json::Value = serde_json::from_str(&text)
         .map_err(|err| format!("{}: not valid JSON: {err}", settings.display()))?;
     match json["model"].as_str() {
-        Some(m) if m == model => Ok(()),
+        Some(m) if m == model => Ok(json),
         Some(m) => Err(format!(
-            "{}: a run of model {m}, not {model}; export it with the .net file that defines {m}",
+            "{}: a run of model {m}, not {model}; give the .net file that defines {m}",
             dir.display()
         )),
         None => Err(format!(

@@ -15,6 +15,7 @@ pub mod ir;
 pub mod lower;
 pub mod machine;
 pub mod proc;
+pub mod prune;
 pub mod report;
 pub mod shape;
 pub mod sweep;

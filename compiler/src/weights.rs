@@ -15,6 +15,11 @@ use std::path::Path;
 
 /// Where the averaged weights live in a checkpoint.
 pub const AVERAGED: &str = "ema/";
+/// Pruned kernels stored sparsely (the runtime's `sparse.rs`): bits, values,
+/// and the shape in the metadata.
+const SPARSE_BITS: &str = "sparse/bits/";
+const SPARSE_VALUES: &str = "sparse/values/";
+const SPARSE: &str = "sparse/";
 
 /// A tensor's shape and values, row-major.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,15 +48,20 @@ impl Weights {
         let bad = |e: String| format!("{}: not a valid safetensors file: {e}", path.display());
         let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| bad(e.to_string()))?;
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let averaged = !raw && st.names().iter().any(|n| n.starts_with(AVERAGED));
-        let mut tensors = HashMap::new();
+        let mut metadata: BTreeMap<String, String> = meta
+            .metadata()
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let (mut bits, mut stored) = (HashMap::new(), HashMap::new());
+        let mut all = Vec::new();
         for (name, view) in st.tensors() {
-            let inner = match name.strip_prefix(AVERAGED) {
-                Some(inner) if averaged => inner.to_string(),
-                None if !averaged => name.clone(),
-                _ => continue,
-            };
-            let values = match view.dtype() {
+            if let Some(inner) = name.strip_prefix(SPARSE_BITS) {
+                bits.insert(inner.to_string(), view.data().to_vec());
+                continue;
+            }
+            let values: Vec<f32> = match view.dtype() {
                 Dtype::F32 => view
                     .data()
                     .chunks_exact(4)
@@ -68,18 +78,64 @@ impl Weights {
                     )))
                 }
             };
-            let shape = view.shape().to_vec();
-            tensors.insert(inner, Tensor { shape, values });
+            match name.strip_prefix(SPARSE_VALUES) {
+                Some(inner) => {
+                    stored.insert(inner.to_string(), values);
+                }
+                None => all.push((
+                    name,
+                    Tensor {
+                        shape: view.shape().to_vec(),
+                        values,
+                    },
+                )),
+            }
+        }
+        // Pruned kernels stored sparsely (runtime/src/sparse.rs) back to dense.
+        let shapes: Vec<(String, String)> = metadata
+            .iter()
+            .filter_map(|(k, v)| Some((k.strip_prefix(SPARSE)?.to_string(), v.clone())))
+            .collect();
+        for (name, shape) in shapes {
+            metadata.remove(&format!("{SPARSE}{name}"));
+            let damaged = |why: &str| bad(format!("sparse tensor `{name}`: {why}"));
+            let shape: Vec<usize> =
+                serde_json::from_str(&shape).map_err(|_| damaged("bad shape"))?;
+            let (Some(b), Some(v)) = (bits.remove(&name), stored.remove(&name)) else {
+                return Err(damaged("its bits or values are missing"));
+            };
+            let n: usize = shape.iter().product();
+            if b.len() != n.div_ceil(8) {
+                return Err(damaged("its bits do not fit its shape"));
+            }
+            let mut values = vec![0.0; n];
+            let mut next = v.into_iter();
+            for (i, x) in values.iter_mut().enumerate() {
+                if b[i / 8] >> (i % 8) & 1 == 1 {
+                    *x = next
+                        .next()
+                        .ok_or_else(|| damaged("fewer values than bits"))?;
+                }
+            }
+            if next.next().is_some() {
+                return Err(damaged("more values than bits"));
+            }
+            all.push((name, Tensor { shape, values }));
+        }
+        let averaged = !raw && all.iter().any(|(n, _)| n.starts_with(AVERAGED));
+        let mut tensors = HashMap::new();
+        for (name, t) in all {
+            let inner = match name.strip_prefix(AVERAGED) {
+                Some(inner) if averaged => inner.to_string(),
+                None if !averaged => name.clone(),
+                _ => continue,
+            };
+            tensors.insert(inner, t);
         }
         Ok(Weights {
             tensors,
             averaged,
-            metadata: meta
-                .metadata()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            metadata,
         })
     }
 

@@ -6,6 +6,7 @@
 //! The same tensors and metadata always give the same bytes.
 
 use crate::params::{Named, Tensors};
+use crate::sparse;
 use crate::Result;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap};
@@ -56,12 +57,40 @@ impl Checkpoint {
                 .flat_map(|v| v.to_le_bytes())
                 .collect::<Vec<u8>>()
         };
-        let mut owned: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
-        for (name, t) in &self.raw {
-            owned.push((name.clone(), t.shape.clone(), bytes_of(t)));
-        }
-        for (name, t) in self.averaged.iter().flatten() {
-            owned.push((format!("{AVERAGED}{name}"), t.shape.clone(), bytes_of(t)));
+        let mut owned: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut metadata = self.metadata.clone();
+        let all = self.raw.iter().map(|(n, t)| (n.clone(), t)).chain(
+            self.averaged
+                .iter()
+                .flatten()
+                .map(|(n, t)| (format!("{AVERAGED}{n}"), t)),
+        );
+        for (name, t) in all {
+            if sparse::worth(&name, t) {
+                // A pruned kernel: a bitmask and its other values.
+                let (bits, values) = sparse::encode(t);
+                let shape = serde_json::to_string(&t.shape).expect("a shape serializes");
+                metadata.insert(format!("{}{name}", sparse::SHAPE), shape);
+                let n = values.len();
+                let values = Named {
+                    shape: vec![n],
+                    values,
+                };
+                owned.push((
+                    format!("{}{name}", sparse::BITS),
+                    Dtype::U8,
+                    vec![bits.len()],
+                    bits,
+                ));
+                owned.push((
+                    format!("{}{name}", sparse::VALUES),
+                    Dtype::F32,
+                    vec![n],
+                    bytes_of(&values),
+                ));
+            } else {
+                owned.push((name, Dtype::F32, t.shape.clone(), bytes_of(t)));
+            }
         }
         for (name, t) in &self.optimizer {
             owned.push((format!("{OPTIMIZER}{name}"), t.shape.clone(), bytes_of(t)));
@@ -69,8 +98,8 @@ impl Checkpoint {
         owned.sort_by(|a, b| a.0.cmp(&b.0));
         let views = owned
             .iter()
-            .map(|(n, shape, bytes)| {
-                TensorView::new(Dtype::F32, shape.clone(), bytes)
+            .map(|(n, dtype, shape, bytes)| {
+                TensorView::new(*dtype, shape.clone(), bytes)
                     .map(|v| (n.clone(), v))
                     .map_err(|e| format!("tensor {n}: {e}"))
             })
@@ -79,7 +108,7 @@ impl Checkpoint {
         // from run to run: encode without it, then put it in sorted.
         let bytes = safetensors::serialize(views, None)
             .map_err(|e| format!("{}: cannot encode: {e}", path.display()))?;
-        write_atomic(path, &with_metadata(&bytes, &self.metadata))
+        write_atomic(path, &with_metadata(&bytes, &metadata))
     }
 
     /// Weights to compute with: `load`, refusing any tensor that is not all
@@ -135,7 +164,19 @@ impl Checkpoint {
                 .collect(),
             ..Checkpoint::default()
         };
+        let mut bits = HashMap::new();
+        let mut tensors = Vec::new();
         for (name, view) in st.tensors() {
+            if let Some(inner) = name.strip_prefix(sparse::BITS) {
+                if view.dtype() != Dtype::U8 {
+                    return Err(bad(format!(
+                        "tensor `{name}` is {:?}, not U8",
+                        view.dtype()
+                    )));
+                }
+                bits.insert(inner.to_string(), view.data().to_vec());
+                continue;
+            }
             let values: Vec<f32> = match view.dtype() {
                 Dtype::F32 => view
                     .data()
@@ -153,10 +194,54 @@ impl Checkpoint {
                     )))
                 }
             };
-            let t = Named {
-                shape: view.shape().to_vec(),
-                values,
+            tensors.push((
+                name,
+                Named {
+                    shape: view.shape().to_vec(),
+                    values,
+                },
+            ));
+        }
+        // Sparse kernels back to dense ones; their shapes leave the metadata.
+        let mut sparse_shapes: BTreeMap<String, String> = BTreeMap::new();
+        out.metadata
+            .retain(|k, v| match k.strip_prefix(sparse::SHAPE) {
+                Some(name) => {
+                    sparse_shapes.insert(name.to_string(), v.clone());
+                    false
+                }
+                None => true,
+            });
+        let mut values: HashMap<String, Named> = HashMap::new();
+        tensors.retain(|(name, t)| match name.strip_prefix(sparse::VALUES) {
+            Some(inner) => {
+                values.insert(inner.to_string(), t.clone());
+                false
+            }
+            None => true,
+        });
+        for (name, shape) in sparse_shapes {
+            let damaged = |why: String| bad(format!("sparse tensor `{name}`: {why}"));
+            let shape: Vec<usize> = serde_json::from_str(&shape)
+                .map_err(|e| damaged(format!("shape {shape:?}: {e}")))?;
+            let (Some(b), Some(v)) = (bits.remove(&name), values.remove(&name)) else {
+                return Err(damaged("its bits or values are missing".into()));
             };
+            let dense = sparse::decode(&shape, &b, &v.values).map_err(damaged)?;
+            tensors.push((
+                name,
+                Named {
+                    shape,
+                    values: dense,
+                },
+            ));
+        }
+        if let Some(name) = bits.keys().chain(values.keys()).next() {
+            return Err(bad(format!(
+                "sparse tensor `{name}` has no shape in the metadata"
+            )));
+        }
+        for (name, t) in tensors {
             if let Some(inner) = name.strip_prefix(AVERAGED) {
                 out.averaged
                     .get_or_insert_with(HashMap::new)
@@ -239,6 +324,49 @@ mod tests {
         assert_eq!(back.metadata["step"], "7");
         // No temporary file is left behind.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn pruned_kernels_are_stored_sparsely_and_load_back_exactly() {
+        let dir = tempfile::tempdir().unwrap();
+        let (dense, sparse) = (
+            dir.path().join("d.safetensors"),
+            dir.path().join("s.safetensors"),
+        );
+        let kernel = |pruned: bool| Named {
+            shape: vec![16, 16],
+            values: (0..256)
+                .map(|i| {
+                    if pruned && i % 4 != 0 {
+                        0.0
+                    } else {
+                        i as f32 - 100.5
+                    }
+                })
+                .collect(),
+        };
+        let ck = |pruned: bool| Checkpoint {
+            raw: [("fc.weight".to_string(), kernel(pruned))].into(),
+            averaged: Some([("fc.weight".to_string(), kernel(pruned))].into()),
+            metadata: [("step".to_string(), "3".to_string())].into(),
+        };
+        ck(false).save(&dense).unwrap();
+        ck(true).save(&sparse).unwrap();
+        let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+        assert!(
+            size(&sparse) * 2 < size(&dense),
+            "{} vs {}",
+            size(&sparse),
+            size(&dense)
+        );
+        let back = Checkpoint::load(&sparse).unwrap();
+        assert_eq!(back.raw, ck(true).raw);
+        assert_eq!(back.averaged, ck(true).averaged);
+        assert_eq!(
+            back.metadata,
+            ck(true).metadata,
+            "the shapes leave the metadata"
+        );
     }
 
     #[test]

@@ -15,11 +15,13 @@ pub mod ema;
 pub mod eval;
 pub mod infer;
 pub mod kernels;
+pub mod masks;
 pub mod nn;
 pub mod optim;
 pub mod params;
 pub mod quant;
 pub mod run;
+pub mod sparse;
 pub mod spec;
 pub mod train;
 

@@ -8,6 +8,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::{self, Split};
 use crate::ema::Ema;
 use crate::optim::Optim;
+use crate::masks::Masks;
 use crate::run::{self, Asked, Log};
 use crate::{eval, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
@@ -121,6 +122,10 @@ where
         }
         ema = Ema::new(&model);
     }
+    // Pruned runs (netc prune) keep their masked weights at zero.
+    let masks = Masks::of_run(dir, run.init_from.as_deref(), &params::collect(&model))?;
+    model = masks.apply(model);
+    masks.apply_to(&mut ema.shadow);
     if step > s.steps {
         return Err(format!(
             "{}: the checkpoint is at step {step}, past the run's end at step {}; give --steps {step} or more",
@@ -241,10 +246,11 @@ where
             .elem();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = s.recipe.lr_at(s.learning_rate, step, s.steps);
-        model = optim.step(lr, step, model, grads);
+        model = masks.apply(optim.step(lr, step, model, grads));
         step += 1;
         if s.average {
             ema.update(&params::collect(&model), step);
+            masks.apply_to(&mut ema.shadow);
         }
         window.1 += n;
         bar.set_position(step);

@@ -1,6 +1,7 @@
 //! `netc check FILE...`
 
 use netc::backend::summary;
+use netc::prune::sparse::{self, Density};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -14,6 +15,10 @@ pub struct Args {
     /// Print each model as a Graphviz DOT graph (render with `dot -Tsvg`)
     #[arg(long, conflicts_with = "json")]
     graph: bool,
+    /// A weight file of the (one) model: also print its non-zero parameters
+    /// and its bytes dense and sparse (docs/compression.md)
+    #[arg(long, value_name = "W", conflicts_with = "graph")]
+    weights: Option<PathBuf>,
 }
 
 /// Checks every file, printing what it can; false if any file had an error.
@@ -28,13 +33,40 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
         let name = path.display().to_string();
         match netc::check(&source) {
             Ok(checked) => {
+                let density = match (&args.weights, checked.as_slice()) {
+                    (None, _) => None,
+                    (Some(w), [c]) => match weights(w, c) {
+                        Ok(d) => Some(d),
+                        Err(e) => {
+                            errln!("error: {e}");
+                            ok = false;
+                            continue;
+                        }
+                    },
+                    (Some(_), _) => {
+                        errln!(
+                            "error: {name}: --weights measures one model; this file has {}",
+                            checked.len()
+                        );
+                        ok = false;
+                        continue;
+                    }
+                };
                 for c in checked {
                     if args.graph {
                         out!("{}", netc::backend::graph::dot(&c.model))?;
                     } else if args.json {
-                        models.push(summary::json(&c.model, &c.summary, &name, &source));
+                        let mut m = summary::json(&c.model, &c.summary, &name, &source);
+                        if let Some((path, d)) = &density {
+                            m["weights"] = serde_json::json!({"file": path, "params": d.params,
+                                "nonzero": d.nonzero, "dense_bytes": d.dense_bytes, "sparse_bytes": d.sparse_bytes});
+                        }
+                        models.push(m);
                     } else {
                         outln!("{}", summary::table(&c.model, &c.summary, &name))?;
+                        if let Some((path, d)) = &density {
+                            outln!("{}", line(path, d))?;
+                        }
                     }
                 }
             }
@@ -51,4 +83,28 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
         )?;
     }
     Ok(ok)
+}
+
+/// The density of weight file `w` for `c`, checked to fit it.
+fn weights(w: &std::path::Path, c: &netc::Checked) -> Result<(String, Density), String> {
+    let read = netc::weights::Weights::read(w, false)?;
+    read.fit(&c.layout, w)?;
+    let which = if read.averaged { " (averaged)" } else { "" };
+    Ok((
+        format!("{}{which}", w.display()),
+        sparse::density(&read, &c.layout),
+    ))
+}
+
+fn line(path: &str, d: &Density) -> String {
+    use summary::thousands;
+    format!(
+        "weights {path}: {} of {} parameters non-zero ({:.1} %); {} bytes dense, {} sparse \
+         (per tensor: a bit per value plus the non-zero float32 values, where smaller)",
+        thousands(d.nonzero),
+        thousands(d.params),
+        100.0 * d.nonzero as f64 / d.params.max(1) as f64,
+        thousands(d.dense_bytes),
+        thousands(d.sparse_bytes)
+    )
 }

@@ -42,6 +42,7 @@ mod bench;
 mod build;
 mod check;
 mod export;
+mod prune;
 mod report;
 mod sweep;
 
@@ -87,6 +88,8 @@ enum Command {
     Export(export::Args),
     /// Train variants of a model, one change at a time: netc sweep FILE --vary conv1.filters=32,96 --data DIR
     Sweep(sweep::Args),
+    /// Prune a trained run: netc prune FILE --run RUN --sparsity 50,75,90 --steps-per-round N
+    Prune(prune::Args),
 }
 
 /// The exit status when the reader of standard output has gone: the status a
@@ -104,6 +107,7 @@ pub fn run() -> ExitCode {
         Command::Bench(args) => bench::run(&args),
         Command::Export(args) => export::run(&args),
         Command::Sweep(args) => sweep::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Build(args) => build::build(&args),
         Command::Train(args) => return build::run("train", &args),
         Command::Eval(args) => return build::run("eval", &args),

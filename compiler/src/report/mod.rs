@@ -24,6 +24,10 @@ pub struct Run {
     pub ops: Option<u64>,
     pub macs: Option<u64>,
     pub checkpoint_bytes: Option<u64>,
+    /// Non-zero parameters of the evaluated weights, and their bytes stored
+    /// sparsely (`prune::sparse`).
+    pub nonzero: Option<u64>,
+    pub sparse_bytes: Option<u64>,
     pub examples_per_second: Option<f64>,
     pub latency_ms: Option<f64>,
 }
@@ -149,6 +153,14 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
                     run.params = Some(c.summary.total.params);
                     run.ops = Some(c.summary.total.ops);
                     run.macs = Some(c.summary.total.macs);
+                    let ck = dir.join("checkpoint.safetensors");
+                    if let Ok(w) = crate::weights::Weights::read(&ck, false) {
+                        if w.fit(&c.layout, &ck).is_ok() {
+                            let d = crate::prune::sparse::density(&w, &c.layout);
+                            run.nonzero = Some(d.nonzero);
+                            run.sparse_bytes = Some(d.sparse_bytes);
+                        }
+                    }
                 }
             }
             Err(d) => {

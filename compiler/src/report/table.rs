@@ -4,7 +4,7 @@ use super::{Run, MILESTONES};
 use crate::backend::summary::{millions, thousands};
 use std::fmt::Write;
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 15] = [
     "run",
     "model",
     "steps",
@@ -15,6 +15,8 @@ const COLUMNS: [&str; 13] = [
     "at 300k",
     "params",
     "checkpoint bytes",
+    "non-zero params",
+    "sparse bytes",
     "operations",
     "MACs",
     "train ex/s",
@@ -32,6 +34,8 @@ fn cells(run: &Run, human: bool) -> Vec<String> {
         row.extend(MILESTONES.iter().map(|&m| pct(run.accuracy_at(m))));
         row.push(n(run.params, millions));
         row.push(n(run.checkpoint_bytes, thousands));
+        row.push(n(run.nonzero, millions));
+        row.push(n(run.sparse_bytes, thousands));
         row.push(n(run.ops, millions));
         row.push(n(run.macs, millions));
         row.push(
@@ -46,6 +50,8 @@ fn cells(run: &Run, human: bool) -> Vec<String> {
         row.extend(MILESTONES.iter().map(|&m| f(run.accuracy_at(m))));
         row.push(u(run.params));
         row.push(u(run.checkpoint_bytes));
+        row.push(u(run.nonzero));
+        row.push(u(run.sparse_bytes));
         row.push(u(run.ops));
         row.push(u(run.macs));
         row.push(
@@ -71,7 +77,7 @@ pub fn markdown(runs: &[Run]) -> String {
 
 pub fn csv(runs: &[Run]) -> String {
     let mut out = String::from(
-        "run,model,steps,accuracy,accuracy_10k,accuracy_50k,accuracy_100k,accuracy_300k,params,checkpoint_bytes,ops,macs,train_examples_per_second,latency_ms\n",
+        "run,model,steps,accuracy,accuracy_10k,accuracy_50k,accuracy_100k,accuracy_300k,params,checkpoint_bytes,nonzero_params,sparse_bytes,ops,macs,train_examples_per_second,latency_ms\n",
     );
     for run in runs {
         let row: Vec<String> = cells(run, false)

@@ -35,6 +35,7 @@ CHECKPOINT, LOG, SETTINGS, SOURCE, LOCK = (
     "checkpoint.safetensors", "log.jsonl", "settings.json", "model.net", ".lock",
 )
 AVERAGED = "ema/"
+MASKS, MASK = "masks.safetensors", "mask/"
 MAX_BRIGHTNESS = 63.0
 CONTRAST = (0.2, 1.8)
 MAX_DECAY = 0.9999
@@ -587,6 +588,19 @@ def is_statistic(name):
     return name.endswith("running_mean") or name.endswith("running_var")
 
 
+def run_masks(d, raw):
+    """The run's pruning masks (netc prune, runtime/src/masks.rs): its own
+    masks.safetensors, or the `mask/` tensors of the weights it starts
+    from, copied into the run so that a resume needs only the run."""
+    path = d / MASKS
+    if path.exists():
+        return read_weights(path)[0]
+    masks = {n[len(MASK) :]: t for n, t in (raw or {}).items() if n.startswith(MASK)}
+    if masks:
+        save_checkpoint(path, {n: t.numpy() for n, t in masks.items()}, None, {})
+    return masks
+
+
 # --- training ---
 
 
@@ -827,6 +841,7 @@ def setup(a, world):
     return {
         "dir": d, "lock": held, "settings": settings, "step": step,
         "raw": raw, "averaged": averaged, "source": source, "data": data, "state": state,
+        "masks": run_masks(d, raw),
     }
 
 
@@ -883,6 +898,26 @@ def clock(seconds):
     return f"{h}:{m:02}:{s:02}" if h else f"{m}:{s:02}"
 
 
+def prune_masks(model, masks, shadow, d, device):
+    """(weight, its average or None, where it is zero) for every masked weight."""
+    params = {netc_name(model, k): p for k, p in model.named_parameters()}
+    bad = [n for n, m in masks.items() if n not in params or tuple(m.shape) != tuple(params[n].shape)]
+    if bad:
+        raise Error(f"{d / MASKS}: the pruning masks do not fit this model: {', '.join(sorted(bad))}")
+    return [
+        (params[n], shadow[n] if shadow else None, (m == 0).to(device))
+        for n, m in sorted(masks.items())
+    ]
+
+
+def prune_(pruned):
+    with torch.no_grad():
+        for p, avg, zero in pruned:
+            p.masked_fill_(zero, 0.0)
+            if avg is not None:
+                avg.masked_fill_(zero, 0.0)
+
+
 def train(a):
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -903,7 +938,7 @@ def train(a):
     if rank == 0:
         try:
             run = setup(a, world)
-            got[0] = {k: run[k] for k in ("dir", "settings", "step", "state")}
+            got[0] = {k: run[k] for k in ("dir", "settings", "step", "state", "masks")}
         except Error as e:
             got[0] = {"error": str(e)}
     if world > 1:
@@ -944,6 +979,9 @@ def train(a):
                 n: torch.empty_like(p).copy_(avg[n]) if avg is not None else p.detach().clone()
                 for n, p in zip(names, model.parameters())
             }
+    # Pruned weights (and their averages) are put back to zero after every step.
+    pruned = prune_masks(model, run["masks"], shadow, d, device)
+    prune_(pruned)
     decayed = [p for k, p in model.named_parameters() if netc_name(model, k) in NETC["decayed"]]
     if s["decay"] <= 0:
         decayed = []
@@ -1038,12 +1076,14 @@ def train(a):
         for group in optim.param_groups:
             group["lr"] = lr_at(s, step)
         optim.step()
+        prune_(pruned)
         step += 1
         if rank != 0:
             continue
         if shadows:
             with torch.no_grad():
                 torch._foreach_lerp_(shadows, params, 1.0 - decay_rate(step))
+            prune_(pruned)
         window = (window[0], window[1] + batch)
         if step % settings["log_every"] == 0 or step == s["steps"]:
             rate = window[1] / max(time.monotonic() - window[0], 1e-9)
