@@ -93,7 +93,12 @@ impl Checkpoint {
             }
         }
         for (name, t) in &self.optimizer {
-            owned.push((format!("{OPTIMIZER}{name}"), t.shape.clone(), bytes_of(t)));
+            owned.push((
+                format!("{OPTIMIZER}{name}"),
+                Dtype::F32,
+                t.shape.clone(),
+                bytes_of(t),
+            ));
         }
         owned.sort_by(|a, b| a.0.cmp(&b.0));
         let views = owned
@@ -349,6 +354,7 @@ mod tests {
             raw: [("fc.weight".to_string(), kernel(pruned))].into(),
             averaged: Some([("fc.weight".to_string(), kernel(pruned))].into()),
             metadata: [("step".to_string(), "3".to_string())].into(),
+            ..Checkpoint::default()
         };
         ck(false).save(&dense).unwrap();
         ck(true).save(&sparse).unwrap();
