@@ -1,5 +1,8 @@
 //! The `netc` binary: exit codes, streams and JSON.
 
+mod common;
+use common::synthetic;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -231,20 +234,6 @@ fn train_with_the_torch_engine_writes_its_script_and_makes_a_run() {
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(want), "{args:?}: {err}");
     }
-}
-
-/// Binary CIFAR batches of 20 images, 10 classes told apart by color.
-fn synthetic(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut bytes = Vec::new();
-    for i in 0..20u8 {
-        bytes.push(i % 10);
-        bytes.extend(std::iter::repeat_n((i % 10) * 25, 3072));
-    }
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), &bytes).unwrap();
 }
 
 /// A weight file for `source`'s first model: every tensor it needs, by

@@ -4,23 +4,12 @@
 //! a third start trains nothing. Also the command's refusals, which train
 //! nothing.
 
+mod common;
+use common::synthetic;
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-/// Binary CIFAR batches of 20 images, 10 classes told apart by color.
-fn synthetic(dir: &Path) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut bytes = Vec::new();
-    for i in 0..20u8 {
-        bytes.push(i % 10);
-        bytes.extend(std::iter::repeat_n((i % 10) * 25, 3072));
-    }
-    for i in 1..=5 {
-        std::fs::write(dir.join(format!("data_batch_{i}.bin")), &bytes).unwrap();
-    }
-    std::fs::write(dir.join("test_batch.bin"), &bytes).unwrap();
-}
 
 const STEPS: u64 = 5000;
 

@@ -113,9 +113,10 @@ impl Train {
                 "the step schedule needs its interval",
             )
             .label("lr_every is not given")
-            .help(
-                "add lr_every=N: the learning rate is multiplied by lr_factor (default 0.1) every N steps",
-            ));
+            .help(format!(
+                "add lr_every=N: the learning rate is multiplied by lr_factor ({}) every N steps",
+                s.lr_factor
+            )));
         }
         if s.lr_min > s.learning_rate {
             return Err(
