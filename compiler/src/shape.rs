@@ -155,6 +155,15 @@ fn map(input: Shape, node: &Node<()>, what: &str) -> Result<(u64, u64, u64)> {
     }
 }
 
+/// TensorFlow's `same` padding of one axis: (before, after), the odd one
+/// after; the cells that give `window_out`'s size for `Padding::Same`. The
+/// graph pass and the ONNX back end print them.
+pub fn same_pads(size: u64, kernel: u64, stride: u64) -> (u64, u64) {
+    let out = size.div_ceil(stride);
+    let total = ((out - 1) * stride + kernel).saturating_sub(size);
+    (total / 2, total - total / 2)
+}
+
 /// Output size of a window sliding over one dimension, TensorFlow's rules.
 pub fn window_out(input: u64, kernel: u64, stride: u64, padding: Padding) -> Option<u64> {
     match padding {

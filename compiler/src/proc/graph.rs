@@ -8,6 +8,7 @@
 use super::expr::Expr;
 use super::layout::{JoinKind, Layer, Layout, Step, StepKind, Struct};
 use super::sizes::Bindings;
+use crate::shape::same_pads;
 use serde::Serialize;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -102,13 +103,6 @@ pub enum Join {
 /// is C x 1 x 1).
 #[derive(Debug, Clone, Copy)]
 struct Chw([u64; 3]);
-
-/// TensorFlow's `same` padding of one axis: (before, after), the odd one after.
-fn same_pads(size: u64, kernel: u64, stride: u64) -> (u64, u64) {
-    let out = size.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(size);
-    (total / 2, total - total / 2)
-}
 
 /// Pads and output size of a window on an `h` x `w` map.
 fn window(h: u64, w: u64, kernel: [u64; 2], stride: [u64; 2], same: bool) -> ([u64; 4], u64, u64) {

@@ -13,6 +13,7 @@ use crate::ir::Shape;
 use crate::proc::expr::Expr;
 use crate::proc::layout::{JoinKind, Layer, Layout, Step, StepKind, Struct};
 use crate::proc::sizes::{layer_tensors, Bindings};
+use crate::shape::same_pads;
 use crate::weights::Weights;
 
 /// A value of the graph and its shape (a map is C x H x W after the batch).
@@ -26,13 +27,6 @@ pub struct Writer<'a> {
     pub graph: Graph,
     pub layout: &'a Layout,
     pub weights: &'a Weights,
-}
-
-/// TensorFlow's `same` padding of one axis: (before, after), the odd one after.
-fn same_pads(size: u64, kernel: u64, stride: u64) -> (u64, u64) {
-    let out = size.div_ceil(stride);
-    let total = ((out - 1) * stride + kernel).saturating_sub(size);
-    (total / 2, total - total / 2)
 }
 
 /// A window's output size on one axis, TensorFlow's rules.
