@@ -4,7 +4,8 @@
 use std::path::Path;
 use std::process::Command;
 
-fn run_dir(root: &Path, model: &str, n: u32, log: &str, checkpoint: bool) {
+/// `settings`: the `settings` object of the run's settings.json.
+fn run_dir(root: &Path, model: &str, n: u32, settings: &str, log: &str, checkpoint: bool) {
     let dir = root.join(model).join(n.to_string());
     std::fs::create_dir_all(&dir).unwrap();
     let source = std::fs::read_to_string(
@@ -14,7 +15,7 @@ fn run_dir(root: &Path, model: &str, n: u32, log: &str, checkpoint: bool) {
     std::fs::write(dir.join("model.net"), source).unwrap();
     std::fs::write(
         dir.join("settings.json"),
-        format!("{{\"model\": \"{model}\"}}"),
+        format!("{{\"model\": \"{model}\", \"settings\": {settings}}}"),
     )
     .unwrap();
     std::fs::write(dir.join("log.jsonl"), log).unwrap();
@@ -31,6 +32,9 @@ fn report_of_fixture_runs() {
         &runs,
         "tuto",
         1,
+        // Written before the optimizer settings existed: the seed's recipe.
+        r#"{"augment": true, "average": true, "batch_size": 128, "decay": 500.0,
+            "learning_rate": 0.1, "steps": 12000}"#,
         "{\"step\": 100, \"loss\": 2.0, \"examples_per_second\": 180.0}\n\
          {\"step\": 5000, \"test_accuracy\": 0.70}\n\
          {\"step\": 10000, \"test_accuracy\": 0.80, \"averaged\": true}\n\
@@ -42,6 +46,9 @@ fn report_of_fixture_runs() {
         &runs,
         "squeeze1",
         1,
+        r#"{"augment": true, "average": false, "batch_size": 64, "decay": 0.0,
+            "learning_rate": 0.001, "optimizer": "adamw", "beta1": 0.9, "beta2": 0.99,
+            "schedule": "cosine", "lr_min": 0.0001, "warmup": 500, "smoothing": 0.1}"#,
         "{\"step\": 100, \"loss\": 2.0, \"examples_per_second\": 150.0}\nnot json at all\n{\"step\": 2000, \"test_accuracy\": 0.60}\n",
         false,
     );

@@ -17,6 +17,8 @@ pub struct Run {
     /// `tuto/3`
     pub name: String,
     pub model: String,
+    /// How it was trained, from `settings.json` (`recipe`).
+    pub recipe: Option<String>,
     pub steps: u64,
     /// (step, test accuracy) of every evaluation, in order.
     pub evaluations: Vec<(u64, f64)>,
@@ -102,6 +104,7 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
                 if let Some(m) = v["model"].as_str() {
                     run.model = m.to_string();
                 }
+                run.recipe = recipe(&v["settings"]);
             }
             Err(e) => warnings.push(format!(
                 "{}: damaged, {e}",
@@ -177,6 +180,52 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
         )),
     }
     run
+}
+
+/// A run's training recipe in a few words: `sgd lr 0.1, batch 128, augment,
+/// average, decay 500`, with the optimizer's, schedule's and smoothing's
+/// settings where they are not the seed's. A setting missing from an older
+/// `settings.json` is the seed's, as when such a run resumes.
+fn recipe(s: &serde_json::Value) -> Option<String> {
+    let lr = s["learning_rate"].as_f64()?;
+    let num = |key: &str, default: f64| s[key].as_f64().unwrap_or(default);
+    let optimizer = s["optimizer"].as_str().unwrap_or("sgd");
+    let mut parts = vec![match optimizer {
+        "momentum" | "nesterov" => format!("{optimizer} {} lr {lr}", num("momentum", 0.9)),
+        "adam" | "adamw" => format!(
+            "{optimizer} ({}, {}) lr {lr}",
+            num("beta1", 0.9),
+            num("beta2", 0.999)
+        ),
+        _ => format!("{optimizer} lr {lr}"),
+    }];
+    match s["schedule"].as_str().unwrap_or("constant") {
+        "step" => parts.push(format!(
+            "x{} every {}",
+            num("lr_factor", 0.1),
+            num("lr_every", 0.0)
+        )),
+        "cosine" => parts.push(format!("cosine to {}", num("lr_min", 0.0))),
+        _ => {}
+    }
+    if num("warmup", 0.0) > 0.0 {
+        parts.push(format!("warm-up {}", num("warmup", 0.0)));
+    }
+    if let Some(b) = s["batch_size"].as_u64() {
+        parts.push(format!("batch {b}"));
+    }
+    for flag in ["augment", "average"] {
+        if s[flag].as_bool() == Some(true) {
+            parts.push(flag.into());
+        }
+    }
+    if num("decay", 0.0) > 0.0 {
+        parts.push(format!("decay {}", num("decay", 0.0)));
+    }
+    if num("smoothing", 0.0) > 0.0 {
+        parts.push(format!("smoothing {}", num("smoothing", 0.0)));
+    }
+    Some(parts.join(", "))
 }
 
 /// Writes a file whole or not at all: a temporary file, then a rename.

@@ -4,9 +4,10 @@ use super::{Run, MILESTONES};
 use crate::backend::summary::{millions, thousands};
 use std::fmt::Write;
 
-const COLUMNS: [&str; 15] = [
+const COLUMNS: [&str; 16] = [
     "run",
     "model",
+    "recipe",
     "steps",
     "accuracy",
     "at 10k",
@@ -28,7 +29,14 @@ fn pct(a: Option<f64>) -> String {
 
 fn cells(run: &Run, human: bool) -> Vec<String> {
     let n = |v: Option<u64>, f: fn(u64) -> String| v.map_or("-".to_string(), f);
-    let mut row = vec![run.name.clone(), run.model.clone(), run.steps.to_string()];
+    let mut row = vec![
+        run.name.clone(),
+        run.model.clone(),
+        run.recipe
+            .clone()
+            .unwrap_or(if human { "-" } else { "" }.into()),
+        run.steps.to_string(),
+    ];
     if human {
         row.push(pct(run.last_accuracy()));
         row.extend(MILESTONES.iter().map(|&m| pct(run.accuracy_at(m))));
@@ -77,7 +85,7 @@ pub fn markdown(runs: &[Run]) -> String {
 
 pub fn csv(runs: &[Run]) -> String {
     let mut out = String::from(
-        "run,model,steps,accuracy,accuracy_10k,accuracy_50k,accuracy_100k,accuracy_300k,params,checkpoint_bytes,nonzero_params,sparse_bytes,ops,macs,train_examples_per_second,latency_ms\n",
+        "run,model,recipe,steps,accuracy,accuracy_10k,accuracy_50k,accuracy_100k,accuracy_300k,params,checkpoint_bytes,nonzero_params,sparse_bytes,ops,macs,train_examples_per_second,latency_ms\n",
     );
     for run in runs {
         let row: Vec<String> = cells(run, false)

@@ -5,6 +5,7 @@ channels-last or compiled.
 
 usage: python3 bench.py MODULE.py --threads N --batch-size 128 --steps 10 --latency-runs 50
        python3 bench.py --handwritten tuto [--channels-last] [--compile] --threads N ...
+       python3 bench.py ... --device cuda   (a GPU: every timer waits for the GPU)
 
 Prints one JSON object with the fields of netc's bench.
 """
@@ -31,6 +32,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--latency-runs", type=int, default=50)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(1)
@@ -45,9 +47,13 @@ def main():
     if args.count:
         print(sum(p.numel() for p in model.parameters()))
         return
+    device = torch.device(args.device)
+    # A GPU runs asynchronously: a timer must wait for the work it times.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    model = model.to(device)
     n = args.batch_size
-    x = torch.randn(n, *module.INPUT)
-    y = torch.arange(n) % module.CLASSES
+    x = torch.randn(n, *module.INPUT, device=device)
+    y = torch.arange(n, device=device) % module.CLASSES
     if args.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
@@ -66,24 +72,31 @@ def main():
 
     model.train()
     step()
+    step()
+    sync()
     start = time.perf_counter()
     for _ in range(args.steps):
         step()
+    sync()
     train = args.steps * n / (time.perf_counter() - start)
 
     model.eval()
     with torch.no_grad():
         model(x)
+        sync()
         start = time.perf_counter()
         for _ in range(args.steps):
             model(x)
+        sync()
         infer = args.steps * n / (time.perf_counter() - start)
         one = x[:1]
         model(one)
+        sync()
         times = []
         for _ in range(max(args.latency_runs, 1)):
             t = time.perf_counter()
             model(one)
+            sync()
             times.append((time.perf_counter() - t) * 1e3)
     times.sort()
     pick = lambda p: times[round((len(times) - 1) * p)]
@@ -91,6 +104,7 @@ def main():
         "model": args.handwritten or type(model).__name__,
         "batch_size": n,
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name() if device.type == "cuda" else "cpu",
         "train_examples_per_second": train,
         "infer_examples_per_second": infer,
         "latency_ms_median": pick(0.5),
