@@ -394,3 +394,74 @@ fn two_models_of_one_name_in_two_folders_keep_their_own_programs() {
         );
     }
 }
+
+/// `train init=he` draws He-normal weights (std sqrt(2 / fan-in)) in netc's
+/// program and in the PyTorch module; the default stays the seed's
+/// Xavier-normal (std sqrt(2 / (fan-in + fan-out))).
+#[test]
+fn init_he_draws_he_normal_weights_in_both_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = |init: &str| {
+        format!(
+            "model initcheck_{init} {{\n    input 8x8x16\n    train init={init}\n\
+             conv1: conv 3x3 64 relu\n    pool1: maxpool 2x2 /2\n    pool2: maxpool 2x2 /2\n\
+             fc1: fc 96 relu\n    logits: fc 10\n}}\n"
+        )
+    };
+    // conv1: fan-in 16 x 9, fan-out 64 x 9; fc1: 2 x 2 x 64 inputs, 96 units.
+    let expected = |init: &str| match init {
+        "he" => [(2.0f64 / 144.0).sqrt(), (2.0f64 / 256.0).sqrt()],
+        _ => [(2.0f64 / 720.0).sqrt(), (2.0f64 / 352.0).sqrt()],
+    };
+    let std = |v: &[f32]| {
+        let n = v.len() as f64;
+        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+        (v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n).sqrt()
+    };
+    let python = netc_tests::python_with_torch();
+    for init in ["he", "xavier"] {
+        let text = source(init);
+        let file = format!("initcheck_{init}.net");
+        let (checked, bin) = build(dir.path(), &file, &text);
+        let p = |name: &str| dir.path().join(name).display().to_string();
+        let weights = p(&format!("{init}.safetensors"));
+        // No input file: the program writes its initial weights, then stops.
+        let forward = ["forward", "--input", &p("none"), "--output", &p("o")];
+        let _ = run(
+            &bin,
+            &[&forward[..], &["--save-weights", &weights]].concat(),
+        );
+        let w = read(Path::new(&weights));
+        let module = netc::backend::pytorch::module_py(&checked.model, &text, &file).unwrap();
+        let module_path = dir.path().join(format!("{init}.py"));
+        std::fs::write(&module_path, module).unwrap();
+        let script = "import importlib.util, sys, torch\n\
+            spec = importlib.util.spec_from_file_location('m', sys.argv[1])\n\
+            m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
+            torch.manual_seed(1); net = m.Model()\n\
+            print(net.conv1.weight.std(unbiased=False).item(), net.fc1.weight.std(unbiased=False).item())";
+        let out = Command::new(python)
+            .args(["-c", script, module_path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let torch: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(|v| v.parse().unwrap())
+            .collect();
+        for (i, layer) in ["conv1", "fc1"].into_iter().enumerate() {
+            let want = expected(init)[i];
+            let burn = std(&w[&format!("{layer}.weight")].1);
+            for (engine, got) in [("netc's program", burn), ("PyTorch", torch[i])] {
+                assert!(
+                    (got / want - 1.0).abs() < 0.05,
+                    "init={init}: {engine}'s {layer} has std {got}, want {want}"
+                );
+            }
+        }
+    }
+}

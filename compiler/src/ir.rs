@@ -243,6 +243,31 @@ pub struct Settings {
     pub warmup: u64,
     /// Label smoothing.
     pub smoothing: f64,
+    /// How weights start.
+    pub init: Init,
+}
+
+/// How a convolution's or a dense layer's weights are drawn at the start
+/// (biases start at zero either way). Xavier-normal is the seed's: it keeps
+/// a linear layer's variance, and a ReLU halves it, so deep ReLU stacks
+/// without normalization start with a faded signal. He-normal (std
+/// sqrt(2 / fan-in), He et al. 2015) keeps it through ReLUs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Init {
+    Xavier,
+    He,
+}
+
+impl Init {
+    pub const ALL: [Init; 2] = [Init::Xavier, Init::He];
+    /// The name in `train init=...`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Xavier => "xavier",
+            Init::He => "he",
+        }
+    }
 }
 
 /// How the weights move; the runtime's `optim::Optimizer`, by the same names.
@@ -320,6 +345,7 @@ impl Default for Settings {
             lr_min: 0.0,
             warmup: 0,
             smoothing: 0.0,
+            init: Init::Xavier,
         }
     }
 }

@@ -11,6 +11,13 @@ use burn::tensor::module::avg_pool2d;
 /// Xavier (Glorot) normal initialization, as the seed used for every weight.
 pub const XAVIER: Initializer = Initializer::XavierNormal { gain: 1.0 };
 
+/// He (Kaiming) normal initialization, std sqrt(2 / fan-in), for `train
+/// init=he`: keeps the signal's variance through ReLU layers.
+pub const HE: Initializer = Initializer::KaimingNormal {
+    gain: std::f64::consts::SQRT_2,
+    fan_out_only: false,
+};
+
 /// The seed starts biases at zero; burn's layers draw them like the weights.
 pub trait ZeroBias {
     fn zero_bias(self) -> Self;

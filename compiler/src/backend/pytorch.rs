@@ -381,6 +381,7 @@ fn render(model: &Typed, source: &str, file: &str, engine: Option<String>) -> Re
     ctx.insert("input", &[c, h, w]);
     ctx.insert("classes_out", &model.settings.classes);
     ctx.insert("engine", &engine.is_some());
+    ctx.insert("he", &(layout.init == crate::ir::Init::He));
     let mut tera = tera::Tera::default();
     tera.add_raw_template(
         "module.py",

@@ -5,7 +5,7 @@
 
 use super::values::{self, Env};
 use crate::diag::{Diagnostic, Result, Span};
-use crate::ir::{Optimizer, Schedule, Settings};
+use crate::ir::{Init, Optimizer, Schedule, Settings};
 use crate::syntax::ast::{self, Value, ValueKind};
 use std::collections::HashMap;
 
@@ -30,6 +30,7 @@ pub const TRAIN_KEYS: &[&str] = &[
     "lr_min",
     "warmup",
     "smoothing",
+    "init",
 ];
 
 /// What a model's `train` lines say, read one line at a time.
@@ -99,6 +100,7 @@ impl Train {
             "lr_min" => s.lr_min = values::real_in(v, "lr_min", 0.0, 1e6)?,
             "warmup" => s.warmup = count_or_zero(v, "the warm-up steps")?,
             "smoothing" => s.smoothing = values::real_in(v, "the label smoothing", 0.0, 1.0)?,
+            "init" => s.init = word(v, "init", &Init::ALL.map(Init::name)).map(|i| Init::ALL[i])?,
             _ => unreachable!("every key of TRAIN_KEYS is read"),
         }
         Ok(())

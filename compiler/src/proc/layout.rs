@@ -196,6 +196,8 @@ pub struct Layout {
     /// The `.net` paths of the weights under weight decay, label by label
     /// (`["fire2", "squeeze"]` for `fire2.squeeze.weight`).
     pub decay: Vec<Vec<String>>,
+    /// How every weight starts (`train init=`).
+    pub init: crate::ir::Init,
 }
 
 impl Layout {
@@ -269,6 +271,7 @@ pub fn layout(model: &Typed) -> Result<Layout> {
     Ok(Layout {
         structs: pass.structs,
         decay,
+        init: model.settings.init,
     })
 }
 

@@ -153,6 +153,14 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
                     .find(|c| c.model.name == run.model)
                     .or(models.first())
                 {
+                    // Not in settings.json: how weights start is the model's.
+                    if c.model.settings.init != crate::ir::Init::Xavier {
+                        let init = format!("init {}", c.model.settings.init.name());
+                        run.recipe = Some(match run.recipe.take() {
+                            Some(r) => format!("{r}, {init}"),
+                            None => init,
+                        });
+                    }
                     run.params = Some(c.summary.total.params);
                     run.ops = Some(c.summary.total.ops);
                     run.macs = Some(c.summary.total.macs);

@@ -2,6 +2,7 @@
 //! and the `use` lines the layers of a model need.
 
 use super::Names;
+use crate::ir::Init;
 use crate::proc::expr::Expr;
 use crate::proc::layout::{JoinKind, Layer, Layout, StepKind};
 
@@ -35,13 +36,22 @@ fn ones() -> [Expr; 2] {
     [Expr::Lit(1), Expr::Lit(1)]
 }
 
-/// The end of a weighted layer's constructor: the seed's initialization,
-/// Xavier-normal weights and zero biases (or no bias).
-fn initialized(bias: bool) -> &'static str {
+/// The runtime's initializer for `train init=`: `XAVIER`, the seed's, or `HE`.
+pub fn initializer(init: Init) -> &'static str {
+    match init {
+        Init::Xavier => "XAVIER",
+        Init::He => "HE",
+    }
+}
+
+/// The end of a weighted layer's constructor: the model's initializer for
+/// the weights and zero biases (or no bias).
+fn initialized(bias: bool, init: Init) -> String {
+    let init = initializer(init);
     if bias {
-        "\n.with_initializer(XAVIER)\n.init(device)\n.zero_bias()"
+        format!("\n.with_initializer({init})\n.init(device)\n.zero_bias()")
     } else {
-        "\n.with_bias(false)\n.with_initializer(XAVIER)\n.init(device)"
+        format!("\n.with_bias(false)\n.with_initializer({init})\n.init(device)")
     }
 }
 
@@ -72,7 +82,7 @@ pub fn init(layer: &Layer, names: &Names) -> String {
             if *groups != Expr::Lit(1) {
                 init += &format!("\n.with_groups({})", names.expr(groups));
             }
-            init + initialized(*bias)
+            init + &initialized(*bias, names.init)
         }
         Layer::MaxPool {
             kernel,
@@ -124,7 +134,7 @@ pub fn init(layer: &Layer, names: &Names) -> String {
             "LinearConfig::new({}, {}){}",
             names.expr(inputs),
             names.expr(units),
-            initialized(*bias)
+            initialized(*bias, names.init)
         ),
         // TensorFlow keeps `momentum` of the old average; burn takes the new batch's share.
         Layer::BatchNorm {
@@ -228,7 +238,7 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     }
     let weighted = |l: &Layer| matches!(l, Layer::Conv { .. } | Layer::Dense { .. });
     if has(&weighted) {
-        rt.push("XAVIER");
+        rt.push(initializer(layout.init));
     }
     let biased = |l: &Layer| {
         matches!(

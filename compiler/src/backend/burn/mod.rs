@@ -60,6 +60,8 @@ impl Source<'_> {
 struct Names<'a> {
     types: &'a [String],
     vars: HashMap<Var, String>,
+    /// How weights start (`train init=`).
+    init: crate::ir::Init,
 }
 
 impl Names<'_> {
@@ -144,7 +146,11 @@ fn render_struct(layout: &Layout, index: usize, types: &[String], source: &Sourc
     let s = &layout.structs[index];
     let mut locals = Namer::rust_values();
     let vars = variables(&s.params, &mut locals);
-    let names = Names { types, vars };
+    let names = Names {
+        types,
+        vars,
+        init: layout.init,
+    };
     let fields: Vec<FieldOut> = s
         .fields
         .iter()
