@@ -157,7 +157,7 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
                     if c.model.settings.init != crate::ir::Init::Xavier {
                         let init = format!("init {}", c.model.settings.init.name());
                         run.recipe = Some(match run.recipe.take() {
-                            Some(r) => format!("{r}, {init}"),
+                            Some(r) => format!("{r}; {init}"),
                             None => init,
                         });
                     }
@@ -190,8 +190,8 @@ pub fn read_run(dir: &Path, warnings: &mut Vec<String>) -> Run {
     run
 }
 
-/// A run's training recipe in a few words: `sgd lr 0.1, batch 128, augment,
-/// average, decay 500`, with the optimizer's, schedule's and smoothing's
+/// A run's training recipe in a few words: `sgd lr 0.1; batch 128; augment;
+/// average; decay 500`, with the optimizer's, schedule's and smoothing's
 /// settings where they are not the seed's. A setting missing from an older
 /// `settings.json` is the seed's, as when such a run resumes.
 fn recipe(s: &serde_json::Value) -> Option<String> {
@@ -201,7 +201,7 @@ fn recipe(s: &serde_json::Value) -> Option<String> {
     let mut parts = vec![match optimizer {
         "momentum" | "nesterov" => format!("{optimizer} {} lr {lr}", num("momentum", 0.9)),
         "adam" | "adamw" => format!(
-            "{optimizer} ({}, {}) lr {lr}",
+            "{optimizer} ({}/{}) lr {lr}",
             num("beta1", 0.9),
             num("beta2", 0.999)
         ),
@@ -233,7 +233,8 @@ fn recipe(s: &serde_json::Value) -> Option<String> {
     if num("smoothing", 0.0) > 0.0 {
         parts.push(format!("smoothing {}", num("smoothing", 0.0)));
     }
-    Some(parts.join(", "))
+    // Semicolons, not commas: the CSV cell then needs no quotes.
+    Some(parts.join("; "))
 }
 
 /// Writes a file whole or not at all: a temporary file, then a rename.
