@@ -362,25 +362,89 @@ pub fn backward(
     let images = |t: usize| tile.min(g.n - t * tile);
     let mut dx = want_x.then(|| zeros(g.n * image));
     let parallel = matches!(par, Parallelism::None);
-    let total = match (&mut dx, parallel) {
-        (Some(dx), true) => dx
-            .par_chunks_mut(tile * image)
-            .enumerate()
-            .fold(fresh, |acc, (t, dx)| one(acc, t, images(t), Some(dx)))
-            .reduce(fresh, Partial::add),
-        (None, true) => (0..tiles)
-            .into_par_iter()
-            .fold(fresh, |acc, t| one(acc, t, images(t), None))
-            .reduce(fresh, Partial::add),
-        (Some(dx), false) => dx
-            .chunks_mut(tile * image)
-            .enumerate()
-            .fold(fresh(), |acc, (t, dx)| one(acc, t, images(t), Some(dx))),
-        (None, false) => (0..tiles).fold(fresh(), |acc, t| one(acc, t, images(t), None)),
+    // Each thread sums a fixed, contiguous run of tiles, and the runs' sums
+    // are added in order: the float additions then happen in the same order
+    // on every call with the same thread count. (rayon's fold-and-reduce
+    // splits work as threads come free, so a loaded machine summed dW in
+    // another order, and a resumed run drifted from an uninterrupted one.)
+    let per = if parallel {
+        tiles.div_ceil(rayon::current_num_threads()).max(1)
+    } else {
+        tiles.max(1)
     };
+    let run = |r: usize, dx: Option<&mut [f32]>| -> Partial {
+        let ts = r * per..((r + 1) * per).min(tiles);
+        match dx {
+            Some(dx) => ts
+                .zip(dx.chunks_mut(tile * image))
+                .fold(fresh(), |acc, (t, dx)| one(acc, t, images(t), Some(dx))),
+            None => ts.fold(fresh(), |acc, t| one(acc, t, images(t), None)),
+        }
+    };
+    let runs: Vec<Partial> = match (&mut dx, parallel) {
+        (Some(dx), true) => dx
+            .par_chunks_mut(per * tile * image)
+            .enumerate()
+            .map(|(r, dx)| run(r, Some(dx)))
+            .collect(),
+        (None, true) => (0..tiles.div_ceil(per))
+            .into_par_iter()
+            .map(|r| run(r, None))
+            .collect(),
+        (Some(dx), false) => vec![run(0, Some(dx))],
+        (None, false) => vec![run(0, None)],
+    };
+    let total = runs.into_iter().reduce(Partial::add).unwrap_or_else(fresh);
     Grads {
         x: dx,
         weight: total.dw,
         bias: total.db,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The weight gradient is summed over tiles in one fixed order, so the
+    /// same call gives the same bits however the threads were scheduled:
+    /// what a resumed run needs to end where an uninterrupted one does.
+    #[test]
+    fn the_weight_gradient_has_the_same_bits_on_every_call() {
+        let g = Geometry {
+            n: 512,
+            cin: 8,
+            h: 4,
+            w: 4,
+            cout: 16,
+            kernel: [3, 3],
+            stride: [1, 1],
+            pad: [1, 1, 1, 1],
+            groups: 1,
+        };
+        let mut seed = 1u64;
+        let mut noise = |n: usize| -> Vec<f32> {
+            (0..n)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+                    (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+                })
+                .collect()
+        };
+        let x = noise(g.n * g.cin * g.h * g.w);
+        let weight = noise(g.cout * g.cin * 9);
+        let dy = noise(g.n * g.cout * g.ohw());
+        // More threads than this machine has cores: work is stolen in a
+        // different pattern on every call.
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(8)
+            .build()
+            .unwrap();
+        let first = pool.install(|| backward(&x, &weight, &dy, None, &g, true));
+        for _ in 0..30 {
+            let again = pool.install(|| backward(&x, &weight, &dy, None, &g, true));
+            assert!(again.weight == first.weight, "dW changed between calls");
+            assert!(again.bias == first.bias, "db changed between calls");
+        }
     }
 }
