@@ -440,19 +440,13 @@ fn init_he_draws_he_normal_weights_in_both_engines() {
             m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n\
             torch.manual_seed(1); net = m.Model()\n\
             print(net.conv1.weight.std(unbiased=False).item(), net.fc1.weight.std(unbiased=False).item())";
-        let out = Command::new(python)
-            .args(["-c", script, module_path.to_str().unwrap()])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let torch: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-            .split_whitespace()
-            .map(|v| v.parse().unwrap())
-            .collect();
+        let torch: Vec<f64> = ok(
+            Path::new(python),
+            &["-c", script, module_path.to_str().unwrap()],
+        )
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
         for (i, layer) in ["conv1", "fc1"].into_iter().enumerate() {
             let want = expected(init)[i];
             let burn = std(&w[&format!("{layer}.weight")].1);

@@ -216,8 +216,9 @@ fn recipe(s: &serde_json::Value) -> Option<String> {
         "cosine" => parts.push(format!("cosine to {}", num("lr_min", 0.0))),
         _ => {}
     }
-    if num("warmup", 0.0) > 0.0 {
-        parts.push(format!("warm-up {}", num("warmup", 0.0)));
+    let warmup = num("warmup", 0.0);
+    if warmup > 0.0 {
+        parts.push(format!("warm-up {warmup}"));
     }
     if let Some(b) = s["batch_size"].as_u64() {
         parts.push(format!("batch {b}"));
@@ -227,11 +228,11 @@ fn recipe(s: &serde_json::Value) -> Option<String> {
             parts.push(flag.into());
         }
     }
-    if num("decay", 0.0) > 0.0 {
-        parts.push(format!("decay {}", num("decay", 0.0)));
-    }
-    if num("smoothing", 0.0) > 0.0 {
-        parts.push(format!("smoothing {}", num("smoothing", 0.0)));
+    for key in ["decay", "smoothing"] {
+        let v = num(key, 0.0);
+        if v > 0.0 {
+            parts.push(format!("{key} {v}"));
+        }
     }
     // Semicolons, not commas: the CSV cell then needs no quotes.
     Some(parts.join("; "))

@@ -5,6 +5,7 @@
 use super::Run;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use std::ops::Range;
 use std::sync::OnceLock;
 
 const SIZE: (u32, u32) = (800, 500);
@@ -57,16 +58,32 @@ pub(crate) fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("cannot draw: {e:?}")
 }
 
-/// The accuracy axis: the evaluations' range with a margin, within 0-100 %.
-fn accuracy_range(runs: &[Run]) -> std::ops::Range<f64> {
-    let all = runs
-        .iter()
-        .flat_map(|r| r.evaluations.iter().map(|e| 100.0 * e.1));
-    let (lo, hi) = all.fold((100.0f64, 0.0f64), |(lo, hi), a| (lo.min(a), hi.max(a)));
-    if lo > hi {
-        return 0.0..100.0;
+/// An accuracy axis (%): the values' range widened by `below` and `above`
+/// points, within 0-100; all of it when there is nothing to show.
+fn accuracy_axis(values: impl Iterator<Item = f64>, below: f64, above: f64) -> Range<f64> {
+    let (lo, hi) = values.fold((100.0f64, 0.0f64), |(lo, hi), a| (lo.min(a), hi.max(a)));
+    let (bottom, top) = (
+        (lo - below).max(0.0).floor(),
+        (hi + above).min(100.0).ceil(),
+    );
+    if bottom < top {
+        bottom..top
+    } else {
+        0.0..100.0
     }
-    ((lo - 5.0).max(0.0).floor())..((hi + 3.0).min(100.0).ceil())
+}
+
+/// The legend box, bottom right, of the series given a label.
+fn legend<'a, DB: DrawingBackend + 'a, X: Ranged, Y: Ranged>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()
+        .map_err(err)
 }
 
 fn steps_chart<DB: DrawingBackend>(
@@ -85,7 +102,15 @@ fn steps_chart<DB: DrawingBackend>(
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d(0u64..max_step, accuracy_range(runs))
+        .build_cartesian_2d(
+            0u64..max_step,
+            accuracy_axis(
+                runs.iter()
+                    .flat_map(|r| r.evaluations.iter().map(|e| 100.0 * e.1)),
+                5.0,
+                3.0,
+            ),
+        )
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -107,13 +132,7 @@ fn steps_chart<DB: DrawingBackend>(
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()
-        .map_err(err)?;
+    legend(&mut chart)?;
     root.present().map_err(err)
 }
 
@@ -155,8 +174,9 @@ fn ops_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> 
             })
             .collect()
     };
-    let (step, mut points) = match at(common_step(runs)) {
-        Some(p) => (common_step(runs), p),
+    let common = common_step(runs);
+    let (step, mut points) = match at(common) {
+        Some(p) => (common, p),
         None => (None, at(None).unwrap_or_default()),
     };
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -170,23 +190,15 @@ fn ops_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> 
     } else {
         (0.1, 1000.0)
     };
-    let bottom = points.iter().map(|p| p.1).fold(100.0, f64::min);
-    let top = points.iter().map(|p| p.1).fold(0.0, f64::max);
-    let (bottom, top) = (
-        (bottom - 3.0).max(0.0).floor(),
-        (top + 2.0).min(100.0).ceil(),
-    );
-    let (bottom, top) = if bottom < top {
-        (bottom, top)
-    } else {
-        (0.0, 100.0)
-    };
     let mut chart = ChartBuilder::on(&root)
         .caption("Accuracy against operations", ("sans-serif", 22))
         .margin(15)
         .x_label_area_size(45)
         .y_label_area_size(60)
-        .build_cartesian_2d((lo..hi).log_scale(), bottom..top)
+        .build_cartesian_2d(
+            (lo..hi).log_scale(),
+            accuracy_axis(points.iter().map(|p| p.1), 3.0, 2.0),
+        )
         .map_err(err)?;
     let y_desc = match step {
         Some(s) => format!("test accuracy at step {s} (%)"),
@@ -235,13 +247,7 @@ fn ops_chart<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, runs: &[Run]) -> 
             .map_err(err)?;
     }
     if has_front {
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart)?;
     }
     root.present().map_err(err)
 }

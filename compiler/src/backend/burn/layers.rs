@@ -37,7 +37,7 @@ fn ones() -> [Expr; 2] {
 }
 
 /// The runtime's initializer for `train init=`: `XAVIER`, the seed's, or `HE`.
-pub fn initializer(init: Init) -> &'static str {
+fn initializer(init: Init) -> &'static str {
     match init {
         Init::Xavier => "XAVIER",
         Init::He => "HE",
