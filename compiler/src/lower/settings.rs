@@ -144,11 +144,21 @@ fn word(v: &Value, key: &str, names: &[&str]) -> Result<usize> {
         };
         let mut d =
             Diagnostic::new(v.span, format!("{key} is one of {}", names.join(", "))).label(label);
-        if let ValueKind::Ident(name) = &v.kind {
-            if let Some(near) = values::closest(name, names.iter().copied()) {
-                d = d.help(format!("did you mean `{key}={near}`?"));
-            }
-        }
+        let near = match &v.kind {
+            ValueKind::Ident(name) => values::closest(name, names.iter().copied()),
+            _ => None,
+        };
+        d = match near {
+            Some(near) => d.help(format!("did you mean `{key}={near}`?")),
+            None => d.help(format!(
+                "write one of {}",
+                names
+                    .iter()
+                    .map(|n| format!("`{key}={n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        };
         d
     })
 }
