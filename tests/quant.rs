@@ -272,7 +272,7 @@ fn a_run_quantizes_to_int8_and_evaluates_labels_and_benches_like_float() {
         .sum();
     assert!(total > 0.5 && total <= 1.0 + 1e-6);
 
-    // Bench: int8 and float side by side.
+    // Bench: int8, float and burn's weight quantization side by side.
     let b: serde_json::Value = serde_json::from_str(&ok(
         &bin,
         &[
@@ -290,6 +290,8 @@ fn a_run_quantizes_to_int8_and_evaluates_labels_and_benches_like_float() {
     .unwrap();
     assert!(b["int8"]["speedup"].as_f64().unwrap() > 0.0);
     assert!(b["int8"]["int8_latency_ms_median"].as_f64().unwrap() > 0.0);
+    assert!(b["int8"]["burn_int8_speedup"].as_f64().unwrap() > 0.0);
+    assert!(b["int8"]["burn_int8_latency_ms_median"].as_f64().unwrap() > 0.0);
 
     // Bad requests.
     fails(

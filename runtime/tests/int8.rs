@@ -76,6 +76,7 @@ fn check_conv(case: &Case, seed: u64) {
             .collect(),
         multiplier: sw.iter().map(|s| sx * s / sy).collect(),
         relu: case.relu,
+        packed: None,
     };
     // The float kernel on exactly the numbers the integers stand for.
     let xd = int8::dequantize(&xq, sx);
@@ -185,6 +186,9 @@ fn int8_convolution_matches_float_on_random_shapes() {
         (geometry((1, 5, 7, 9), 7, [3, 3], [2, 2], true, 1), false),
         (geometry((3, 4, 10, 8), 6, [4, 2], [2, 3], true, 1), true),
         (geometry((2, 6, 9, 9), 9, [3, 3], [1, 1], false, 3), false),
+        // Groups of 10 filters (the broadcast kernel's panels of 16, part
+        // filled), an odd row length of 27 and 49 positions (tiles of 6).
+        (geometry((3, 6, 7, 7), 20, [3, 3], [1, 1], true, 2), true),
         // Depthwise: one group per channel, multiplier 2.
         (geometry((2, 8, 11, 13), 16, [3, 3], [2, 2], true, 8), true),
         (geometry((1, 33, 5, 5), 17, [1, 1], [1, 1], false, 1), false),
@@ -204,6 +208,7 @@ fn int8_dense_matches_float_and_avx2_matches_scalar() {
         (1, 2304, 384, true),
         (5, 37, 10, false),
         (9, 200, 70, true),
+        (13, 75, 24, false),
         (1, 15, 3, false),
     ]
     .iter()
@@ -234,6 +239,7 @@ fn int8_dense_matches_float_and_avx2_matches_scalar() {
                 .collect(),
             multiplier: sw.iter().map(|s| sx * s).collect(),
             relu,
+            packed: None,
         };
         let outs: Vec<Vec<f32>> = isas()
             .into_iter()
@@ -286,6 +292,29 @@ fn avx2_products_equal_scalar_at_the_extremes() {
             assert_eq!(s, v, "k={k} m={m} n={n}");
         }
     }
+    // The broadcast kernel (a dense layer of 7 images, 20 units) on the
+    // largest products too.
+    for k in [15, 16, 1600] {
+        let x = vec![-127i8; 7 * k];
+        let w: Vec<i16> = (0..20 * k)
+            .map(|i| if i % 5 == 0 { 127 } else { -127 })
+            .collect();
+        let weights = Weights {
+            rows: 20,
+            k,
+            values: &w,
+            bias: vec![0; 20],
+            multiplier: vec![1.0; 20],
+            relu: false,
+            packed: None,
+        };
+        let s = int8::dense::<f32>(&x, k, &weights, Isa::Scalar);
+        let v = int8::dense::<f32>(&x, k, &weights, Isa::Avx2);
+        assert_eq!(s, v, "dense k={k}");
+        // Unit 0: 127 at every fifth input, -127 elsewhere, times -127.
+        let fifths = k.div_ceil(5) as f32;
+        assert_eq!(s[0], -127.0 * 127.0 * (2.0 * fifths - k as f32));
+    }
 }
 
 #[test]
@@ -318,5 +347,47 @@ fn int8_max_pooling_equals_float_pooling_of_the_same_values() {
             .map(|&v| v as f32)
             .collect();
         assert_eq!(got, want, "{h}x{w} {kernel:?} /{stride:?}");
+    }
+}
+
+#[test]
+fn int8_lrn_matches_float_lrn_of_the_same_values() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    // tuto's LRN, a window wider than the channels, and a beta off the fast path.
+    for &(n, c, hw, radius, beta) in &[
+        (3, 64, 12 * 12, 4, 0.75),
+        (2, 5, 7, 4, 0.75),
+        (2, 9, 10, 2, 0.5),
+    ] {
+        let p = cpu::Lrn {
+            radius,
+            bias: 1.0,
+            alpha: 0.001 / 9.0,
+            beta,
+        };
+        // Non-negative like an LRN after a ReLU, large enough for the
+        // normalization to matter.
+        let x: Vec<f32> = (0..n * c * hw)
+            .map(|_| rng.random::<f32>() * 30.0)
+            .collect();
+        let sx = max_abs(&x) / 127.0;
+        let xq = int8::quantize(&x, sx);
+        let xd = int8::dequantize(&xq, sx);
+        let (same, _) = cpu::lrn(&xd, c, hw, p);
+        let sy = max_abs(&same) / 127.0;
+        let y = int8::lrn(&xq, sx, sy, c, hw, p);
+        assert_eq!(y.len(), same.len());
+        let mut changed = 0;
+        for (i, (&q, &f)) in y.iter().zip(&same).enumerate() {
+            let got = q as f32 * sy;
+            assert!(
+                (got - f).abs() <= sy * 0.51,
+                "c={c} radius={radius} beta={beta}: element {i}: int8 {got}, float {f}"
+            );
+            changed += ((xd[i] - f).abs() > sy) as usize;
+        }
+        // The normalization moved values by more than a step: the check
+        // above compares something.
+        assert!(changed > y.len() / 10, "{changed} of {}", y.len());
     }
 }

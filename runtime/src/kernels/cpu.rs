@@ -135,7 +135,7 @@ pub struct Lrn {
 impl Lrn {
     /// s^-beta, with a fast path for the usual beta of 0.75.
     #[inline]
-    fn pow_neg_beta(&self, s: f32) -> f32 {
+    pub(crate) fn pow_neg_beta(&self, s: f32) -> f32 {
         if self.beta == 0.75 {
             let r = s.sqrt();
             1.0 / (r * r.sqrt())

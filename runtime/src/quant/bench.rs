@@ -1,12 +1,19 @@
 //! int8 against float in one run: the same random batch through netc's
-//! float program (burn's modules on its CPU kernels) and through the int8
-//! interpreter, in alternating rounds so that a machine that slows down or
-//! speeds up during the run weighs on both alike.
+//! float program (burn's modules on its CPU kernels), through the int8
+//! interpreter, and through the float program with burn's own weight
+//! quantization (int8 storage, per tensor; burn 0.21 dequantizes the weights
+//! and computes in float: the baseline), in rotating rounds so that a
+//! machine that slows down or speeds up during the run weighs on all alike.
 
 use super::{logits, Graph, QModel};
 use crate::bench::Plan;
 use crate::{Net, Result, Spec};
+use burn::module::Quantizer;
 use burn::prelude::*;
+use burn::tensor::ops::QuantizedTensor;
+use burn::tensor::quantization::{
+    Calibration, QTensorPrimitive, QuantLevel, QuantParam, QuantValue,
+};
 use burn::tensor::Distribution;
 use serde::Serialize;
 use std::time::Instant;
@@ -19,10 +26,14 @@ pub struct Comparison {
     pub int8_examples_per_second: f64,
     /// int8's throughput over float's.
     pub speedup: f64,
+    /// The float program with burn's weight quantization.
+    pub burn_int8_examples_per_second: f64,
+    pub burn_int8_speedup: f64,
     pub float_latency_ms_median: f64,
     pub int8_latency_ms_median: f64,
     pub float_latency_ms_p95: f64,
     pub int8_latency_ms_p95: f64,
+    pub burn_int8_latency_ms_median: f64,
 }
 
 fn median_and_p95(mut v: Vec<f64>) -> (f64, f64) {
@@ -31,29 +42,22 @@ fn median_and_p95(mut v: Vec<f64>) -> (f64, f64) {
     (at(0.5), at(0.95))
 }
 
-/// Seconds each of `a` and `b` took, run alternately `rounds` times (which
-/// goes first alternates too), after one untimed run of each.
-fn alternate(
-    rounds: usize,
-    mut a: impl FnMut() -> Result<()>,
-    mut b: impl FnMut() -> Result<()>,
-) -> Result<(Vec<f64>, Vec<f64>)> {
-    a()?;
-    b()?;
-    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+/// Seconds each of `runs` took, `rounds` times, after one untimed run of
+/// each; which goes first rotates from round to round.
+fn rotate(rounds: usize, runs: &mut [&mut dyn FnMut() -> Result<()>]) -> Result<Vec<Vec<f64>>> {
+    for run in runs.iter_mut() {
+        run()?;
+    }
+    let mut times = vec![Vec::new(); runs.len()];
     for r in 0..rounds.max(1) {
-        for first in [r % 2 == 0, r % 2 != 0] {
+        for i in 0..runs.len() {
+            let i = (r + i) % runs.len();
             let t = Instant::now();
-            if first {
-                a()?;
-                ta.push(t.elapsed().as_secs_f64());
-            } else {
-                b()?;
-                tb.push(t.elapsed().as_secs_f64());
-            }
+            runs[i]()?;
+            times[i].push(t.elapsed().as_secs_f64());
         }
     }
-    Ok((ta, tb))
+    Ok(times)
 }
 
 pub fn compare<B: Backend, M: Net<B>>(
@@ -76,27 +80,49 @@ pub fn compare<B: Backend, M: Net<B>>(
         .to_vec()
         .unwrap_or_default();
     let per = c * h * w;
-    let float = |x: &Tensor<B, 4>| {
+    let float = |model: &M, x: &Tensor<B, 4>| {
         let _ = model.forward(x.clone()).into_data();
         Ok(())
     };
+    let scheme = <QuantizedTensor<B> as QTensorPrimitive>::default_scheme()
+        .with_value(QuantValue::Q8S)
+        .with_level(QuantLevel::Tensor)
+        .with_param(QuantParam::F32);
+    let burn_int8 = model.clone().quantize_weights(&mut Quantizer {
+        calibration: Calibration::MinMax,
+        scheme,
+    });
     let int8 = |x: &[f32], n: usize| logits(graph, q, x.to_vec(), n).map(|_| ());
-    let (tf, ti) = alternate(plan.steps, || float(&x), || int8(&xv, n))?;
+    let t = rotate(
+        plan.steps,
+        &mut [&mut || float(&model, &x), &mut || int8(&xv, n), &mut || {
+            float(&burn_int8, &x)
+        }],
+    )?;
     let one = x.clone().narrow(0, 0, 1);
-    let (lf, li) = alternate(plan.latency_runs, || float(&one), || int8(&xv[..per], 1))?;
+    let l = rotate(
+        plan.latency_runs,
+        &mut [
+            &mut || float(&model, &one),
+            &mut || int8(&xv[..per], 1),
+            &mut || float(&burn_int8, &one),
+        ],
+    )?;
     let rate = |t: &[f64]| (t.len() * n) as f64 / t.iter().sum::<f64>();
-    let ms = |t: Vec<f64>| median_and_p95(t.into_iter().map(|s| s * 1e3).collect());
-    let (fl, fl95) = ms(lf);
-    let (il, il95) = ms(li);
+    let ms = |t: &[f64]| median_and_p95(t.iter().map(|s| s * 1e3).collect());
+    let ((fl, fl95), (il, il95), (bl, _)) = (ms(&l[0]), ms(&l[1]), ms(&l[2]));
     Ok(Comparison {
         batch_size: n,
         rounds: plan.steps.max(1),
-        float_examples_per_second: rate(&tf),
-        int8_examples_per_second: rate(&ti),
-        speedup: rate(&ti) / rate(&tf),
+        float_examples_per_second: rate(&t[0]),
+        int8_examples_per_second: rate(&t[1]),
+        speedup: rate(&t[1]) / rate(&t[0]),
+        burn_int8_examples_per_second: rate(&t[2]),
+        burn_int8_speedup: rate(&t[2]) / rate(&t[0]),
         float_latency_ms_median: fl,
         int8_latency_ms_median: il,
         float_latency_ms_p95: fl95,
         int8_latency_ms_p95: il95,
+        burn_int8_latency_ms_median: bl,
     })
 }

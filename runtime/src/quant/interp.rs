@@ -17,7 +17,7 @@ use super::observe::Observers;
 use super::qmodel::QModel;
 use crate::kernels::conv::{self, Geometry};
 use crate::kernels::cpu::{self, Lrn, Window};
-use crate::kernels::int8::{self, Isa};
+use crate::kernels::int8::{self, Isa, Taps};
 use crate::params::Tensors;
 use crate::Result;
 use rayon::prelude::*;
@@ -167,7 +167,12 @@ fn geometry(op: &Op, n: usize) -> Geometry {
 impl Run<'_, '_> {
     fn seq(&mut self, ops: &[Op], mut x: Act) -> Result<Act> {
         for op in ops {
+            let t = std::time::Instant::now();
+            let name = format!("{:?}", op).chars().take(40).collect::<String>();
             x = self.op(op, x)?;
+            if std::env::var("PROF").is_ok() {
+                eprintln!("{:8.2} ms {name}", t.elapsed().as_secs_f64() * 1e3);
+            }
         }
         Ok(x)
     }
@@ -266,8 +271,24 @@ impl Run<'_, '_> {
                     alpha: *alpha as f32,
                     beta: *beta as f32,
                 };
-                let v = cpu::lrn(&x.into_f32(), *c as usize, (*h * *w) as usize, p).0;
-                Act::float(n, v, self.scale(id))
+                let (c, hw) = (*c as usize, (*h * *w) as usize);
+                match (x.values, &*self.mode) {
+                    // Between int8 layers, in int8: no float copy of the
+                    // activations on the way.
+                    (Values::I8(v), Mode::Int8 { .. }) => {
+                        let scale = self.scale(id);
+                        Act {
+                            n,
+                            values: Values::I8(int8::lrn(&v, x.scale, scale, c, hw, p)),
+                            scale,
+                        }
+                    }
+                    (values, _) => {
+                        let x = Act { values, ..x };
+                        let v = cpu::lrn(&x.into_f32(), c, hw, p).0;
+                        Act::float(n, v, self.scale(id))
+                    }
+                }
             }
             Op::BatchNorm {
                 path,
@@ -365,7 +386,26 @@ impl Run<'_, '_> {
             Mode::Int8 { model, isa } => {
                 let layer = model.layer(id)?;
                 let sx = x.scale;
-                let weights = layer.prepared(sx, if logits { None } else { Some(out_scale) });
+                let taps = match *op {
+                    Op::Conv {
+                        cin,
+                        kernel: [kh, kw],
+                        groups: 1,
+                        ..
+                    } => Some(Taps {
+                        cin: cin as usize,
+                        kh: kh as usize,
+                        kw: kw as usize,
+                    }),
+                    Op::Conv { .. } => None,
+                    _ => Some(Taps {
+                        cin: int8::padded(layer.k),
+                        kh: 1,
+                        kw: 1,
+                    }),
+                };
+                let out = if logits { None } else { Some(out_scale) };
+                let weights = layer.prepared(sx, out, taps);
                 let xq = x.into_i8();
                 let inputs = xq.len() / n.max(1);
                 Ok(match (op, logits) {

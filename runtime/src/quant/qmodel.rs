@@ -16,12 +16,13 @@ use super::graph::{Graph, Op};
 use super::interp::count;
 use super::observe::Method;
 use crate::checkpoint::{with_metadata, write_atomic};
-use crate::kernels::int8::{self, Weights};
+use crate::kernels::int8::{self, Taps, Weights};
 use crate::params::{Named, Tensors};
 use crate::Result;
 use safetensors::tensor::{Dtype, TensorView};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::sync::OnceLock;
 
 pub const FORMAT: &str = "netc-int8";
 
@@ -36,6 +37,9 @@ pub struct QLayer {
     pub values: Vec<i8>,
     /// The same values, widened once for the kernels.
     wide: Vec<i16>,
+    /// And in the broadcast kernel's panels, packed at the first call
+    /// (packing needs the layer's taps, which the graph holds).
+    packed: OnceLock<Vec<i16>>,
     pub weight_scale: Vec<f32>,
     pub bias: Option<Vec<f32>>,
     pub relu: bool,
@@ -84,6 +88,7 @@ impl QLayer {
             rows,
             k,
             wide,
+            packed: OnceLock::new(),
             values,
             weight_scale,
             bias,
@@ -92,8 +97,9 @@ impl QLayer {
     }
 
     /// The kernels' weights for an input of scale `sx`, writing int8 of
-    /// scale `out` or, without one, float.
-    pub fn prepared(&self, sx: f32, out: Option<f32>) -> Weights<'_> {
+    /// scale `out` or, without one, float; `taps`, the layer's shape where
+    /// the broadcast kernel can run it (its weights are packed once).
+    pub fn prepared(&self, sx: f32, out: Option<f32>, taps: Option<Taps>) -> Weights<'_> {
         let bias = (0..self.rows)
             .map(|r| {
                 let b = self.bias.as_ref().map_or(0.0, |b| b[r]);
@@ -115,6 +121,12 @@ impl QLayer {
             bias,
             multiplier,
             relu: self.relu,
+            packed: taps.map(|t| {
+                let k = int8::padded(self.k);
+                self.packed
+                    .get_or_init(|| int8::pack(&self.wide, self.rows, k, t))
+                    .as_slice()
+            }),
         }
     }
 }

@@ -1,18 +1,32 @@
-//! int8 inference kernels on the CPU: convolution, dense and max pooling on
-//! symmetric int8 activations (zero point 0, values in -127..=127), with
-//! integer products summed in i32 and the bias, ReLU and requantization
-//! fused into the pass that writes the output.
+//! int8 inference kernels on the CPU: convolution, dense, max pooling and
+//! LRN on symmetric int8 activations (zero point 0, values in -127..=127),
+//! with integer products summed in i32 and the bias, ReLU and
+//! requantization fused into the pass that writes the output.
 //!
 //! The products are the widen-to-i16 pattern: operands are held as i16
 //! (int8 values), so AVX2's `vpmaddwd` multiplies 16 pairs and adds them in
 //! pairs into 8 i32 lanes, exactly; nothing saturates since |a b| <= 127^2.
 //! (`vpmaddubsw` would do 32 pairs but needs unsigned activations and
 //! saturates in i16.) Sums stay exact below 2^31 / 127^2 = 133,000 terms per
-//! output, far above any layer of the zoo. The scalar path computes the same
-//! integers, so both paths give bit-identical outputs; the tests check it.
+//! output, far above any layer of the zoo.
+//!
+//! Two ways to the same integers: the broadcast kernel (`broadcast.rs`),
+//! which runs every ungrouped convolution and batched dense layer where the
+//! CPU has AVX2, and a column-matrix path with dot products here, for
+//! grouped and depthwise convolutions, a batch of one through a dense
+//! layer, and CPUs without AVX2 (its scalar form). Both give bit-identical
+//! outputs; the tests check it.
+
+mod broadcast;
+mod planes;
+
+pub use broadcast::{pack, Taps, PANEL};
+pub use planes::{lrn, max_pool};
 
 use super::conv::Geometry;
-use super::cpu::Window;
+use broadcast::TILE;
+#[cfg(target_arch = "x86_64")]
+use broadcast::{broadcast, channels_last, panel_scales, ConvTiles};
 use rayon::prelude::*;
 
 /// Which instructions compute the products.
@@ -33,12 +47,50 @@ impl Isa {
     }
 }
 
+/// Work compiled twice, for baseline x86-64 and for AVX2, the second run
+/// where the CPU has it. The crate is built for baseline x86-64 (SSE2),
+/// where the int8 layers' elementwise loops (byte maxima, rounding to int8)
+/// become compare-and-blend sequences and scalar conversions; compiled for
+/// AVX2 they take 32 bytes at a time. Every job's `run` is
+/// `#[inline(always)]`, so that it is compiled into `run_avx2` (a closure
+/// is not reliably inlined there, hence a trait).
+trait Job {
+    fn run(self);
+}
+
+#[inline(always)]
+fn dispatch(job: impl Job) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::detect() == Isa::Avx2 {
+        // SAFETY: the CPU has AVX2, checked just above.
+        return unsafe { run_avx2(job) };
+    }
+    job.run()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn run_avx2(job: impl Job) {
+    job.run()
+}
+
 /// The nearest integer, halves away from zero, saturating. `f32::round`
 /// is a call to libm's `roundf` on baseline x86-64 (no SSE4.1), a tenth of
 /// an int8 layer's time; this is two instructions.
 #[inline]
 fn round(v: f32) -> i32 {
     (v + 0.5f32.copysign(v)) as i32
+}
+
+/// `v` rounded to the nearest integer in -127..=127 (halves away from
+/// zero, as `round`), in a form that vectorizes: the clamp comes first, so
+/// the conversion needs no saturation, and turns a NaN into -127.
+#[inline(always)]
+#[allow(clippy::manual_clamp)] // `clamp` keeps a NaN, which the conversion must not meet
+fn to_i8(v: f32) -> i8 {
+    let r = (v + 0.5f32.copysign(v)).max(-127.0).min(127.0);
+    // SAFETY: r is finite and within -127..=127 (`max` drops a NaN).
+    unsafe { r.to_int_unchecked::<i32>() as i8 }
 }
 
 /// x / scale rounded to the nearest integer in -127..=127.
@@ -68,13 +120,38 @@ pub fn dequantize(x: &[i8], scale: f32) -> Vec<f32> {
 /// s_in s_w), the ReLU applied either way.
 pub trait Emit: Copy + Send + Sync + Default {
     fn emit(acc: i32, multiplier: f32, relu: bool) -> Self;
+
+    /// The same for a broadcast tile's sums (positions by rows), with each
+    /// row's bias and multiplier.
+    fn emit_tile(acc: &Tile<i32>, bias: &[i32; PANEL], m: &[f32; PANEL], relu: bool) -> Tile<Self> {
+        std::array::from_fn(|p| {
+            std::array::from_fn(|r| Self::emit(acc[p][r] + bias[r], m[r], relu))
+        })
+    }
 }
+
+/// A broadcast tile's values: `TILE` positions by `PANEL` rows.
+pub type Tile<T> = [[T; PANEL]; TILE];
 
 impl Emit for i8 {
     #[inline]
     fn emit(acc: i32, multiplier: f32, relu: bool) -> i8 {
         let lo = if relu { 0 } else { -127 };
         round(acc as f32 * multiplier).clamp(lo, 127) as i8
+    }
+
+    fn emit_tile(acc: &Tile<i32>, bias: &[i32; PANEL], m: &[f32; PANEL], relu: bool) -> Tile<i8> {
+        // Eight values per instruction: with short rows (tuto's conv1 sums
+        // 75 products per output) the scalar rounding took longer than the
+        // products. Only the broadcast kernel, which needs AVX2, calls this.
+        #[cfg(target_arch = "x86_64")]
+        if Isa::detect() == Isa::Avx2 {
+            // SAFETY: the CPU has AVX2, checked just above.
+            return unsafe { broadcast::avx2::emit_i8(acc, bias, m, relu) };
+        }
+        std::array::from_fn(|p| {
+            std::array::from_fn(|r| Self::emit(acc[p][r] + bias[r], m[r], relu))
+        })
     }
 }
 
@@ -103,6 +180,9 @@ pub struct Weights<'a> {
     pub bias: Vec<i32>,
     pub multiplier: Vec<f32>,
     pub relu: bool,
+    /// The same values in the broadcast kernel's panels (`pack`), when the
+    /// caller keeps them packed; otherwise a call packs its own.
+    pub packed: Option<&'a [i16]>,
 }
 
 /// out[i][j] = sum over k of a[i][k] b[j][k], for `a` (m x k) and `b`
@@ -285,6 +365,62 @@ pub fn conv<T: Emit>(x: &[i8], g: &Geometry, w: &Weights, isa: Isa) -> Vec<T> {
     assert!(w.rows == g.cout && k >= g.cin / g.groups * g.kernel[0] * g.kernel[1]);
     let image = g.cin * g.h * g.w;
     let mut y = vec![T::default(); g.n * g.cout * ohw];
+    #[cfg(target_arch = "x86_64")]
+    if broadcast(isa, g.cout, g.groups) {
+        let t = Taps {
+            cin: g.cin,
+            kh: g.kernel[0],
+            kw: g.kernel[1],
+        };
+        let own;
+        let packed = match w.packed {
+            Some(p) => p,
+            None => {
+                own = pack(w.values, w.rows, k, t);
+                &own
+            }
+        };
+        if g.n == 1 {
+            // One image: whole panels of filters per task.
+            let (xp, wp) = channels_last(x, g);
+            let chunk = g
+                .cout
+                .div_ceil(2 * rayon::current_num_threads())
+                .next_multiple_of(PANEL);
+            y.par_chunks_mut(chunk * ohw)
+                .enumerate()
+                .for_each(|(c, y)| {
+                    let rows = c * chunk..c * chunk + y.len() / ohw;
+                    dispatch(ConvTiles {
+                        xp: &xp,
+                        wp,
+                        g,
+                        w,
+                        packed,
+                        t,
+                        rows,
+                        y,
+                    });
+                });
+        } else {
+            y.par_chunks_mut(g.cout * ohw)
+                .zip(x.par_chunks(image))
+                .for_each(|(y, x)| {
+                    let (xp, wp) = channels_last(x, g);
+                    dispatch(ConvTiles {
+                        xp: &xp,
+                        wp,
+                        g,
+                        w,
+                        packed,
+                        t,
+                        rows: 0..g.cout,
+                        y,
+                    });
+                });
+        }
+        return y;
+    }
     let one_image = |x: &[i8], y: &mut [T], split: bool| {
         let mut cols = vec![0i16; ohw * k];
         for group in 0..g.groups {
@@ -339,8 +475,52 @@ pub fn dense<T: Emit>(x: &[i8], inputs: usize, w: &Weights, isa: Isa) -> Vec<T> 
     let k = w.k;
     assert!(k >= inputs);
     let n = x.len() / inputs;
-    let rows_per_task = 8;
     let mut y = vec![T::default(); n * w.rows];
+    let emit =
+        |y: &mut T, u: usize, acc: i32| *y = T::emit(acc + w.bias[u], w.multiplier[u], w.relu);
+    #[cfg(target_arch = "x86_64")]
+    if n >= TILE && broadcast(isa, w.rows, 1) {
+        // One tap of all the inputs, each image a window.
+        let t = Taps {
+            cin: k,
+            kh: 1,
+            kw: 1,
+        };
+        let own;
+        let packed = match w.packed {
+            Some(p) => p,
+            None => {
+                own = pack(w.values, w.rows, k, t);
+                &own
+            }
+        };
+        let ld = 2 * t.pairs();
+        let starts = std::array::from_fn(|i| i * ld);
+        // A tile of images per task, against every panel of units.
+        y.par_chunks_mut(TILE * w.rows)
+            .zip(x.par_chunks(TILE * inputs))
+            .for_each(|(y, x)| {
+                let mut xs = vec![0i16; TILE * ld];
+                for (xs, x) in xs.chunks_exact_mut(ld).zip(x.chunks_exact(inputs)) {
+                    xs.iter_mut().zip(x).for_each(|(d, &v)| *d = v as i16);
+                }
+                let mut acc = [[0i32; PANEL]; TILE];
+                for (panel, weights) in packed.chunks_exact(t.panel_len()).enumerate() {
+                    // SAFETY: `broadcast` chose this path, which needs AVX2.
+                    unsafe {
+                        broadcast::avx2::tile(&xs, &starts, &[0], t.pairs(), weights, &mut acc)
+                    };
+                    let (bias, m) = panel_scales(w, panel);
+                    let values = T::emit_tile(&acc, &bias, &m, w.relu);
+                    let units = panel * PANEL..(panel * PANEL + PANEL).min(w.rows);
+                    for (y, v) in y.chunks_exact_mut(w.rows).zip(&values) {
+                        y[units.clone()].copy_from_slice(&v[..units.len()]);
+                    }
+                }
+            });
+        return y;
+    }
+    let rows_per_task = 8;
     y.par_chunks_mut(rows_per_task * w.rows)
         .zip(x.par_chunks(rows_per_task * inputs))
         .for_each(|(y, x)| {
@@ -360,33 +540,7 @@ pub fn dense<T: Emit>(x: &[i8], inputs: usize, w: &Weights, isa: Isa) -> Vec<T> 
             }
             for (y, acc) in y.chunks_exact_mut(w.rows).zip(acc.chunks_exact(w.rows)) {
                 for (u, (y, &a)) in y.iter_mut().zip(acc).enumerate() {
-                    *y = T::emit(a + w.bias[u], w.multiplier[u], w.relu);
-                }
-            }
-        });
-    y
-}
-
-/// Max pooling of int8 planes (`h` x `w` each): padding never wins, as in
-/// the float kernel, and the scale is unchanged since rounding keeps order.
-pub fn max_pool(x: &[i8], h: usize, w: usize, win: Window) -> Vec<i8> {
-    let (oh, ow) = win.out(h, w);
-    let mut y = vec![0i8; x.len() / (h * w) * oh * ow];
-    y.par_chunks_mut(oh * ow)
-        .zip(x.par_chunks(h * w))
-        .for_each(|(y, plane)| {
-            let mut best = vec![i8::MIN; w];
-            for (i, y) in y.chunks_exact_mut(ow).enumerate() {
-                let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
-                best.fill(i8::MIN);
-                for row in plane[r0 * w..r1 * w].chunks_exact(w) {
-                    for (b, &v) in best.iter_mut().zip(row) {
-                        *b = (*b).max(v);
-                    }
-                }
-                for (j, y) in y.iter_mut().enumerate() {
-                    let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
-                    *y = best[c0..c1].iter().copied().max().unwrap_or(i8::MIN);
+                    emit(y, u, a);
                 }
             }
         });
