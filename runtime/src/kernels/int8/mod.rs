@@ -28,6 +28,7 @@ use broadcast::TILE;
 #[cfg(target_arch = "x86_64")]
 use broadcast::{broadcast, channels_last, panel_scales, ConvTiles};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Which instructions compute the products.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +184,17 @@ pub struct Weights<'a> {
     /// The same values in the broadcast kernel's panels (`pack`), when the
     /// caller keeps them packed; otherwise a call packs its own.
     pub packed: Option<&'a [i16]>,
+}
+
+impl Weights<'_> {
+    /// The weights in the broadcast kernel's panels for `t`: the caller's,
+    /// or packed now.
+    fn panels(&self, t: Taps) -> Cow<'_, [i16]> {
+        match self.packed {
+            Some(p) => Cow::Borrowed(p),
+            None => Cow::Owned(pack(self.values, self.rows, self.k, t)),
+        }
+    }
 }
 
 /// out[i][j] = sum over k of a[i][k] b[j][k], for `a` (m x k) and `b`
@@ -372,14 +384,7 @@ pub fn conv<T: Emit>(x: &[i8], g: &Geometry, w: &Weights, isa: Isa) -> Vec<T> {
             kh: g.kernel[0],
             kw: g.kernel[1],
         };
-        let own;
-        let packed = match w.packed {
-            Some(p) => p,
-            None => {
-                own = pack(w.values, w.rows, k, t);
-                &own
-            }
-        };
+        let packed = &*w.panels(t);
         if g.n == 1 {
             // One image: whole panels of filters per task.
             let (xp, wp) = channels_last(x, g);
@@ -486,14 +491,7 @@ pub fn dense<T: Emit>(x: &[i8], inputs: usize, w: &Weights, isa: Isa) -> Vec<T> 
             kh: 1,
             kw: 1,
         };
-        let own;
-        let packed = match w.packed {
-            Some(p) => p,
-            None => {
-                own = pack(w.values, w.rows, k, t);
-                &own
-            }
-        };
+        let packed = &*w.panels(t);
         let ld = 2 * t.pairs();
         let starts = std::array::from_fn(|i| i * ld);
         // A tile of images per task, against every panel of units.
