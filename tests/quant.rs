@@ -325,6 +325,23 @@ fn a_run_quantizes_to_int8_and_evaluates_labels_and_benches_like_float() {
         ],
         "not an int8 model",
     );
+    // An int8 file whose activation scale is zero (edited by hand, or
+    // damaged) is refused when read, not run into nonsense.
+    let zero = p("zero-scale.safetensors");
+    {
+        let bytes = std::fs::read(&int8).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut meta = meta.clone();
+        let mut scales: Vec<f32> = serde_json::from_str(&meta["scales"]).unwrap();
+        scales[1] = 0.0;
+        meta.insert("scales".into(), serde_json::to_string(&scales).unwrap());
+        std::fs::write(&zero, safetensors::serialize(st.tensors(), Some(meta)).unwrap()).unwrap();
+    }
+    fails(
+        &bin,
+        &["eval", "--data", &data, "--run", &run_dir, "--int8", &zero],
+        "operation 1 has scale 0, not a positive number",
+    );
     for (n, says) in [
         ("0", "at least 1"),
         ("301", "more images than the 300 training images"),

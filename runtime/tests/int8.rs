@@ -353,10 +353,13 @@ fn int8_max_pooling_equals_float_pooling_of_the_same_values() {
 #[test]
 fn int8_lrn_matches_float_lrn_of_the_same_values() {
     let mut rng = SmallRng::seed_from_u64(11);
-    // tuto's LRN, a window wider than the channels, and a beta off the fast path.
+    // tuto's LRN, windows as wide as the channels and wider (down to one
+    // channel), and a beta off the fast path.
     for &(n, c, hw, radius, beta) in &[
         (3, 64, 12 * 12, 4, 0.75),
         (2, 5, 7, 4, 0.75),
+        (2, 3, 7, 4, 0.75),
+        (2, 1, 30, 2, 0.75),
         (2, 9, 10, 2, 0.5),
     ] {
         let p = cpu::Lrn {

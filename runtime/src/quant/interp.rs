@@ -167,12 +167,7 @@ fn geometry(op: &Op, n: usize) -> Geometry {
 impl Run<'_, '_> {
     fn seq(&mut self, ops: &[Op], mut x: Act) -> Result<Act> {
         for op in ops {
-            let t = std::time::Instant::now();
-            let name = format!("{:?}", op).chars().take(40).collect::<String>();
             x = self.op(op, x)?;
-            if std::env::var("PROF").is_ok() {
-                eprintln!("{:8.2} ms {name}", t.elapsed().as_secs_f64() * 1e3);
-            }
         }
         Ok(x)
     }

@@ -39,7 +39,7 @@ pub struct QLayer {
     wide: Vec<i16>,
     /// And in the broadcast kernel's panels, packed at the first call
     /// (packing needs the layer's taps, which the graph holds).
-    packed: OnceLock<Vec<i16>>,
+    packed: OnceLock<(Taps, Vec<i16>)>,
     pub weight_scale: Vec<f32>,
     pub bias: Option<Vec<f32>>,
     pub relu: bool,
@@ -123,9 +123,10 @@ impl QLayer {
             relu: self.relu,
             packed: taps.map(|t| {
                 let k = int8::padded(self.k);
-                self.packed
-                    .get_or_init(|| int8::pack(&self.wide, self.rows, k, t))
-                    .as_slice()
+                let (packed_for, values) = self
+                    .packed
+                    .get_or_init(|| (t, int8::pack(&self.wide, self.rows, k, t)));
+                (*packed_for, values.as_slice())
             }),
         }
     }
@@ -390,6 +391,17 @@ impl QModel {
             .map_err(|e| bad(format!("metadata `scales`: {e}")))?;
         let folded: Vec<usize> = serde_json::from_str(&m("folded"))
             .map_err(|e| bad(format!("metadata `folded`: {e}")))?;
+        // A scale divides and multiplies every value of its tensor: zero, a
+        // negative or a non-number would turn the outputs into nonsense.
+        if let Some((i, s)) = scales
+            .iter()
+            .enumerate()
+            .find(|(_, s)| !(s.is_finite() && **s > 0.0))
+        {
+            return Err(format!(
+                "{file}: metadata `scales`: operation {i} has scale {s}, not a positive number; quantize the run again"
+            ));
+        }
         if scales.len() != ops + 1 || m("operations") != ops.to_string() {
             return Err(format!(
                 "{file} was quantized from another version of `{model}` ({} operations, this one has {ops}); \
@@ -487,6 +499,13 @@ impl QModel {
             let weight_scale = floats_of(&ws);
             if weight_scale.len() != rows || bias.as_ref().is_some_and(|b| b.len() != rows) {
                 return Err(format!("{file}: `{path}` has scales or biases of the wrong size; quantize the run again"));
+            }
+            if weight_scale.iter().any(|s| !(s.is_finite() && *s > 0.0))
+                || bias.iter().flatten().any(|b| !b.is_finite())
+            {
+                return Err(format!(
+                    "{file}: `{path}` has a weight scale that is not a positive number or a bias that is not a number; quantize the run again"
+                ));
             }
             let values = values.into_iter().map(|b| b as i8).collect();
             layers.insert(

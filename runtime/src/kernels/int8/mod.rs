@@ -181,9 +181,10 @@ pub struct Weights<'a> {
     pub bias: Vec<i32>,
     pub multiplier: Vec<f32>,
     pub relu: bool,
-    /// The same values in the broadcast kernel's panels (`pack`), when the
-    /// caller keeps them packed; otherwise a call packs its own.
-    pub packed: Option<&'a [i16]>,
+    /// The same values in the broadcast kernel's panels (`pack`) for the
+    /// layer's `Taps`, when the caller keeps them packed; otherwise a call
+    /// packs its own.
+    pub packed: Option<(Taps, &'a [i16])>,
 }
 
 impl Weights<'_> {
@@ -191,7 +192,11 @@ impl Weights<'_> {
     /// or packed now.
     fn panels(&self, t: Taps) -> Cow<'_, [i16]> {
         match self.packed {
-            Some(p) => Cow::Borrowed(p),
+            Some((packed_for, p)) => {
+                // Panels packed for another shape would be read as garbage.
+                assert_eq!(packed_for, t, "weights packed for other taps");
+                Cow::Borrowed(p)
+            }
             None => Cow::Owned(pack(self.values, self.rows, self.k, t)),
         }
     }

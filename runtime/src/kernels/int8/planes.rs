@@ -154,7 +154,7 @@ impl Job for LrnImage<'_> {
         let c = x.len() / hw;
         let plane = |ch: usize| &x[ch * hw..(ch + 1) * hw];
         sums.fill(0);
-        for ch in 0..p.radius.min(c - 1) {
+        for ch in 0..p.radius.min(c) {
             add_squares(sums, plane(ch), 1);
         }
         for (ch, y) in y.chunks_exact_mut(hw).enumerate() {
