@@ -47,7 +47,7 @@ fn masked_weights_stay_zero_through_training_averaging_and_resume() {
     synthetic(dir.path(), 200);
     let runs = dir.path().join("runs");
     let device = Default::default();
-    let first = train::train::<B, Tiny<B>>(
+    let first = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| o.asked.steps = Some(5)),
         &device,
@@ -69,13 +69,13 @@ fn masked_weights_stay_zero_through_training_averaging_and_resume() {
         })
     };
     // Decay and the average are on in SPEC: both must keep the zeros.
-    let full = train::train::<B, Tiny<B>>(&SPEC, &from(12), &device).unwrap();
-    let half = train::train::<B, Tiny<B>>(&SPEC, &from(6), &device).unwrap();
+    let full = train_tiny(&SPEC, &from(12), &device).unwrap();
+    let half = train_tiny(&SPEC, &from(6), &device).unwrap();
     let stored = Checkpoint::load(&half.run.join(MASKS)).unwrap().raw;
     assert_eq!(stored, masks, "the run holds its own copy of the masks");
     // Resuming needs the run's copy only.
     std::fs::remove_file(&init).unwrap();
-    let resumed = train::train::<B, Tiny<B>>(
+    let resumed = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| {
             o.asked.steps = Some(12);
@@ -112,7 +112,7 @@ fn masks_that_do_not_fit_the_model_are_refused_naming_the_file() {
     synthetic(dir.path(), 40);
     let runs = dir.path().join("runs");
     let device = Default::default();
-    let first = train::train::<B, Tiny<B>>(
+    let first = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| o.asked.steps = Some(1)),
         &device,
@@ -141,7 +141,7 @@ fn masks_that_do_not_fit_the_model_are_refused_naming_the_file() {
     }
     .save(&init)
     .unwrap();
-    let e = train::train::<B, Tiny<B>>(
+    let e = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| {
             o.asked.steps = Some(1);

@@ -14,7 +14,7 @@ use netc_runtime::Result;
 use std::path::{Path, PathBuf};
 
 fn train(o: &netc_runtime::train::Options) -> Result<Outcome> {
-    train::train::<B, Tiny<B>>(&SPEC, o, &Default::default())
+    train_tiny(&SPEC, o, &Default::default())
 }
 
 /// A finished run of `steps` steps in `dir/runs`, on data in `dir`.

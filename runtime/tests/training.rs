@@ -16,7 +16,7 @@ use std::time::Duration;
 fn the_loss_falls_and_the_run_directory_is_complete() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 200);
-    let out = train::train::<B, Tiny<B>>(
+    let out = train_tiny(
         &SPEC,
         &options(dir.path(), &dir.path().join("runs")),
         &Default::default(),
@@ -37,7 +37,7 @@ fn the_loss_falls_and_the_run_directory_is_complete() {
     );
     assert!(out.test_accuracy.is_some());
     // A second run gets the next number.
-    let again = train::train::<B, Tiny<B>>(
+    let again = train_tiny(
         &SPEC,
         &with(dir.path(), &dir.path().join("runs"), |o| {
             o.asked.steps = Some(1);
@@ -101,7 +101,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
     synthetic(dir.path(), 200);
     for (i, recipe) in recipes.iter().enumerate() {
         let runs = dir.path().join(format!("runs{i}"));
-        let full = train::train::<B, Tiny<B>>(
+        let full = train_tiny(
             &SPEC,
             &with(dir.path(), &runs, |o| {
                 o.asked.steps = Some(20);
@@ -110,7 +110,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
             &Default::default(),
         )
         .unwrap();
-        let half = train::train::<B, Tiny<B>>(
+        let half = train_tiny(
             &SPEC,
             &with(dir.path(), &runs, |o| {
                 o.asked.steps = Some(10);
@@ -119,7 +119,7 @@ fn a_resumed_run_ends_where_an_uninterrupted_one_does() {
             &Default::default(),
         )
         .unwrap();
-        let resumed = train::train::<B, Tiny<B>>(
+        let resumed = train_tiny(
             &SPEC,
             &with(dir.path(), &runs, |o| {
                 o.asked.steps = Some(20);
@@ -152,7 +152,7 @@ fn a_diverging_run_stops_and_keeps_a_finite_checkpoint() {
         o.asked.learning_rate = Some(1e30);
         o.checkpoint_every = Duration::ZERO;
     });
-    let e = train::train::<B, Tiny<B>>(&SPEC, &opts, &Default::default()).unwrap_err();
+    let e = train_tiny(&SPEC, &opts, &Default::default()).unwrap_err();
     assert!(e.contains("Lower --lr"), "{e}");
     let path = runs.join("tiny/1").join(train::CHECKPOINT);
     if path.exists() {
@@ -171,7 +171,7 @@ fn init_from_starts_with_the_given_weights() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 200);
     let runs = dir.path().join("runs");
-    let first = train::train::<B, Tiny<B>>(
+    let first = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| {
             o.asked.steps = Some(5);
@@ -180,7 +180,7 @@ fn init_from_starts_with_the_given_weights() {
     )
     .unwrap();
     let weights = first.run.join(train::CHECKPOINT);
-    let second = train::train::<B, Tiny<B>>(
+    let second = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| {
             o.asked.steps = Some(0);
@@ -251,7 +251,7 @@ fn weights_of_another_model_are_refused_naming_the_file() {
     }
     .save(&wrong)
     .unwrap();
-    let e = train::train::<B, Tiny<B>>(
+    let e = train_tiny(
         &SPEC,
         &with(dir.path(), &dir.path().join("runs"), |o| {
             o.asked.steps = Some(1);
@@ -275,7 +275,7 @@ fn resuming_after_the_source_changed_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     synthetic(dir.path(), 200);
     let runs = dir.path().join("runs");
-    let run = train::train::<B, Tiny<B>>(
+    let run = train_tiny(
         &SPEC,
         &with(dir.path(), &runs, |o| {
             o.asked.steps = Some(2);
@@ -287,7 +287,7 @@ fn resuming_after_the_source_changed_is_refused() {
         source: "model tiny { input 8x8x3 }\n# edited\n",
         ..SPEC
     };
-    let e = train::train::<B, Tiny<B>>(
+    let e = train_tiny(
         &edited,
         &with(dir.path(), &runs, |o| {
             o.asked.steps = Some(4);
@@ -310,7 +310,7 @@ fn data_with_other_classes_is_refused() {
         },
         ..SPEC
     };
-    let e = train::train::<B, Tiny<B>>(
+    let e = train_tiny(
         &seven,
         &options(dir.path(), &dir.path().join("runs")),
         &Default::default(),
@@ -328,14 +328,12 @@ fn inputs_cifar_cannot_fill_are_refused() {
         input: [8, 8, 1],
         ..SPEC
     };
-    let e = train::train::<B, Tiny<B>>(&gray, &options(dir.path(), &runs), &Default::default())
-        .unwrap_err();
+    let e = train_tiny(&gray, &options(dir.path(), &runs), &Default::default()).unwrap_err();
     assert!(e.contains("1 channels"), "{e}");
     let big = Spec {
         input: [40, 40, 3],
         ..SPEC
     };
-    let e = train::train::<B, Tiny<B>>(&big, &options(dir.path(), &runs), &Default::default())
-        .unwrap_err();
+    let e = train_tiny(&big, &options(dir.path(), &runs), &Default::default()).unwrap_err();
     assert!(e.contains("40x40") && e.contains("32x32"), "{e}");
 }

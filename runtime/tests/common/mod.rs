@@ -105,3 +105,21 @@ pub fn losses(run: &Path) -> Vec<f64> {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].as_f64())
         .collect()
 }
+
+/// burn's backends draw random numbers (initialization, dropout) from one
+/// generator per process, which `train` seeds. The tests of one binary run
+/// on parallel threads, so two trainings at once would draw from each
+/// other's stream, and comparisons of bit-exact runs failed now and then on
+/// a loaded machine (one process trains one run in real use). Every
+/// training in the tests goes through here, one at a time.
+pub fn train_tiny(
+    spec: &Spec,
+    o: &Options,
+    device: &burn::tensor::Device<B>,
+) -> netc_runtime::Result<train::Outcome> {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that failed while holding the lock leaves it poisoned; the
+    // others can still train.
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    train::train::<B, Tiny<B>>(spec, o, device)
+}
