@@ -335,7 +335,11 @@ fn a_run_quantizes_to_int8_and_evaluates_labels_and_benches_like_float() {
         let mut scales: Vec<f32> = serde_json::from_str(&meta["scales"]).unwrap();
         scales[1] = 0.0;
         meta.insert("scales".into(), serde_json::to_string(&scales).unwrap());
-        std::fs::write(&zero, safetensors::serialize(st.tensors(), Some(meta)).unwrap()).unwrap();
+        std::fs::write(
+            &zero,
+            safetensors::serialize(st.tensors(), Some(meta)).unwrap(),
+        )
+        .unwrap();
     }
     fails(
         &bin,
