@@ -346,6 +346,45 @@ fn a_run_quantizes_to_int8_and_evaluates_labels_and_benches_like_float() {
         &["eval", "--data", &data, "--run", &run_dir, "--int8", &zero],
         "operation 1 has scale 0, not a positive number",
     );
+    // And one whose first layer's weight scale is zero.
+    let zero_w = p("zero-weight-scale.safetensors");
+    {
+        let bytes = std::fs::read(&int8).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut owned: Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(name, t)| (name, t.dtype(), t.shape().to_vec(), t.data().to_vec()))
+            .collect();
+        owned.sort_by(|a, b| a.0.cmp(&b.0));
+        let scale = owned
+            .iter_mut()
+            .find(|t| t.0.ends_with(".weight_scale"))
+            .expect("a layer's weight scales");
+        scale.3[..4].copy_from_slice(&0f32.to_le_bytes());
+        let layer = scale.0.trim_end_matches(".weight_scale").to_string();
+        let views: Vec<_> = owned
+            .iter()
+            .map(|(n, d, s, b)| {
+                (
+                    n.clone(),
+                    safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+                )
+            })
+            .collect();
+        std::fs::write(
+            &zero_w,
+            safetensors::serialize(views, Some(meta.clone())).unwrap(),
+        )
+        .unwrap();
+        fails(
+            &bin,
+            &[
+                "eval", "--data", &data, "--run", &run_dir, "--int8", &zero_w,
+            ],
+            &format!("`{layer}` has a weight scale that is not a positive number"),
+        );
+    }
     for (n, says) in [
         ("0", "at least 1"),
         ("301", "more images than the 300 training images"),

@@ -381,23 +381,11 @@ impl Run<'_, '_> {
             Mode::Int8 { model, isa } => {
                 let layer = model.layer(id)?;
                 let sx = x.scale;
+                // The shapes `int8::conv` and `int8::dense` pack for.
                 let taps = match *op {
-                    Op::Conv {
-                        cin,
-                        kernel: [kh, kw],
-                        groups: 1,
-                        ..
-                    } => Some(Taps {
-                        cin: cin as usize,
-                        kh: kh as usize,
-                        kw: kw as usize,
-                    }),
+                    Op::Conv { groups: 1, .. } => Some(Taps::conv(&geometry(op, n))),
                     Op::Conv { .. } => None,
-                    _ => Some(Taps {
-                        cin: int8::padded(layer.k),
-                        kh: 1,
-                        kw: 1,
-                    }),
+                    _ => Some(Taps::dense(int8::padded(layer.k))),
                 };
                 let out = if logits { None } else { Some(out_scale) };
                 let weights = layer.prepared(sx, out, taps);

@@ -25,6 +25,24 @@ pub struct Taps {
 }
 
 impl Taps {
+    /// An ungrouped convolution's.
+    pub fn conv(g: &Geometry) -> Taps {
+        Taps {
+            cin: g.cin,
+            kh: g.kernel[0],
+            kw: g.kernel[1],
+        }
+    }
+
+    /// A dense layer's, of rows of `k` values.
+    pub fn dense(k: usize) -> Taps {
+        Taps {
+            cin: k,
+            kh: 1,
+            kw: 1,
+        }
+    }
+
     /// Pairs of values along one kernel row.
     pub(super) fn pairs(&self) -> usize {
         (self.kw * self.cin).div_ceil(2)

@@ -125,10 +125,18 @@ pub trait Emit: Copy + Send + Sync + Default {
     /// The same for a broadcast tile's sums (positions by rows), with each
     /// row's bias and multiplier.
     fn emit_tile(acc: &Tile<i32>, bias: &[i32; PANEL], m: &[f32; PANEL], relu: bool) -> Tile<Self> {
-        std::array::from_fn(|p| {
-            std::array::from_fn(|r| Self::emit(acc[p][r] + bias[r], m[r], relu))
-        })
+        emit_each(acc, bias, m, relu)
     }
+}
+
+/// `Emit::emit` on each of a tile's sums.
+fn emit_each<T: Emit>(
+    acc: &Tile<i32>,
+    bias: &[i32; PANEL],
+    m: &[f32; PANEL],
+    relu: bool,
+) -> Tile<T> {
+    std::array::from_fn(|p| std::array::from_fn(|r| T::emit(acc[p][r] + bias[r], m[r], relu)))
 }
 
 /// A broadcast tile's values: `TILE` positions by `PANEL` rows.
@@ -150,9 +158,7 @@ impl Emit for i8 {
             // SAFETY: the CPU has AVX2, checked just above.
             return unsafe { broadcast::avx2::emit_i8(acc, bias, m, relu) };
         }
-        std::array::from_fn(|p| {
-            std::array::from_fn(|r| Self::emit(acc[p][r] + bias[r], m[r], relu))
-        })
+        emit_each(acc, bias, m, relu)
     }
 }
 
@@ -384,11 +390,7 @@ pub fn conv<T: Emit>(x: &[i8], g: &Geometry, w: &Weights, isa: Isa) -> Vec<T> {
     let mut y = vec![T::default(); g.n * g.cout * ohw];
     #[cfg(target_arch = "x86_64")]
     if broadcast(isa, g.cout, g.groups) {
-        let t = Taps {
-            cin: g.cin,
-            kh: g.kernel[0],
-            kw: g.kernel[1],
-        };
+        let t = Taps::conv(g);
         let packed = &*w.panels(t);
         if g.n == 1 {
             // One image: whole panels of filters per task.
@@ -491,11 +493,7 @@ pub fn dense<T: Emit>(x: &[i8], inputs: usize, w: &Weights, isa: Isa) -> Vec<T> 
     #[cfg(target_arch = "x86_64")]
     if n >= TILE && broadcast(isa, w.rows, 1) {
         // One tap of all the inputs, each image a window.
-        let t = Taps {
-            cin: k,
-            kh: 1,
-            kw: 1,
-        };
+        let t = Taps::dense(k);
         let packed = &*w.panels(t);
         let ld = 2 * t.pairs();
         let starts = std::array::from_fn(|i| i * ld);
