@@ -33,18 +33,13 @@ impl Ema {
                         *a = d * *a + (1.0 - d) * b;
                     }
                 }
-                // Running statistics are not averaged: they follow the model.
+                // Running statistics are not averaged: they follow the model
+                // (and are measured for the average when it is used: statistics.rs).
                 _ => {
                     self.shadow.insert(name.clone(), value.clone());
                 }
             }
         }
-    }
-
-    /// The model with averaged trainable tensors and its own statistics.
-    pub fn apply<B: Backend, M: Module<B>>(&self, model: M) -> M {
-        params::replace(model, &self.shadow, &|n| !is_statistic(n))
-            .expect("the average holds every tensor of the model it was made from")
     }
 }
 

@@ -23,6 +23,7 @@ pub mod quant;
 pub mod run;
 pub mod sparse;
 pub mod spec;
+pub mod statistics;
 pub mod train;
 
 pub use burn;

@@ -1,7 +1,8 @@
 //! A model's tensors by name: `fire2.e3x3.weight`, the path of module fields.
 
-use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use std::collections::HashMap;
 
 /// A tensor's shape and values, row-major.
@@ -81,6 +82,15 @@ pub fn collect<B: Backend, M: Module<B>>(model: &M) -> Tensors {
     };
     model.visit(&mut v);
     v.out
+}
+
+/// Every tensor of a model in training, batch norm's running statistics as
+/// its last forward pass left them. burn holds that update pending until the
+/// statistics are next read for a forward pass or by `valid`; a visitor
+/// (`collect`) sees the value before it, so a checkpoint taken with
+/// `collect` would resume one update behind.
+pub fn collect_trained<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) -> Tensors {
+    collect(&model.valid())
 }
 
 struct Replace<'a> {

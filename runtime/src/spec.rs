@@ -36,7 +36,8 @@ pub struct Spec {
     /// decays them in its update rather than through the loss).
     pub decayed: &'static [&'static str],
     /// The concrete graph as JSON (`quant::graph::Graph`): what the int8
-    /// interpreter runs.
+    /// interpreter runs, and where training finds the batch norms whose
+    /// statistics it measures for the averaged weights.
     pub graph: &'static str,
 }
 

@@ -10,6 +10,7 @@ use crate::ema::Ema;
 use crate::masks::Masks;
 use crate::optim::Optim;
 use crate::run::{self, Asked, Log};
+use crate::statistics::{self, Norms};
 use crate::{eval, params, Net, Result, Spec};
 use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
@@ -147,6 +148,31 @@ where
         seed: run.seed,
     };
     let batches = Batches::spawn(train_data.clone(), plan, step);
+    // The averaged weights, with batch norm's statistics measured for them
+    // (statistics.rs); measured at most once a step, for evaluation and save.
+    let norms = if s.average {
+        Norms::of(&crate::quant::graph(spec)?)
+    } else {
+        Norms::default()
+    };
+    let measuring = Plan {
+        seed: statistics::seed(run.seed),
+        ..plan
+    };
+    let mut measured: Option<(u64, params::Tensors)> = None;
+    let mut averaged = |model: &M, ema: &Ema, step: u64| -> Option<params::Tensors> {
+        if !s.average {
+            return None;
+        }
+        match &measured {
+            Some((at, t)) if *at == step => {}
+            _ => {
+                let t = norms.measure(model, &ema.shadow, &train_data, measuring, device);
+                measured = Some((step, t));
+            }
+        }
+        measured.as_ref().map(|(_, t)| t.clone())
+    };
     let loss_fn = crate::optim::cross_entropy(s.recipe.smoothing, device);
     // AdamW decays the marked layers in its update instead.
     let decay_in_loss = s.decay > 0.0 && !s.recipe.decoupled_decay();
@@ -163,8 +189,12 @@ where
             "no checkpoint was written yet".to_string()
         }
     };
-    let save = |model: &M, ema: &Ema, optim: &Optim<B::InnerBackend>, step: u64| -> Result<()> {
-        let raw = params::collect(model);
+    let save = |model: &M,
+                averaged: Option<params::Tensors>,
+                optim: &Optim<B::InnerBackend>,
+                step: u64|
+     -> Result<()> {
+        let raw = params::collect_trained(model);
         if raw
             .values()
             .any(|t| t.values.iter().any(|v| !v.is_finite()))
@@ -189,14 +219,18 @@ where
         Checkpoint {
             optimizer: optim.save(&raw),
             raw,
-            averaged: s.average.then(|| ema.shadow.clone()),
+            averaged,
             metadata,
         }
         .save(&checkpoint_path)
     };
-    let evaluate = |model: &M, ema: &Ema| -> f64 {
+    let evaluate = |model: &M, averaged: Option<&params::Tensors>| -> f64 {
         let inner = model.valid();
-        let inner = if s.average { ema.apply(inner) } else { inner };
+        let inner = match averaged {
+            Some(t) => params::replace(inner, t, &|_| true)
+                .expect("the average holds every tensor of the model it was made from"),
+            None => inner,
+        };
         eval::evaluate(&inner, &test_data, [h, w], 500, device).accuracy
     };
 
@@ -249,7 +283,7 @@ where
         model = masks.apply(optim.step(lr, step, model, grads));
         step += 1;
         if s.average {
-            ema.update(&params::collect(&model), step);
+            ema.update(&params::collect_trained(&model), step);
             masks.apply_to(&mut ema.shadow);
         }
         window.1 += n;
@@ -269,7 +303,7 @@ where
         }
         outcome.loss = loss_value;
         if (run.eval_every > 0 && step.is_multiple_of(run.eval_every)) || step == s.steps {
-            let acc = evaluate(&model, &ema);
+            let acc = evaluate(&model, averaged(&model, &ema, step).as_ref());
             log.write(
                 serde_json::json!({"step": step, "test_accuracy": acc, "averaged": s.average}),
             )?;
@@ -277,7 +311,7 @@ where
             outcome.test_accuracy = Some(acc);
         }
         if last_save.elapsed() >= options.checkpoint_every && step < s.steps {
-            if let Err(e) = save(&model, &ema, &optim, step) {
+            if let Err(e) = save(&model, averaged(&model, &ema, step), &optim, step) {
                 bar.abandon();
                 log.write(serde_json::json!({"step": step, "error": e}))?;
                 return Err(e);
@@ -286,7 +320,7 @@ where
         }
     }
     bar.finish();
-    if let Err(e) = save(&model, &ema, &optim, step) {
+    if let Err(e) = save(&model, averaged(&model, &ema, step), &optim, step) {
         log.write(serde_json::json!({"step": step, "error": e}))?;
         return Err(e);
     }

@@ -81,6 +81,9 @@ pub enum Op {
         h: u64,
         w: u64,
         epsilon: f64,
+        /// TensorFlow's: the share of the running statistics kept at each
+        /// training step.
+        momentum: f64,
     },
     Relu,
     /// Channel, row, column order: what `fc` reads.
@@ -319,13 +322,16 @@ fn layer(
             fused = true;
             Chw([units, 1, 1])
         }
-        Layer::BatchNorm { epsilon, .. } => {
+        Layer::BatchNorm {
+            epsilon, momentum, ..
+        } => {
             out.push(Op::BatchNorm {
                 path: path.into(),
                 c,
                 h,
                 w,
                 epsilon: epsilon.0,
+                momentum: momentum.0,
             });
             x
         }

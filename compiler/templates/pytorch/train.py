@@ -859,6 +859,45 @@ def evaluate(model, images, labels, plan, device, memory_format):
     return correct / len(labels)
 
 
+# Batches measured for the averaged weights' batch-norm statistics, and the
+# seed of their sampler, augmentation and dropout (runtime/src/statistics.rs).
+STATISTICS_BATCHES = 40
+STATISTICS_SEED = 0x5EED0B47
+
+
+def measure_statistics(model, images, labels, plan, device, memory_format):
+    """Batch norm's running statistics for the weights now in `model`, by
+    .net name: in training mode, the plain mean over STATISTICS_BATCHES
+    training batches of their own, as SWA's `update_bn` does. The moving
+    average covers trained tensors only, so the statistics the live weights
+    keep do not fit the averaged ones (docs/xception.md). The model is left
+    holding the measured statistics."""
+    norms = [m for m in model.modules() if hasattr(m, "running_mean")]
+    if not norms:
+        return {}
+    seed = plan["seed"] ^ STATISTICS_SEED
+    own = {**plan, "seed": seed, "sampler": Sampler(len(labels), seed)}
+    momenta = [m.momentum for m in norms]
+    model.train()
+    with torch.no_grad():
+        for k in range(STATISTICS_BATCHES):
+            for m in norms:
+                # TensorFlow's momentum is the share kept: k / (k + 1) makes
+                # the running statistic the plain mean of the k + 1 batches.
+                m.momentum = k / (k + 1.0)
+            x, _ = train_batch(images, labels, own, k, slice(None))
+            torch.manual_seed(int(stream(seed, 3, k).integers(2**62)))
+            with autocast(plan, device):
+                model(x.permute(0, 3, 1, 2).contiguous(memory_format=memory_format))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    return {
+        netc_name(model, k): t.detach().clone()
+        for k, t in model.state_dict().items()
+        if is_statistic(netc_name(model, k))
+    }
+
+
 def autocast(plan, device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=plan["bf16"])
 
@@ -1023,10 +1062,7 @@ def train(a):
                 f"the weights stopped being finite numbers at step {at}; training stopped and {kept()}. "
                 "Lower --lr or the decay factor"
             )
-        avg = {n: t.detach().float().cpu().numpy() for n, t in shadow.items()} if shadow else None
-        if avg is not None:
-            # Running statistics are not averaged: they follow the model.
-            avg.update({n: v for n, v in raw.items() if is_statistic(n)})
+        avg = {n: t.detach().float().cpu().numpy() for n, t in averaged(at).items()} if shadow else None
         meta = {"step": str(at), "model": NETC["model"], "seed": str(settings["seed"]), "engine": "torch"}
         state = optimizer_state(optim, model, s)
         if state:
@@ -1034,15 +1070,33 @@ def train(a):
             meta["optimizer"] = s["optimizer"]
         save_checkpoint(checkpoint, {**raw, **{OPTIMIZER + k: v for k, v in state.items()}}, avg, meta)
 
+    def live():
+        return {netc_name(model, k): t.detach().clone() for k, t in model.state_dict().items()}
+
+    measured = [None]
+
+    def averaged(at):
+        """The averaged weights with batch norm's statistics measured for
+        them, once a step (for evaluation and save); the model keeps its own."""
+        if measured[0] is None or measured[0][0] != at:
+            own = live()
+            put(model, shadow, d, keep=lambda n: not is_statistic(n))
+            try:
+                stats = measure_statistics(model, train_images, train_labels, plan, device, memory_format)
+            finally:
+                put(model, own, d)
+            measured[0] = (at, {**{n: t.detach().clone() for n, t in shadow.items()}, **stats})
+        return measured[0][1]
+
     def test_accuracy():
         if shadow is None:
             return evaluate(model, test_images, test_labels, plan, device, memory_format)
-        state = {netc_name(model, k): p.detach().clone() for k, p in model.named_parameters()}
-        put(model, shadow, d, keep=lambda n: not is_statistic(n))
+        own = live()
+        put(model, averaged(step), d)
         try:
             return evaluate(model, test_images, test_labels, plan, device, memory_format)
         finally:
-            put(model, state, d, keep=lambda n: not is_statistic(n))
+            put(model, own, d)
 
     params = [p for p in model.parameters()]
     shadows = [shadow[netc_name(model, k)] for k, _ in model.named_parameters()] if shadow else []

@@ -74,6 +74,9 @@ pub enum Op {
         h: u64,
         w: u64,
         epsilon: f64,
+        /// TensorFlow's: the share of the running statistics kept at each
+        /// training step.
+        momentum: f64,
     },
     Relu,
     /// Channel, row, column order: what `fc` reads.

@@ -291,6 +291,7 @@ impl Run<'_, '_> {
                 h,
                 w,
                 epsilon,
+                ..
             } => {
                 let folded = match &*self.mode {
                     Mode::Int8 { model, .. } => model.folded.contains(&id),

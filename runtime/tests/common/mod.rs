@@ -5,7 +5,7 @@
 
 use burn::backend::{Autodiff, Flex};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::{Linear, LinearConfig, PaddingConfig2d};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use netc_runtime::nn::{decay_term, ZeroBias, XAVIER};
@@ -24,6 +24,9 @@ pub type B = Autodiff<Flex>;
 #[derive(Module, Debug)]
 pub struct Tiny<B: Backend> {
     pub conv: Conv2d<B>,
+    /// Its running statistics: kept exactly over a resume, measured for the
+    /// averaged weights.
+    pub bn: BatchNorm<B>,
     pub fc: Linear<B>,
 }
 
@@ -36,6 +39,10 @@ impl<B: Backend> Net<B> for Tiny<B> {
                 .with_initializer(XAVIER)
                 .init(device)
                 .zero_bias(),
+            bn: BatchNormConfig::new(4)
+                .with_epsilon(0.001)
+                .with_momentum(0.01)
+                .init(device),
             fc: LinearConfig::new(4 * 4 * 4, 10)
                 .with_initializer(XAVIER)
                 .init(device)
@@ -43,7 +50,7 @@ impl<B: Backend> Net<B> for Tiny<B> {
         }
     }
     fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 2> {
-        let x = relu(self.conv.forward(x));
+        let x = relu(self.bn.forward(self.conv.forward(x)));
         self.fc.forward(x.flatten(1, 3))
     }
     fn decay_loss(&self) -> Option<Tensor<B, 1>> {
@@ -67,8 +74,17 @@ pub const SPEC: Spec = Spec {
         recipe: Recipe::SEED,
     },
     decayed: &["fc.weight"],
-    graph: "",
+    graph: GRAPH,
 };
+
+/// `Tiny` as the compiler would describe it (`quant::graph::Graph`).
+const GRAPH: &str = r#"{"input": [3, 8, 8], "ops": [
+    {"op": "conv", "path": "conv", "cin": 3, "h": 8, "w": 8, "cout": 4, "kernel": [3, 3],
+     "stride": [2, 2], "pad": [0, 1, 0, 1], "groups": 1, "bias": true, "relu": false},
+    {"op": "batch_norm", "path": "bn", "c": 4, "h": 4, "w": 4, "epsilon": 0.001, "momentum": 0.99},
+    {"op": "relu"},
+    {"op": "flatten"},
+    {"op": "dense", "path": "fc", "inputs": 64, "units": 10, "bias": true, "relu": false}]}"#;
 
 pub fn asked(data: &Path) -> Asked {
     Asked {
@@ -117,9 +133,15 @@ pub fn train_tiny(
     o: &Options,
     device: &burn::tensor::Device<B>,
 ) -> netc_runtime::Result<train::Outcome> {
+    let _turn = one_at_a_time();
+    train::train::<B, Tiny<B>>(spec, o, device)
+}
+
+/// The turn of a test that draws from burn's generator (a training, a
+/// model's initialization, random inputs): held until dropped.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
     // A test that failed while holding the lock leaves it poisoned; the
-    // others can still train.
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    train::train::<B, Tiny<B>>(spec, o, device)
+    // others can still go on.
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
