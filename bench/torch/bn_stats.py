@@ -1,7 +1,10 @@
 """A run's averaged weights evaluated two ways: (a) with the batch-norm
-running statistics of the live weights, as netc's engines (and the seed's
-TensorFlow) do, and (b) with statistics recomputed for the averaged weights
-over N augmented training batches, a plain mean, as SWA's `update_bn` does.
+running statistics its checkpoint holds under `ema/`, and (b) with
+statistics recomputed for the averaged weights over N augmented training
+batches, a plain mean, as SWA's `update_bn` does. Runs written before netc
+measured those statistics itself (November 2026) hold the live weights'
+under `ema/`, as the seed's TensorFlow did; this script evaluates such runs
+both ways, and shows on newer runs how the number of batches matters.
 A model without batch norm gets (a) alone. See docs/xception.md.
 
 usage (from the repository root):
@@ -60,7 +63,7 @@ def main():
             x, _ = engine.train_batch(train_x, train_y, plan, k, slice(None))
             model(x.permute(0, 3, 1, 2).contiguous())
     recomputed = engine.evaluate(model, test_x, test_y, plan, cpu, torch.contiguous_format)
-    print(f"{args.checkpoint}: live statistics {100 * live:.2f} %, "
+    print(f"{args.checkpoint}: the checkpoint's statistics {100 * live:.2f} %, "
           f"recomputed over {args.batches} batches {100 * recomputed:.2f} %")
 
 
