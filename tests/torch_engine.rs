@@ -31,6 +31,18 @@ fn checked(source: &str) -> netc::Checked {
         .remove(0)
 }
 
+/// netc's own program for `source`, its crate in `dir/crates`.
+fn program(dir: &Path, source: &str) -> (netc::Checked, PathBuf) {
+    let c = checked(source);
+    let build = netc::driver::Build {
+        out: dir.join("crates").join(&c.model.name),
+        target: netc::driver::target_dir(),
+        cuda: false,
+    };
+    let binary = netc::driver::build("test.net", source, &c, &build).unwrap();
+    (c, binary)
+}
+
 /// The engine's script for `source`, written into `dir`.
 fn script(dir: &Path, source: &str) -> PathBuf {
     let c = checked(source);
@@ -367,13 +379,7 @@ fn netc_programs_read_torch_runs_and_agree_on_accuracy() {
             .rev()
             .find_map(|v| v["test_accuracy"].as_f64())
             .unwrap();
-        let c = checked(source);
-        let build = netc::driver::Build {
-            out: dir.path().join("crates").join(&c.model.name),
-            target: netc::driver::target_dir(),
-            cuda: false,
-        };
-        let program = netc::driver::build("test.net", source, &c, &build).unwrap();
+        let (c, program) = program(dir.path(), source);
         let out = Command::new(&program)
             .args(["eval", "--data", &data, "--json", "--run"])
             .arg(&run)
@@ -639,13 +645,7 @@ fn averaged_weights_get_batch_norm_statistics_measured_for_them() {
         &script(dir.path(), SOURCE),
         &["--data", &data, "--quiet", "--runs", &torch_runs],
     );
-    let c = checked(SOURCE);
-    let build = netc::driver::Build {
-        out: dir.path().join("crates").join(&c.model.name),
-        target: netc::driver::target_dir(),
-        cuda: false,
-    };
-    let program = netc::driver::build("test.net", SOURCE, &c, &build).unwrap();
+    let (_, program) = program(dir.path(), SOURCE);
     let runs = dir.path().join("netc-runs");
     let ok = |args: &[&str]| {
         let out = Command::new(&program).args(args).output().unwrap();
