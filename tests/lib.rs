@@ -5,7 +5,7 @@ pub mod programs;
 
 #[path = "../runtime/tests/common/synthetic.rs"]
 mod synthetic;
-pub use synthetic::synthetic_cifar;
+pub use synthetic::{synthetic_cifar, synthetic_value};
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -40,28 +40,16 @@ def main():
     train_x, train_y = torch.from_numpy(train_x), torch.from_numpy(train_y)
     test_x, test_y = torch.from_numpy(test_x), torch.from_numpy(test_y)
     h, w = engine.INPUT[1], engine.INPUT[2]
-    # Batches of their own (seed 7), not the run's: any sample of the
-    # training distribution measures the statistics.
-    plan = {"height": h, "width": w, "bf16": False, "augment": True, "batch": 128,
-            "sampler": engine.Sampler(len(train_y), 7), "seed": 7}
+    # The engine's own measurement (measure_statistics), its batches drawn
+    # from seed 7 rather than the run's: any sample of the training
+    # distribution measures the statistics.
+    plan = {"height": h, "width": w, "bf16": False, "augment": True, "batch": 128, "seed": 7}
     cpu = torch.device("cpu")
     live = engine.evaluate(model, test_x, test_y, plan, cpu, torch.contiguous_format)
-    norms = [m for m in model.modules() if isinstance(m, getattr(engine, "BatchNorm", ()))]
-    if not norms:
+    if not engine.measure_statistics(model, train_x, train_y, plan, cpu, torch.contiguous_format,
+                                     batches=args.batches):
         print(f"{args.checkpoint}: {100 * live:.2f} % (no batch norm)")
         return
-    for m in norms:
-        m.running_mean.zero_()
-        m.running_var.fill_(1.0)
-    model.train()
-    with torch.no_grad():
-        for k in range(args.batches):
-            for m in norms:
-                # TensorFlow's momentum is the share kept: k / (k + 1) makes
-                # the running statistic the plain mean of the k + 1 batches.
-                m.momentum = k / (k + 1.0)
-            x, _ = engine.train_batch(train_x, train_y, plan, k, slice(None))
-            model(x.permute(0, 3, 1, 2).contiguous())
     recomputed = engine.evaluate(model, test_x, test_y, plan, cpu, torch.contiguous_format)
     print(f"{args.checkpoint}: the checkpoint's statistics {100 * live:.2f} %, "
           f"recomputed over {args.batches} batches {100 * recomputed:.2f} %")

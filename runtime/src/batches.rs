@@ -38,6 +38,12 @@ pub fn stream(seed: u64, purpose: u64, index: u64) -> StdRng {
     StdRng::seed_from_u64(mix)
 }
 
+/// The seed of dropout's draws at step `step`: a stream of its own per
+/// step, so a resumed run (or a measurement between steps) repeats them.
+pub fn dropout_seed(seed: u64, step: u64) -> u64 {
+    rand::RngCore::next_u64(&mut stream(seed, 3, step))
+}
+
 /// Which examples batch `step` holds.
 pub struct Sampler {
     n: usize,

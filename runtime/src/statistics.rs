@@ -8,7 +8,7 @@
 //! evaluation and save of a run that averages, the statistics are measured
 //! for the averaged weights: in training mode, the plain mean over
 //! [`BATCHES`] training batches of their own, as SWA's `update_bn` does. The
-//! torch engine does the same (`averaged_statistics` in its script).
+//! torch engine does the same (`measure_statistics` in its script).
 
 use crate::batches::{self, make_batch, Plan, Sampler};
 use crate::data::Dataset;
@@ -21,7 +21,8 @@ use burn::tensor::backend::AutodiffBackend;
 
 /// Batches measured: 5,120 images at the seed's batch of 128. Over 1,280,
 /// 5,120 and 12,800 images xception's final checkpoint scored 84.03, 84.07
-/// and 84.12 % (82.26 % with the live weights' statistics).
+/// and 84.12 % (82.26 % with the live weights' statistics), evaluated by
+/// the torch engine (`bench/torch/bn_stats.py`).
 pub const BATCHES: u64 = 40;
 
 /// The seed of the measuring batches' sampler, augmentation and dropout:
@@ -85,8 +86,10 @@ impl Norms {
             .collect();
         // A copy of its own: a clone would share the running statistics
         // (burn keeps them behind shared pointers) and write into the live
-        // model's. Training mode is the autodiff backend's forward.
-        let mut m = M::from_inner(model.valid());
+        // model's. Training mode is the autodiff backend's forward; without
+        // gradients it records no graph (burn frees graphs only in
+        // `backward`, so 40 of them would stay until the next step).
+        let mut m = M::from_inner(model.valid()).no_grad();
         m = params::replace(m, averaged, &|_| true)
             .expect("the average holds every tensor of the model it was made from");
         let mut sums: Vec<(String, f64, Vec<f64>)> = self
@@ -108,10 +111,7 @@ impl Norms {
             let idx = sampler.indices(k, plan.batch_size);
             let batch = make_batch(data, &idx, &plan, k);
             // Dropout before a batch norm draws from a stream of its own.
-            B::seed(
-                device,
-                rand::RngCore::next_u64(&mut batches::stream(plan.seed, 3, k)),
-            );
+            B::seed(device, batches::dropout_seed(plan.seed, k));
             let n = batch.labels.len();
             let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, [n, 3, h, w]), device);
             drop(m.forward(x));

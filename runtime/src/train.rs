@@ -247,8 +247,7 @@ where
     while step < s.steps {
         let batch = batches.next();
         debug_assert_eq!(batch.step, step);
-        // Dropout draws from a stream of its own per step, so resuming repeats it.
-        B::seed(device, batches::stream(run.seed, 3, step).next_u64_seed());
+        B::seed(device, batches::dropout_seed(run.seed, step));
         let n = batch.labels.len();
         let x = Tensor::<B, 4>::from_data(TensorData::new(batch.images, [n, 3, h, w]), device);
         let y = Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels, [n]), device);
@@ -349,16 +348,6 @@ fn progress(show: bool, total: u64, at: u64) -> indicatif::ProgressBar {
     );
     bar.set_position(at);
     bar
-}
-
-trait SeedFromStream {
-    fn next_u64_seed(self) -> u64;
-}
-
-impl SeedFromStream for rand::rngs::StdRng {
-    fn next_u64_seed(mut self) -> u64 {
-        rand::RngCore::next_u64(&mut self)
-    }
 }
 
 /// The step a checkpoint was written at; a checkpoint without one is

@@ -865,10 +865,10 @@ STATISTICS_BATCHES = 40
 STATISTICS_SEED = 0x5EED0B47
 
 
-def measure_statistics(model, images, labels, plan, device, memory_format):
+def measure_statistics(model, images, labels, plan, device, memory_format, batches=STATISTICS_BATCHES):
     """Batch norm's running statistics for the weights now in `model`, by
-    .net name: in training mode, the plain mean over STATISTICS_BATCHES
-    training batches of their own, as SWA's `update_bn` does. The moving
+    .net name: in training mode, the plain mean over `batches` training
+    batches of their own, as SWA's `update_bn` does. The moving
     average covers trained tensors only, so the statistics the live weights
     keep do not fit the averaged ones (docs/xception.md). The model is left
     holding the measured statistics."""
@@ -880,7 +880,7 @@ def measure_statistics(model, images, labels, plan, device, memory_format):
     momenta = [m.momentum for m in norms]
     model.train()
     with torch.no_grad():
-        for k in range(STATISTICS_BATCHES):
+        for k in range(batches):
             for m in norms:
                 # TensorFlow's momentum is the share kept: k / (k + 1) makes
                 # the running statistic the plain mean of the k + 1 batches.
