@@ -38,22 +38,11 @@ pub struct Norms(Vec<(String, f64)>);
 
 impl Norms {
     pub fn of(graph: &Graph) -> Self {
-        fn walk(ops: &[Op], out: &mut Vec<(String, f64)>) {
-            for op in ops {
-                match op {
-                    Op::BatchNorm { path, momentum, .. } => {
-                        out.push((path.clone(), 1.0 - momentum));
-                    }
-                    Op::Join { branches, .. } => {
-                        branches.iter().for_each(|b| walk(b, out));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&graph.ops, &mut out);
-        Norms(out)
+        let norms = graph.all().into_iter().filter_map(|op| match op {
+            Op::BatchNorm { path, momentum, .. } => Some((path.clone(), 1.0 - momentum)),
+            _ => None,
+        });
+        Norms(norms.collect())
     }
 
     /// `averaged` (every tensor of the model, by name) with its running

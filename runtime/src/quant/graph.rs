@@ -11,6 +11,24 @@ pub struct Graph {
     pub ops: Vec<Op>,
 }
 
+impl Graph {
+    /// Every operation, those in a join's branches before the join: the
+    /// order in which they run and are numbered (from 1; 0 is the input).
+    pub fn all(&self) -> Vec<&Op> {
+        fn walk<'g>(ops: &'g [Op], out: &mut Vec<&'g Op>) {
+            for op in ops {
+                if let Op::Join { branches, .. } = op {
+                    branches.iter().for_each(|b| walk(b, out));
+                }
+                out.push(op);
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.ops, &mut out);
+        out
+    }
+}
+
 /// One operation on the activation. Maps are C x H x W; `h` and `w` are the
 /// input's; pads are (top, bottom, left, right).
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -99,7 +99,7 @@ pub fn forward(graph: &Graph, mode: &mut Mode, x: Vec<f32>, n: usize) -> Result<
             x.len()
         ));
     }
-    let last = count(&graph.ops);
+    let last = graph.all().len();
     let scale = match mode {
         Mode::Int8 { model, .. } => model.input_scale,
         Mode::Float { observe, .. } => {
@@ -116,16 +116,6 @@ pub fn forward(graph: &Graph, mode: &mut Mode, x: Vec<f32>, n: usize) -> Result<
     };
     let y = run.seq(&graph.ops, Act::float(n, x, scale))?;
     Ok(y.into_f32())
-}
-
-/// Operations in `ops`, branches and joins included.
-pub fn count(ops: &[Op]) -> usize {
-    ops.iter()
-        .map(|op| match op {
-            Op::Join { branches, .. } => 1 + branches.iter().map(|b| count(b)).sum::<usize>(),
-            _ => 1,
-        })
-        .sum()
 }
 
 fn tensor<'t>(tensors: &'t Tensors, name: &str) -> Result<&'t [f32]> {

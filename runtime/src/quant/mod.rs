@@ -82,7 +82,7 @@ pub fn quantize(
     method: Method,
 ) -> Result<QModel> {
     let hw = [spec.input[0], spec.input[1]];
-    let mut obs = Observers::new(interp::count(&graph.ops) + 1);
+    let mut obs = Observers::new(graph.all().len() + 1);
     let passes = if method == Method::Percentile { 2 } else { 1 };
     for pass in 0..passes {
         if pass == 1 {

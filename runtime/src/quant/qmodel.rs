@@ -13,7 +13,6 @@
 //!   JSON list of activation scales by operation number (0: the input).
 
 use super::graph::{Graph, Op};
-use super::interp::count;
 use super::observe::Method;
 use crate::checkpoint::{with_metadata, write_atomic};
 use crate::kernels::int8::{self, Taps, Weights};
@@ -386,7 +385,7 @@ impl QModel {
                 m("model")
             ));
         }
-        let ops = count(&graph.ops);
+        let ops = graph.all().len();
         let scales: Vec<f32> = serde_json::from_str(&m("scales"))
             .map_err(|e| bad(format!("metadata `scales`: {e}")))?;
         let folded: Vec<usize> = serde_json::from_str(&m("folded"))
