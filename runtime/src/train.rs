@@ -70,6 +70,13 @@ where
     };
     let s = &settings.settings;
     s.recipe.check(s.learning_rate)?;
+    // Before any run is made: the batch norms whose statistics an averaging
+    // run measures.
+    let norms = if s.average {
+        Norms::of(&crate::quant::graph(spec)?)
+    } else {
+        Norms::default()
+    };
     let [h, w, c] = spec.input;
     if c != 3 {
         return Err(format!(
@@ -150,11 +157,6 @@ where
     let batches = Batches::spawn(train_data.clone(), plan, step);
     // The averaged weights, with batch norm's statistics measured for them
     // (statistics.rs); measured at most once a step, for evaluation and save.
-    let norms = if s.average {
-        Norms::of(&crate::quant::graph(spec)?)
-    } else {
-        Norms::default()
-    };
     let measuring = Plan {
         seed: statistics::seed(run.seed),
         ..plan

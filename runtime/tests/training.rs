@@ -351,6 +351,24 @@ fn data_with_other_classes_is_refused() {
     assert!(e.contains("10 classes") && e.contains("7 scores"), "{e}");
 }
 
+/// An averaging run reads the program's graph (its batch norms) before it
+/// makes a run directory; a program without a readable one is refused.
+#[test]
+fn a_program_without_a_readable_graph_cannot_average() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(dir.path(), 200);
+    let runs = dir.path().join("runs");
+    for (graph, want) in [("", "carries no graph"), ("{", "unreadable")] {
+        let spec = Spec { graph, ..SPEC };
+        let e = train_tiny(&spec, &options(dir.path(), &runs), &Default::default()).unwrap_err();
+        assert!(e.contains(want) && e.contains("netc build tiny.net"), "{e}");
+    }
+    assert!(!runs.exists(), "a run directory was made");
+    let plain = with(dir.path(), &runs, |o| o.asked.average = Some(false));
+    let spec = Spec { graph: "", ..SPEC };
+    train_tiny(&spec, &plain, &Default::default()).unwrap();
+}
+
 #[test]
 fn inputs_cifar_cannot_fill_are_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,7 +31,7 @@ pub use qmodel::QModel;
 pub fn graph(spec: &Spec) -> Result<Graph> {
     if spec.graph.is_empty() {
         return Err(format!(
-            "this program of `{}` carries no graph for int8; rebuild it with this netc (`netc build {}`)",
+            "this program of `{}` carries no graph (int8 and weight averaging read it); rebuild it with this netc (`netc build {}`)",
             spec.name, spec.file
         ));
     }
