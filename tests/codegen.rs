@@ -117,7 +117,9 @@ fn generated_pytorch_is_idiomatic() {
     };
     let squeeze = emit("squeeze1");
     assert!(
-        squeeze.contains("return torch.cat([F.relu(self.e1x1(x)), F.relu(self.e3x3(x))], 1)"),
+        squeeze.contains(
+            "return torch.cat([F.relu(self.e1x1(x), inplace=True), F.relu(self.e3x3(x), inplace=True)], 1)"
+        ),
         "{squeeze}"
     );
     assert!(!squeeze.contains("concat1_in"));
@@ -136,6 +138,10 @@ fn generated_pytorch_is_idiomatic() {
     let tuto = emit("tuto");
     assert!(!tuto.contains("0.00011111111111111112"));
     assert!(tuto.contains("self.norm1 = Lrn()"), "{tuto}");
+    // Dense layers are nn.Linear; netc's files hold their weights transposed.
+    assert!(tuto.contains("class Dense(nn.Linear):"));
+    assert!(tuto.contains(r#"LINEAR = {"fc1.weight", "fc2.weight", "logits.weight"}"#));
+    assert!(squeeze.contains("LINEAR = set()"));
     assert_eq!(netc::backend::pytorch::real(0.001 / 9.0), "0.001 / 9");
 }
 

@@ -44,7 +44,7 @@ pub const NETC_NAMES: &[&str] = &[
     "Conv2d", "Conv2dConfig", "Lrn", "Dense", "BatchNorm", "AvgPool", "AvgPoolSame", "AvgPool2d",
     "Linear", "Dropout", "relu", "concat", "conv", "conv_relu", "XAVIER", "ZeroBias", "Kernels",
     "Net", "Model", "INPUT", "CLASSES", "same_padding", "window_padding", "read_safetensors",
-    "load_netc", "new", "init", "main", "model", "std", "core", "burn", "netc_runtime", "Vec",
+    "load_netc", "netc_layout", "LINEAR", "ceil_fits", "new", "init", "main", "model", "std", "core", "burn", "netc_runtime", "Vec",
     "Option", "Some", "None", "Ok", "Err", "Result", "String", "Box", "usize", "f32", "u64",
     "backend", "PhantomData", "state_dict", "modules", "children", "to", "eval", "apply",
     "buffers", "decay_term", "decay_loss", "images", "PaddingConfig2d", "kernel", "stride",

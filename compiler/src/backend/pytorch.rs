@@ -40,7 +40,10 @@ impl Syntax for Python<'_> {
             StepKind::Apply { field, relu } => {
                 let call = format!("self.{}({input})", self.attrs[*field]);
                 if *relu {
-                    format!("F.relu({call})")
+                    // The layer's output is a new tensor that nothing else
+                    // reads (conv, fc and batch norm keep their inputs for
+                    // backward, not their outputs): in place saves a copy.
+                    format!("F.relu({call}, inplace=True)")
                 } else {
                     call
                 }
@@ -382,6 +385,12 @@ fn render(model: &Typed, source: &str, file: &str, engine: Option<String>) -> Re
     ctx.insert("classes_out", &model.settings.classes);
     ctx.insert("engine", &engine.is_some());
     ctx.insert("he", &(layout.init == crate::ir::Init::He));
+    let linear: Vec<String> = layout
+        .dense
+        .iter()
+        .map(|path| format!("{}.weight", path.join(".")))
+        .collect();
+    ctx.insert("linear", &linear);
     let mut tera = tera::Tera::default();
     tera.add_raw_template(
         "module.py",

@@ -196,6 +196,10 @@ pub struct Layout {
     /// The `.net` paths of the weights under weight decay, label by label
     /// (`["fire2", "squeeze"]` for `fire2.squeeze.weight`).
     pub decay: Vec<Vec<String>>,
+    /// The `.net` paths of every dense (`fc`) layer, label by label: the
+    /// PyTorch back end holds their weights as nn.Linear does, the
+    /// transpose of netc's files.
+    pub dense: Vec<Vec<String>>,
     /// How every weight starts (`train init=`).
     pub init: crate::ir::Init,
 }
@@ -267,10 +271,19 @@ pub fn layout(model: &Typed) -> Result<Layout> {
         output_map: false,
     });
     let mut decay = Vec::new();
-    decayed(&model.body, &mut Vec::new(), &mut decay);
+    paths(&model.body, &mut Vec::new(), &mut decay, &|op| match op {
+        Op::Conv(c) => c.decay,
+        Op::Fc(f) => f.decay,
+        _ => false,
+    });
+    let mut dense = Vec::new();
+    paths(&model.body, &mut Vec::new(), &mut dense, &|op| {
+        matches!(op, Op::Fc(_))
+    });
     Ok(Layout {
         structs: pass.structs,
         decay,
+        dense,
         init: model.settings.init,
     })
 }
@@ -592,26 +605,27 @@ fn bind<T>(var: &Var, input: &[Expr; 3], call: &BlockCall<T>, in_block: bool) ->
     }
 }
 
-/// The label paths of the weights under weight decay.
-fn decayed(nodes: &[Node<Io>], path: &mut Vec<String>, out: &mut Vec<Vec<String>>) {
+/// The label paths of the layers that `pick` chooses, blocks and branches
+/// included, in source order.
+fn paths(
+    nodes: &[Node<Io>],
+    path: &mut Vec<String>,
+    out: &mut Vec<Vec<String>>,
+    pick: &dyn Fn(&Op<Io>) -> bool,
+) {
     for node in nodes {
         match &node.op {
             Op::Concat(branches) | Op::Add(branches) => {
                 for b in branches {
-                    decayed(b, path, out);
+                    paths(b, path, out, pick);
                 }
             }
             Op::Block(call) => {
                 path.push(node.name.clone());
-                decayed(&call.body, path, out);
+                paths(&call.body, path, out, pick);
                 path.pop();
             }
-            Op::Conv(c) if c.decay => {
-                out.push([&path[..], std::slice::from_ref(&node.name)].concat())
-            }
-            Op::Fc(f) if f.decay => {
-                out.push([&path[..], std::slice::from_ref(&node.name)].concat())
-            }
+            op if pick(op) => out.push([&path[..], std::slice::from_ref(&node.name)].concat()),
             _ => {}
         }
     }

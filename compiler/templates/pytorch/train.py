@@ -514,6 +514,7 @@ def save_checkpoint(path, raw, averaged, metadata):
     metadata sorted: the same tensors always give the same bytes."""
     named = dict(raw)
     named.update({AVERAGED + k: v for k, v in (averaged or {}).items()})
+    named = netc_layout(named)
     header, blobs, offset = {"__metadata__": dict(sorted(metadata.items()))}, [], 0
     for name in sorted(named):
         blob = np.ascontiguousarray(named[name], dtype="<f4").tobytes()
@@ -533,7 +534,7 @@ def read_weights(path):
     """(raw, averaged or None, metadata) of a netc weight file, refusing
     NaN and infinite values."""
     try:
-        tensors = read_safetensors(path)
+        tensors = netc_layout(read_safetensors(path))
         with open(path, "rb") as f:
             size = int.from_bytes(f.read(8), "little")
             metadata = json.loads(f.read(size)).get("__metadata__") or {}
@@ -558,7 +559,7 @@ def read_weights(path):
 
 def read_state(path):
     """The optimizer's state of a checkpoint by `<slot>/<name>` (`m/conv1.weight`)."""
-    tensors = read_safetensors(path)
+    tensors = netc_layout(read_safetensors(path))
     return {n[len(OPTIMIZER) :]: t for n, t in tensors.items() if n.startswith(OPTIMIZER)}
 
 
