@@ -262,34 +262,227 @@ fn prune_makes_a_fine_tuned_run_per_level_and_refuses_bad_requests() {
     assert!(!run(5).exists(), "a refused request makes no run");
 }
 
+/// Runs netc in `dir`.
+fn netc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_netc"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("netc runs")
+}
+
+/// Runs netc in `dir`, which must succeed; its standard output.
+fn ok_in(dir: &Path, args: &[&str]) -> String {
+    let out = netc_in(dir, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Checks that the run `netc prune --filters REQUEST` wrote for `small`
+/// holds the library's plan, and that its program's logits on random input
+/// equal the original program's with the plan's masked weights (and differ
+/// from the unmasked original's). `source` is `dir/<model>.net`, trained
+/// into runs/<model>/1.
+fn computes_the_masked_model(
+    dir: &Path,
+    source: &str,
+    request: &str,
+    small: &str,
+    input: [usize; 3],
+) {
+    use netc::prune::filters;
+    let c = netc::check(source).unwrap().remove(0);
+    let model = &c.model.name;
+    let original = Weights::read(
+        &dir.join(format!("runs/{model}/1/checkpoint.safetensors")),
+        false,
+    )
+    .unwrap();
+    let request = filters::request(request).unwrap();
+    let plan = filters::plan(source, &c.model, &original.tensors, &request, small).unwrap();
+    let small_ck = dir.join(format!("runs/{small}/1/checkpoint.safetensors"));
+    let pruned = Weights::read(&small_ck, false).unwrap();
+    assert!(pruned.averaged);
+    for (name, t) in &plan.weights {
+        assert_eq!(&pruned.tensors[name], t, "{name}");
+    }
+    let none = std::collections::BTreeMap::new();
+    let no_meta = std::collections::BTreeMap::new();
+    let masked = dir.join("masked.safetensors");
+    netc::prune::write(&masked, &plan.masked, &none, &no_meta).unwrap();
+    let plain = dir.join("original.safetensors");
+    let all: std::collections::BTreeMap<_, _> = original.tensors.clone().into_iter().collect();
+    netc::prune::write(&plain, &all, &none, &no_meta).unwrap();
+    // Random input, N x C x H x W.
+    let [c_in, h, w] = input;
+    let mut state = 12345u64;
+    let x: Vec<f32> = (0..2 * c_in * h * w)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
+        })
+        .collect();
+    let input = dir.join("x.safetensors");
+    let xs = [(
+        "input".to_string(),
+        netc::weights::Tensor {
+            shape: vec![2, c_in, h, w],
+            values: x,
+        },
+    )]
+    .into();
+    netc::prune::write(&input, &xs, &none, &no_meta).unwrap();
+    let logits = |net: &str, weights: &Path| -> Vec<f32> {
+        let binary = ok_in(dir, &["build", net]);
+        let out = dir.join("y.safetensors");
+        let status = Command::new(binary.trim())
+            .arg("forward")
+            .arg("--input")
+            .arg(&input)
+            .arg("--output")
+            .arg(&out)
+            .arg("--weights")
+            .arg(weights)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Weights::read(&out, true).unwrap().tensors["logits"]
+            .values
+            .clone()
+    };
+    let ours = logits(&format!("{small}.net"), &small_ck);
+    let cut = logits(&format!("{model}.net"), &masked);
+    let whole = logits(&format!("{model}.net"), &plain);
+    let gap = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0f32, f32::max)
+    };
+    assert!(gap(&ours, &cut) <= 1e-5, "{ours:?} vs {cut:?}");
+    assert!(
+        gap(&ours, &whole) > 1e-4,
+        "removing filters changed nothing"
+    );
+}
+
+/// Filter pruning through block calls and concatenations: a convolution in
+/// a block is resized through its call's argument (every copy of a repeated
+/// call alike), a concat's readers lose the channels at the concat's
+/// offsets, a branch that passes channels on moves them along, and a batch
+/// norm on the way shrinks; the smaller model computes the masked original.
+#[test]
+fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic(&dir.path().join("data"));
+    let source = "block fire(s, e1, e3) {\n squeeze: conv 1x1 s relu\n concat {\n  e1x1: conv 1x1 e1 relu\n  \
+                  e3x3: conv 3x3 e3 relu\n }\n}\n\
+                  block fixed() {\n c: conv 1x1 4 relu\n}\n\
+                  block twin(e) {\n concat {\n  x: conv 1x1 e relu\n  y: conv 3x3 e relu\n }\n}\n\
+                  model prunecat {\n input 8x8x3\n train batch=4\n c1: conv 3x3 8 relu\n fire(4, 6, 5) * 2\n \
+                  p: maxpool 3x3 /2\n bn: batchnorm\n concat {\n  a: conv 1x1 6 relu\n  b: maxpool 3x3 /1\n }\n \
+                  fixed()\n twin(3)\n out: fc 10\n}\n";
+    std::fs::write(dir.path().join("prunecat.net"), source).unwrap();
+    let netc = |args: &[&str]| netc_in(dir.path(), args);
+    let ok = |args: &[&str]| ok_in(dir.path(), args);
+    ok(&[
+        "train",
+        "prunecat.net",
+        "--data",
+        "data",
+        "--steps",
+        "3",
+        "--quiet",
+    ]);
+    let said = ok(&[
+        "prune",
+        "prunecat.net",
+        "--run",
+        "runs/prunecat/1",
+        "--filters",
+        "50%",
+        "--name",
+        "prunecat_small",
+    ]);
+    for line in [
+        "c1: 4 of 8 filters kept",
+        "fire1.squeeze: 2 of 4 filters kept",
+        "fire2.e1x1: 3 of 6 filters kept",
+        "a: 3 of 6 filters kept",
+    ] {
+        assert!(said.contains(line), "{line}: {said}");
+    }
+    // The block's own counts and the other blocks' stay as they were.
+    assert!(
+        !said.contains("fixed1.c") && !said.contains("twin1"),
+        "{said}"
+    );
+    let small = std::fs::read_to_string(dir.path().join("prunecat_small.net")).unwrap();
+    assert!(small.contains(" fire(2, 3, 2) * 2\n"), "{small}");
+    assert!(small.contains("a: conv 1x1 3 relu"), "{small}");
+    assert!(
+        small.contains("c: conv 1x1 4 relu") && small.contains(" twin(3)\n"),
+        "{small}"
+    );
+    ok(&["check", "prunecat_small.net"]);
+    computes_the_masked_model(dir.path(), source, "50%", "prunecat_small", [3, 8, 8]);
+
+    // What cannot be rewritten is refused with the reason.
+    for (spec, want) in [
+        (
+            "fire1.e1x1=50%",
+            "`fire1.e1x1` is one of 2 copies of a repeated statement",
+        ),
+        (
+            "fire1.e1x1=50%,fire2.e1x1=25%",
+            "would keep 3 and 4 filters",
+        ),
+        (
+            "fixed1.c=50%",
+            "its filter count is written in block `fixed`",
+        ),
+        (
+            "twin1.x=50%",
+            "parameter `e` of block `twin` sizes other layers too",
+        ),
+        (
+            "fire2.e1x1=50%,bn=50%",
+            "cannot prune `bn`: it is not a convolution",
+        ),
+    ] {
+        let out = netc(&[
+            "prune",
+            "prunecat.net",
+            "--run",
+            "runs/prunecat/1",
+            "--filters",
+            spec,
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{spec}: {err}");
+        assert!(err.contains(want), "{spec}: {err}");
+    }
+}
+
 /// `--filters` writes a smaller `.net` that passes `check`, and a run with
 /// its weights whose logits equal the original's with the removed channels
 /// cut off; the new run evaluates and fine-tunes like any other.
 #[test]
 fn filter_pruning_writes_a_smaller_model_that_computes_the_masked_one() {
-    use netc::prune::filters;
     let dir = tempfile::tempdir().unwrap();
     synthetic(&dir.path().join("data"));
     let source = "model prunefp {\n input 8x8x3\n train batch=4\n c1: conv 3x3 8 relu\n \
                   p1: maxpool 3x3 /2\n bn: batchnorm\n c2: conv 3x3 6 relu\n h: fc 16 relu\n out: fc 10\n}\n";
     std::fs::write(dir.path().join("prunefp.net"), source).unwrap();
-    let netc = |args: &[&str]| -> Output {
-        Command::new(env!("CARGO_BIN_EXE_netc"))
-            .args(args)
-            .current_dir(dir.path())
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("netc runs")
-    };
-    let ok = |args: &[&str]| -> String {
-        let out = netc(args);
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let netc = |args: &[&str]| netc_in(dir.path(), args);
+    let ok = |args: &[&str]| ok_in(dir.path(), args);
     ok(&[
         "train",
         "prunefp.net",
@@ -315,90 +508,12 @@ fn filter_pruning_writes_a_smaller_model_that_computes_the_masked_one() {
         table.contains("4x4x3") && table.contains("1,185"),
         "{table}"
     );
-
-    // The run's weights are the library's plan, which also gives the
-    // original-shaped weights with the removed channels' readers zeroed.
-    let c = netc::check(source).unwrap().remove(0);
-    let original = Weights::read(
-        &dir.path().join("runs/prunefp/1/checkpoint.safetensors"),
-        false,
-    )
-    .unwrap();
-    let request = filters::request("c1=50%,c2=50%").unwrap();
-    let plan = filters::plan(
+    computes_the_masked_model(
+        dir.path(),
         source,
-        &c.model,
-        &original.tensors,
-        &request,
+        "c1=50%,c2=50%",
         "prunefp_small",
-    )
-    .unwrap();
-    let small_ck = dir
-        .path()
-        .join("runs/prunefp_small/1/checkpoint.safetensors");
-    let small = Weights::read(&small_ck, false).unwrap();
-    assert!(small.averaged);
-    for (name, t) in &plan.weights {
-        assert_eq!(&small.tensors[name], t, "{name}");
-    }
-    let none = std::collections::BTreeMap::new();
-    let no_meta = std::collections::BTreeMap::new();
-    let masked = dir.path().join("masked.safetensors");
-    netc::prune::write(&masked, &plan.masked, &none, &no_meta).unwrap();
-    let plain = dir.path().join("original.safetensors");
-    let all: std::collections::BTreeMap<_, _> = original.tensors.clone().into_iter().collect();
-    netc::prune::write(&plain, &all, &none, &no_meta).unwrap();
-    // Random input, N x C x H x W.
-    let mut state = 12345u64;
-    let x: Vec<f32> = (0..2 * 3 * 8 * 8)
-        .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((state >> 40) as f32 / (1u64 << 24) as f32) * 4.0 - 2.0
-        })
-        .collect();
-    let input = dir.path().join("x.safetensors");
-    let xs = [(
-        "input".to_string(),
-        netc::weights::Tensor {
-            shape: vec![2, 3, 8, 8],
-            values: x,
-        },
-    )]
-    .into();
-    netc::prune::write(&input, &xs, &none, &no_meta).unwrap();
-    let logits = |net: &str, weights: &Path| -> Vec<f32> {
-        let binary = ok(&["build", net]);
-        let out = dir.path().join("y.safetensors");
-        let status = Command::new(binary.trim())
-            .arg("forward")
-            .arg("--input")
-            .arg(&input)
-            .arg("--output")
-            .arg(&out)
-            .arg("--weights")
-            .arg(weights)
-            .status()
-            .unwrap();
-        assert!(status.success());
-        Weights::read(&out, true).unwrap().tensors["logits"]
-            .values
-            .clone()
-    };
-    let ours = logits("prunefp_small.net", &small_ck);
-    let cut = logits("prunefp.net", &masked);
-    let whole = logits("prunefp.net", &plain);
-    let gap = |a: &[f32], b: &[f32]| {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0f32, f32::max)
-    };
-    assert!(gap(&ours, &cut) <= 1e-5, "{ours:?} vs {cut:?}");
-    assert!(
-        gap(&ours, &whole) > 1e-4,
-        "removing filters changed nothing"
+        [3, 8, 8],
     );
 
     // Like any run: evaluated, and fine-tuned by resuming it.

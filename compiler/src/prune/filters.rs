@@ -9,19 +9,25 @@
 //! computes with the weights that read those channels set to zero
 //! ([`Plan::masked`]), which the tests check.
 //!
-//! A convolution qualifies when it sits in the model's own sequence (not in
-//! a block, a branch or a repeat), has one group, and its output reaches the
-//! next `conv` (one group) or `fc` through layers that treat channels one by
-//! one: pooling, ReLU, dropout, batch norm (whose tensors are resized too).
-//! Anything else is refused with the reason: LRN mixes neighbouring
-//! channels, a concatenation or a block call would need its consumers'
-//! offsets or arguments rewritten, and a last convolution's filters are the
+//! A convolution qualifies when its filter count can be rewritten: a number
+//! in one of the model's own statements, or, inside a block called from the
+//! model, a block parameter that sizes nothing else (the call's argument is
+//! rewritten; every copy of a repeated statement must keep one count). Its
+//! channels are followed to every layer that reads them ([`follow`]):
+//! through pooling, ReLU, dropout and batch norm (whose tensors shrink),
+//! into block bodies and out of them, into every branch of a concat and out
+//! of it at the branch's offset, to each `conv` (one group) or `fc` that
+//! reads them, which loses those inputs. Refused with the reason: LRN mixes
+//! neighbouring channels, an `add` needs equal widths, grouped and
+//! depthwise convolutions tie filters to inputs, a count written inside a
+//! block is shared by its calls, and a last convolution's filters are the
 //! model's outputs.
 
-use crate::ir::{Channels, Node, Op, Typed};
-use crate::syntax::ast::{StmtKind, ValueKind};
+use crate::diag::Span;
+use crate::ir::{Channels, Io, Node, Op, Typed};
+use crate::syntax::ast::{find_stmt, repeat_of, File, ModelDef, Stmt, StmtKind, Value, ValueKind};
 use crate::weights::Tensor;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Which filters to remove: a fraction of named convolutions, or of every
 /// qualifying one.
@@ -72,16 +78,6 @@ pub struct Plan {
     pub layers: Vec<(String, usize, usize)>,
 }
 
-/// How a convolution's removed channels reach the layer that reads them.
-struct Route {
-    /// Batch norms on the way, by name.
-    norms: Vec<String>,
-    /// The layer reading the channels and, for an `fc`, the map's
-    /// positions per channel (its rows run channel by channel).
-    reader: String,
-    per_channel: usize,
-}
-
 /// Plans the pruning of `model` (from `source`) with `weights` (by `.net`
 /// path); the new model is named `name`.
 pub fn plan(
@@ -91,160 +87,487 @@ pub fn plan(
     request: &Request,
     name: &str,
 ) -> Result<Plan, String> {
-    let body = &model.body;
-    let wanted: Vec<(usize, f64)> = match request {
+    let ast = crate::syntax::parse(source).map_err(|d| d.message)?;
+    let def = ast
+        .models
+        .iter()
+        .find(|m| m.name.name == model.name)
+        .expect("the model was checked from this source");
+    let mut stack = vec![Frame {
+        seq: &model.body,
+        next: 0,
+        prefix: String::new(),
+        exit: Exit::Model,
+        call: None,
+    }];
+    let mut all = Vec::new();
+    places(&mut stack, &mut all);
+    let wanted: Vec<(&Place, f64)> = match request {
         Request::Each(list) => list
             .iter()
             .map(|(layer, f)| {
-                let i = body
+                let place = all
                     .iter()
-                    .position(|n| &n.name == layer)
+                    .find(|p| &p.path == layer)
                     .ok_or_else(|| nowhere(model, layer))?;
-                route(body, i)?;
-                Ok((i, *f))
+                Ok((place, *f))
             })
             .collect::<Result<_, String>>()?,
         Request::All(f) => {
-            let all: Vec<(usize, f64)> = (0..body.len())
-                .filter(|&i| matches!(body[i].op, Op::Conv(_)) && route(body, i).is_ok())
-                .map(|i| (i, *f))
+            let fit: Vec<(&Place, f64)> = all
+                .iter()
+                .filter(|p| route(p).is_ok() && written(&ast, def, p).is_ok())
+                .map(|p| (p, *f))
                 .collect();
-            if all.is_empty() {
+            if fit.is_empty() {
                 return Err(format!(
                     "model {}: no convolution qualifies for filter pruning (see docs/compression.md)",
                     model.name
                 ));
             }
-            all
+            fit
         }
     };
-    let mut pruned: BTreeMap<String, Tensor> = weights
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let mut masked = pruned.clone();
+    // What each tensor loses, along which dimension, in the original's
+    // indices: a tensor can read several pruned layers (a concat's parts).
+    let mut cuts: BTreeMap<(String, usize), (usize, BTreeSet<usize>, bool)> = BTreeMap::new();
+    let mut cut =
+        |tensor: String, dim: usize, group: usize, at: usize, removed: &[usize], reader: bool| {
+            let e = cuts
+                .entry((tensor, dim))
+                .or_insert((group, BTreeSet::new(), reader));
+            e.1.extend(removed.iter().map(|r| at + r));
+        };
+    let mut edits: BTreeMap<usize, Edit> = BTreeMap::new();
     let mut layers = Vec::new();
-    let mut counts: Vec<(usize, usize)> = Vec::new();
-    for &(i, fraction) in &wanted {
-        let conv = &body[i].name;
-        let r = route(body, i)?;
-        let w = &weights[&format!("{conv}.weight")];
+    for &(place, fraction) in &wanted {
+        let conv = &place.path;
+        let reads = route(place)?;
+        let (span, copies) = written(&ast, def, place)?;
+        let w = weights
+            .get(&format!("{conv}.weight"))
+            .ok_or_else(|| format!("the weights hold no `{conv}.weight`"))?;
         let filters = w.shape[0];
         let per = w.values.len() / filters;
         // Filters by L1 norm of the original weights, smallest removed
         // first; ties to the lower index; at least one is kept.
         let mut order: Vec<(f32, usize)> = (0..filters)
             .map(|f| {
-                (
-                    w.values[f * per..(f + 1) * per]
-                        .iter()
-                        .map(|v| v.abs())
-                        .sum(),
-                    f,
-                )
+                let l1 = w.values[f * per..(f + 1) * per]
+                    .iter()
+                    .map(|v| v.abs())
+                    .sum();
+                (l1, f)
             })
             .collect();
         order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let cut = ((fraction * filters as f64).round() as usize).min(filters - 1);
-        let mut kept: Vec<usize> = order[cut..].iter().map(|(_, f)| *f).collect();
-        kept.sort();
-        let removed: Vec<usize> = order[..cut].iter().map(|(_, f)| *f).collect();
+        let n = ((fraction * filters as f64).round() as usize).min(filters - 1);
+        let removed: Vec<usize> = order[..n].iter().map(|(_, f)| *f).collect();
+        let kept = filters - n;
         for t in ["weight", "bias"] {
-            slice(&mut pruned, &format!("{conv}.{t}"), 0, &kept, 1);
+            cut(format!("{conv}.{t}"), 0, 1, 0, &removed, false);
         }
-        for bn in &r.norms {
-            for t in ["gamma", "beta", "running_mean", "running_var"] {
-                slice(&mut pruned, &format!("{bn}.{t}"), 0, &kept, 1);
+        for read in reads {
+            match read {
+                Read::Norm(bn, at) => {
+                    for t in ["gamma", "beta", "running_mean", "running_var"] {
+                        cut(format!("{bn}.{t}"), 0, 1, at, &removed, false);
+                    }
+                }
+                // A conv's weight is filters x inputs x kH x kW.
+                Read::Conv(c, at) => cut(format!("{c}.weight"), 1, 1, at, &removed, true),
+                // An fc's is inputs x units, a channel `per` rows.
+                Read::Fc(f, at, per) => cut(format!("{f}.weight"), 0, per, at, &removed, true),
             }
         }
-        let reader = format!("{}.weight", r.reader);
-        // A conv's weight is filters x inputs x kH x kW; an fc's inputs x units.
-        let dim = if r.per_channel == 0 { 1 } else { 0 };
-        slice(&mut pruned, &reader, dim, &kept, r.per_channel.max(1));
-        zero(&mut masked, &reader, dim, &removed, r.per_channel.max(1));
-        layers.push((conv.clone(), filters, kept.len()));
-        counts.push((i, kept.len()));
+        let edit = edits.entry(span.start).or_insert(Edit {
+            span,
+            filters: kept,
+            copies,
+            paths: Vec::new(),
+        });
+        if edit.filters != kept {
+            return Err(format!(
+                "--filters: `{}` and `{conv}` share one statement in the source and would keep \
+                 {} and {kept} filters; give them one percentage",
+                edit.paths[0], edit.filters
+            ));
+        }
+        edit.paths.push(conv.clone());
+        layers.push((conv.clone(), filters, kept));
+    }
+    for e in edits.values() {
+        if (e.paths.len() as u64) < e.copies {
+            return Err(format!(
+                "--filters: `{}` is one of {} copies of a repeated statement (`* N`), which \
+                 share one filter count; name every copy with one percentage, or give one \
+                 percentage for every layer (`--filters 25%`)",
+                e.paths[0], e.copies
+            ));
+        }
+    }
+    let mut pruned: BTreeMap<String, Tensor> = weights
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut masked = pruned.clone();
+    for ((tensor, dim), (group, removed, reader)) in &cuts {
+        let Some(t) = pruned.get(tensor) else {
+            continue;
+        };
+        let n = t.shape[dim.to_owned()] / group;
+        let kept: Vec<usize> = (0..n).filter(|i| !removed.contains(i)).collect();
+        slice(&mut pruned, tensor, *dim, &kept, *group);
+        if *reader {
+            let removed: Vec<usize> = removed.iter().copied().collect();
+            zero(&mut masked, tensor, *dim, &removed, *group);
+        }
     }
     Ok(Plan {
-        source: rewrite(source, model, &counts, name)?,
+        source: rewrite(source, def, &edits, &layers, name),
         weights: pruned,
         masked,
         layers,
     })
 }
 
+/// One filter count in the source and the convolutions it sizes.
+struct Edit {
+    span: Span,
+    filters: usize,
+    /// How many convolutions the statement makes (`* N`, nested repeats).
+    copies: u64,
+    paths: Vec<String>,
+}
+
 fn nowhere(model: &Typed, layer: &str) -> String {
     let mut all = Vec::new();
     crate::ir::leaves(&model.body, "", &mut all);
     if all.iter().any(|(path, _)| path == layer) {
-        format!(
-            "--filters: `{layer}` is inside a block call or a branch of model {}; filter pruning \
-             rewrites layers of the model's own sequence only, since a block's filter count is \
-             shared by its calls",
-            model.name
-        )
+        format!("--filters: cannot prune `{layer}`: it is not a convolution")
     } else {
         format!("--filters: model {} has no layer `{layer}`", model.name)
     }
 }
 
-/// Where the channels of `body[i]`, a convolution, are read; or why they
+/// Where the filter count of `place` is written: the value's span and how
+/// many convolutions that statement makes. In the model's own statements,
+/// the layer's count; inside a block called from the model, the call's
+/// argument for the block parameter that is the count and sizes nothing
+/// else.
+fn written(ast: &File, def: &ModelDef, place: &Place) -> Result<(Span, u64), String> {
+    let path = &place.path;
+    let calls: Vec<&Frame> = place
+        .stack
+        .iter()
+        .filter(|f| matches!(f.exit, Exit::Block))
+        .collect();
+    let statement = |span: Span| {
+        find_stmt(&def.body, span, 1)
+            .ok_or_else(|| format!("--filters: `{path}` has no statement of its own"))
+    };
+    let Op::Conv(conv) = &place.node.op else {
+        unreachable!("places are convolutions")
+    };
+    let Channels::Filters(count) = &conv.channels else {
+        unreachable!("route refuses depthwise convolutions")
+    };
+    match calls[..] {
+        [] => {
+            let (stmt, outer) = statement(place.node.span)?;
+            let StmtKind::Layer { args, .. } = &stmt.kind else {
+                unreachable!("a convolution is a layer statement")
+            };
+            let value = args
+                .iter()
+                .find(|a| a.key.is_none() && matches!(a.value.kind, ValueKind::Number(_)))
+                .ok_or_else(|| {
+                    format!("--filters: `{path}`'s filter count is not a number in the source")
+                })?;
+            Ok((value.value.span, outer * repeat_of(stmt).unwrap_or(1)))
+        }
+        [frame] => {
+            let node = frame.call.expect("a block frame has its call");
+            let Op::Block(call) = &node.op else {
+                unreachable!("a block frame comes from a call")
+            };
+            let block = &call.block;
+            let Some(param) = &count.param else {
+                return Err(format!(
+                    "--filters: cannot prune `{path}`: its filter count is written in block \
+                     `{block}`, so every call shares it; make it a parameter of the block"
+                ));
+            };
+            let body = &ast
+                .blocks
+                .iter()
+                .find(|b| &b.name.name == block)
+                .expect("the model was checked from this source")
+                .body;
+            if uses(body, param) != 1 {
+                return Err(format!(
+                    "--filters: cannot prune `{path}`: parameter `{param}` of block `{block}` \
+                     sizes other layers too"
+                ));
+            }
+            let (stmt, outer) = statement(node.span)?;
+            let StmtKind::Call { args, .. } = &stmt.kind else {
+                unreachable!("a block call is a call statement")
+            };
+            let i = call
+                .params
+                .iter()
+                .position(|p| p == param)
+                .expect("a parameter");
+            match args.get(i) {
+                Some(v) if matches!(v.kind, ValueKind::Number(_)) => {
+                    Ok((v.span, outer * repeat_of(stmt).unwrap_or(1)))
+                }
+                _ => Err(format!(
+                    "--filters: `{path}`'s filter count (`{param}` of `{}`) is not a number in the source",
+                    node.name
+                )),
+            }
+        }
+        _ => Err(format!(
+            "--filters: cannot prune `{path}`: it is inside a block called from a block; \
+             netc prune rewrites the arguments of the model's own calls"
+        )),
+    }
+}
+
+/// How many times `param` is written in `stmts`.
+fn uses(stmts: &[Stmt], param: &str) -> usize {
+    fn value(v: &Value, param: &str) -> usize {
+        match &v.kind {
+            ValueKind::Ident(x) => usize::from(x == param),
+            ValueKind::Size(parts) => parts.iter().filter(|x| *x == param).count(),
+            ValueKind::Stride(inner) => value(inner, param),
+            ValueKind::Number(_) | ValueKind::Ratio(..) => 0,
+        }
+    }
+    stmts
+        .iter()
+        .map(|s| {
+            let own = match &s.kind {
+                StmtKind::Layer { args, .. } => args.iter().map(|a| value(&a.value, param)).sum(),
+                StmtKind::Call { args, .. } => args.iter().map(|a| value(a, param)).sum(),
+                StmtKind::Group { branches, .. } => uses(branches, param),
+                StmtKind::Seq(body) => uses(body, param),
+            };
+            own + s.repeat.as_ref().map_or(0, |r| value(r, param))
+        })
+        .sum()
+}
+
+/// Where a sequence being walked came from, and where its end leads.
+#[derive(Clone, Copy)]
+enum Exit {
+    /// The model's own sequence: its end is the model's output.
+    Model,
+    /// A block's body: its end goes on after the call.
+    Block,
+    /// A branch of a concat, after `offset` channels of earlier branches;
+    /// or of an add, which cannot lose channels from one branch only.
+    Branch { offset: usize, add: bool },
+}
+
+/// A sequence being walked: the nodes left start at `next`.
+#[derive(Clone)]
+struct Frame<'a> {
+    seq: &'a [Node<Io>],
+    next: usize,
+    /// The path of the sequence's nodes (`fire2.` inside a call of fire2).
+    prefix: String,
+    exit: Exit,
+    /// The block call whose body this is.
+    call: Option<&'a Node<Io>>,
+}
+
+/// A convolution of the model, with the sequences around it, each
+/// positioned after it.
+struct Place<'a> {
+    path: String,
+    node: &'a Node<Io>,
+    stack: Vec<Frame<'a>>,
+}
+
+/// Every convolution of `seq` and of the blocks and branches in it.
+fn places<'a>(stack: &mut Vec<Frame<'a>>, out: &mut Vec<Place<'a>>) {
+    let top = stack.len() - 1;
+    let (seq, prefix) = (stack[top].seq, stack[top].prefix.clone());
+    for (i, node) in seq.iter().enumerate() {
+        stack[top].next = i + 1;
+        let (branches, add) = match &node.op {
+            Op::Conv(_) => {
+                out.push(Place {
+                    path: format!("{prefix}{}", node.name),
+                    node,
+                    stack: stack.clone(),
+                });
+                continue;
+            }
+            Op::Block(call) => {
+                stack.push(Frame {
+                    seq: &call.body,
+                    next: 0,
+                    prefix: format!("{prefix}{}.", node.name),
+                    exit: Exit::Block,
+                    call: Some(node),
+                });
+                places(stack, out);
+                stack.pop();
+                continue;
+            }
+            Op::Concat(b) => (b, false),
+            Op::Add(b) => (b, true),
+            _ => continue,
+        };
+        let mut offset = 0;
+        for b in branches {
+            let call = stack[top].call;
+            stack.push(Frame {
+                seq: b,
+                next: 0,
+                prefix: prefix.clone(),
+                exit: Exit::Branch { offset, add },
+                call,
+            });
+            places(stack, out);
+            stack.pop();
+            offset += width(b, node);
+        }
+    }
+}
+
+/// The channels a branch of `join` gives: its last layer's, or the join's
+/// input when the branch is empty.
+fn width(branch: &[Node<Io>], join: &Node<Io>) -> usize {
+    let shape = branch.last().map_or(join.ty.input, |n| n.ty.output);
+    shape.hwc()[2] as usize
+}
+
+/// A layer that reads a pruned convolution's channels, at `offset` within
+/// its input's channels.
+enum Read {
+    /// A batch norm on the way (its tensors lose the channels).
+    Norm(String, usize),
+    /// A convolution (its weight loses input channels).
+    Conv(String, usize),
+    /// An `fc` after a map: its rows run channel by channel, `per` a channel.
+    Fc(String, usize, usize),
+}
+
+/// Where the channels of `place`, a convolution, are read; or why they
 /// cannot be removed.
-fn route(body: &[Node<crate::ir::Io>], i: usize) -> Result<Route, String> {
-    let name = &body[i].name;
-    let refuse = |why: String| Err(format!("--filters: cannot prune `{name}`: {why}"));
-    match &body[i].op {
+fn route(place: &Place) -> Result<Vec<Read>, String> {
+    let name = &place.path;
+    match &place.node.op {
         Op::Conv(c) if matches!(c.channels, Channels::Filters(_)) && c.groups.value == 1 => {}
         Op::Conv(_) => {
-            return refuse(
-                "it is grouped or depthwise: its filters are tied to its input channels".into(),
-            )
+            return Err(format!(
+                "--filters: cannot prune `{name}`: it is grouped or depthwise: its filters are tied to its input channels"
+            ))
         }
-        _ => return refuse("it is not a convolution".into()),
+        _ => return Err(format!("--filters: cannot prune `{name}`: it is not a convolution")),
     }
-    let mut norms = Vec::new();
-    for n in &body[i + 1..] {
+    let mut reads = Vec::new();
+    follow(place.stack.clone(), 0, &mut reads)
+        .map_err(|why| format!("--filters: cannot prune `{name}`: {why}"))?;
+    Ok(reads)
+}
+
+/// Follows channels at `offset` from where `stack` stands to every layer
+/// that reads them, into branches, block bodies and out again.
+fn follow(mut stack: Vec<Frame>, mut offset: usize, reads: &mut Vec<Read>) -> Result<(), String> {
+    loop {
+        let Some(top) = stack.last_mut() else {
+            unreachable!("the model's frame ends every walk")
+        };
+        let Some(n) = top.seq.get(top.next) else {
+            let done = stack.pop().expect("a frame");
+            match done.exit {
+                Exit::Model => {
+                    return Err(
+                        "no conv or fc reads its output: its filters are the model's outputs"
+                            .into(),
+                    )
+                }
+                Exit::Block => continue,
+                Exit::Branch { add: true, .. } => {
+                    return Err(
+                        "its output goes into an `add`, whose branches must keep equal widths"
+                            .into(),
+                    )
+                }
+                Exit::Branch { offset: o, .. } => {
+                    offset += o;
+                    continue;
+                }
+            }
+        };
+        top.next += 1;
+        let path = format!("{}{}", top.prefix, n.name);
         match &n.op {
             Op::Pool(_) | Op::GlobalAvgPool | Op::Relu | Op::Identity | Op::Dropout { .. } => {}
-            Op::BatchNorm(_) => norms.push(n.name.clone()),
+            Op::BatchNorm(_) => reads.push(Read::Norm(path, offset)),
             Op::Conv(c) if matches!(c.channels, Channels::Filters(_)) && c.groups.value == 1 => {
-                return Ok(Route {
-                    norms,
-                    reader: n.name.clone(),
-                    per_channel: 0,
-                })
+                reads.push(Read::Conv(path, offset));
+                return Ok(());
             }
             Op::Conv(_) => {
-                return refuse(format!(
-                    "the next convolution, `{}`, is grouped or depthwise",
-                    n.name
-                ))
+                return Err(format!("`{path}`, which reads it, is grouped or depthwise"))
             }
             Op::Fc(_) => {
                 let [h, w, _] = n.ty.input.hwc();
-                return Ok(Route {
-                    norms,
-                    reader: n.name.clone(),
-                    per_channel: (h * w) as usize,
-                });
+                reads.push(Read::Fc(path, offset, (h * w) as usize));
+                return Ok(());
             }
             Op::Lrn(_) => {
-                return refuse(format!(
-                    "its output goes through LRN `{}`, which normalizes each channel by its \
-                     neighbours: removing one would change the others",
-                    n.name
+                return Err(format!(
+                    "its output goes through LRN `{path}`, which normalizes each channel by its \
+                     neighbours: removing one would change the others"
                 ))
             }
-            Op::Concat(_) | Op::Add(_) | Op::Block(_) => {
-                return refuse(format!(
-                    "its output goes into `{}`, a concat, add or block call, whose widths \
-                     netc prune does not rewrite",
-                    n.name
+            Op::Add(_) => {
+                return Err(format!(
+                    "its output goes into `{path}`, an add, whose branches must keep equal widths"
                 ))
+            }
+            Op::Concat(branches) => {
+                // Every branch reads the whole input; a branch that passes
+                // the channels on puts them after the earlier branches'.
+                let (prefix, call) = (top.prefix.clone(), top.call);
+                let mut before = 0;
+                for b in branches {
+                    let mut inner = stack.clone();
+                    inner.push(Frame {
+                        seq: b,
+                        next: 0,
+                        prefix: prefix.clone(),
+                        exit: Exit::Branch {
+                            offset: before,
+                            add: false,
+                        },
+                        call,
+                    });
+                    follow(inner, offset, reads)?;
+                    before += width(b, n);
+                }
+                return Ok(());
+            }
+            Op::Block(call) => {
+                let prefix = format!("{path}.");
+                stack.push(Frame {
+                    seq: &call.body,
+                    next: 0,
+                    prefix,
+                    exit: Exit::Block,
+                    call: Some(n),
+                });
             }
         }
     }
-    refuse("no conv or fc reads its output: its filters are the model's outputs".into())
 }
 
 /// Keeps the `kept` indices along `dim` (0 or 1) of tensor `name`, each
@@ -289,62 +612,30 @@ fn zero(t: &mut BTreeMap<String, Tensor>, name: &str, dim: usize, removed: &[usi
     }
 }
 
-/// `source` with the model renamed and each pruned convolution's filter
-/// count (`(index in the body, filters kept)`) written in.
+/// `source` with the model renamed and each filter count written in.
 fn rewrite(
     source: &str,
-    model: &Typed,
-    counts: &[(usize, usize)],
+    def: &ModelDef,
+    edits: &BTreeMap<usize, Edit>,
+    layers: &[(String, usize, usize)],
     name: &str,
-) -> Result<String, String> {
-    let ast = crate::syntax::parse(source).map_err(|d| d.message)?;
-    let def = ast
-        .models
-        .iter()
-        .find(|m| m.name.name == model.name)
-        .expect("the model was checked from this source");
-    let mut edits = vec![(def.name.span, name.to_string())];
-    for &(i, filters) in counts {
-        let node = &model.body[i];
-        let stmt = def
-            .body
-            .iter()
-            .find(|s| s.label.as_ref().is_some_and(|l| l.name == node.name))
-            .ok_or_else(|| format!("--filters: `{}` has no statement of its own", node.name))?;
-        if stmt.repeat.is_some() {
-            return Err(format!(
-                "--filters: cannot prune `{}`: it is repeated (`* N`), and its copies share one filter count",
-                node.name
-            ));
-        }
-        let StmtKind::Layer { args, .. } = &stmt.kind else {
-            unreachable!("a convolution is a layer statement")
-        };
-        let count = args
-            .iter()
-            .find(|a| a.key.is_none() && matches!(a.value.kind, ValueKind::Number(_)))
-            .ok_or_else(|| {
-                format!(
-                    "--filters: `{}`'s filter count is not a number in the source",
-                    node.name
-                )
-            })?;
-        edits.push((count.value.span, filters.to_string()));
-    }
-    edits.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
+) -> String {
+    let mut all: Vec<(Span, String)> = vec![(def.name.span, name.to_string())];
+    all.extend(edits.values().map(|e| (e.span, e.filters.to_string())));
+    all.sort_by_key(|(span, _)| std::cmp::Reverse(span.start));
     let mut out = source.to_string();
-    for (span, text) in edits {
+    for (span, text) in all {
         out.replace_range(span.start..span.end, &text);
     }
-    let what: Vec<String> = counts
+    let what: Vec<String> = layers
         .iter()
-        .map(|&(i, f)| format!("{} {f}", model.body[i].name))
+        .map(|(l, _, kept)| format!("{l} {kept}"))
         .collect();
-    Ok(format!(
+    format!(
         "# {name}: model {} with filters removed by L1 norm (netc prune --filters): {}\n{out}",
-        model.name,
+        def.name.name,
         what.join(", ")
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! recorded, so a variant differs from its base only where it must: its
 //! comments, layout and every other line stay as written.
 
-use super::target::{find_arg, repeat_of, ArgSpec, Resolver, Target, What};
+use super::target::{find_arg, ArgSpec, Resolver, Target, What};
+use crate::syntax::ast::repeat_of;
 use crate::syntax::ast::{Stmt, StmtKind, ValueKind};
 
 /// Replace `start..end` of the base with `text`. `value` marks the text as

@@ -6,7 +6,7 @@
 use crate::diag::{line_col, Span};
 use crate::ir::{Node, Op};
 use crate::lower::{LAYERS, TRAIN_KEYS};
-use crate::syntax::ast::{Arg, ModelDef, Stmt, StmtKind, ValueKind};
+use crate::syntax::ast::{find_stmt, repeat_of, Arg, ModelDef, Stmt, StmtKind, ValueKind};
 
 /// How one argument of a layer is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -131,37 +131,6 @@ fn named<'a>(nodes: &'a [Node<()>], out: &mut Vec<Named<'a>>) {
                 named(b, out);
             }
         }
-    }
-}
-
-/// The statement written at `span`, searched through groups and sequences,
-/// with the product of the repetitions around it.
-fn find_stmt(stmts: &[Stmt], span: Span, outer: u64) -> Option<(&Stmt, u64)> {
-    for s in stmts {
-        if s.span == span {
-            return Some((s, outer));
-        }
-        let times = outer * repeat_of(s).unwrap_or(2);
-        let inner = match &s.kind {
-            StmtKind::Group { branches, .. } => find_stmt(branches, span, times),
-            StmtKind::Seq(body) => find_stmt(body, span, times),
-            _ => None,
-        };
-        if inner.is_some() {
-            return inner;
-        }
-    }
-    None
-}
-
-/// A statement's literal repetition count (1 without `* N`).
-pub fn repeat_of(s: &Stmt) -> Option<u64> {
-    match &s.repeat {
-        None => Some(1),
-        Some(v) => match &v.kind {
-            ValueKind::Number(n) => n.parse().ok(),
-            _ => None,
-        },
     }
 }
 
