@@ -386,9 +386,10 @@ fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
                   e3x3: conv 3x3 e3 relu\n }\n}\n\
                   block fixed() {\n c: conv 1x1 4 relu\n}\n\
                   block twin(e) {\n concat {\n  x: conv 1x1 e relu\n  y: conv 3x3 e relu\n }\n}\n\
+                  block pair(s) {\n c: conv 1x1 s relu * 2\n}\n\
                   model prunecat {\n input 8x8x3\n train batch=4\n c1: conv 3x3 8 relu\n fire(4, 6, 5) * 2\n \
                   p: maxpool 3x3 /2\n bn: batchnorm\n concat {\n  a: conv 1x1 6 relu\n  b: maxpool 3x3 /1\n }\n \
-                  fixed()\n twin(3)\n out: fc 10\n}\n";
+                  fixed()\n twin(3)\n pair(4)\n out: fc 10\n}\n";
     std::fs::write(dir.path().join("prunecat.net"), source).unwrap();
     let netc = |args: &[&str]| netc_in(dir.path(), args);
     let ok = |args: &[&str]| ok_in(dir.path(), args);
@@ -426,6 +427,8 @@ fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
     );
     let small = std::fs::read_to_string(dir.path().join("prunecat_small.net")).unwrap();
     assert!(small.contains(" fire(2, 3, 2) * 2\n"), "{small}");
+    // pair's parameter sizes both copies of its repeated layer.
+    assert!(small.contains(" pair(2)\n"), "{small}");
     assert!(small.contains("a: conv 1x1 3 relu"), "{small}");
     assert!(
         small.contains("c: conv 1x1 4 relu") && small.contains(" twin(3)\n"),
@@ -456,6 +459,11 @@ fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
             "fire2.e1x1=50%,bn=50%",
             "cannot prune `bn`: it is not a convolution",
         ),
+        (
+            "pair1.c1=50%",
+            "`pair1.c1` is one of 2 copies of a repeated statement",
+        ),
+        ("c1=50%,c1=50%", "`c1` is named twice"),
     ] {
         let out = netc(&[
             "prune",
@@ -469,6 +477,33 @@ fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
         assert_eq!(out.status.code(), Some(1), "{spec}: {err}");
         assert!(err.contains(want), "{spec}: {err}");
     }
+
+    // `--filters 50%` leaves out a repeated statement whose copies do not
+    // all qualify: after an LRN, the second fire's expand layers cannot
+    // lose filters, so neither copy's e1 and e3 change; their squeeze does.
+    let lrn = source
+        .replace("prunecat", "prunelrn")
+        .replace(" fire(4, 6, 5) * 2\n", " fire(4, 6, 5) * 2\n n: lrn\n");
+    std::fs::write(dir.path().join("prunelrn.net"), &lrn).unwrap();
+    ok(&[
+        "train",
+        "prunelrn.net",
+        "--data",
+        "data",
+        "--steps",
+        "1",
+        "--quiet",
+    ]);
+    ok(&[
+        "prune",
+        "prunelrn.net",
+        "--run",
+        "runs/prunelrn/1",
+        "--filters",
+        "50%",
+    ]);
+    let small = std::fs::read_to_string(dir.path().join("prunelrn_pruned.net")).unwrap();
+    assert!(small.contains(" fire(2, 6, 5) * 2\n"), "{small}");
 }
 
 /// `--filters` writes a smaller `.net` that passes `check`, and a run with

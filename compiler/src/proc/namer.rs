@@ -72,12 +72,28 @@ pub const PYTHON_KEYWORDS: &[&str] = &[
 pub const PYTHON_RESERVED: &[&str] = &[
     "json", "np", "torch", "F", "nn", "math", "INPUT", "CLASSES", "Model", "NETC_NAMES",
     "same_padding", "pair", "window_padding", "ceil_fits", "read_safetensors", "load_netc",
-    "netc_name", "netc_layout", "LINEAR", "Conv2d",
+    "netc_name", "netc_layout", "file_shape", "LINEAR", "Conv2d",
     "MaxPool", "AvgPool", "Lrn", "Dense", "BatchNorm", "self", "x", "in_height", "in_width",
     "in_channels", "super", "object", "int", "float", "bool", "str", "tuple", "list", "dict",
     "set", "max", "min", "len", "range", "open", "print", "getattr", "setattr", "hasattr",
     "isinstance", "ValueError", "KeyError", "TypeError", "Exception", "NotImplemented",
     "Ellipsis", "__name__", "__file__", "__class__",
+    // The torch engine's (templates/pytorch/train.py), which follows the
+    // module in the same file: a class of that name would replace it.
+    "NETC", "argparse", "fcntl", "os", "socket", "sys", "time", "Path", "dist",
+    "DistributedDataParallel", "SIDE", "PIXELS", "RECORD", "CIFAR10_CLASSES", "CHECKPOINT", "LOG",
+    "SETTINGS", "SOURCE", "LOCK", "AVERAGED", "MASKS", "MASK", "MAX_BRIGHTNESS", "CONTRAST",
+    "MAX_DECAY", "DEFAULT_SEED", "DEFAULT_EVAL_EVERY", "DEFAULT_LOG_EVERY", "OPTIMIZER",
+    "SEED_RECIPE", "OPTIMIZERS", "SCHEDULES", "SLOTS", "EVAL_BATCH", "Error", "find_layout",
+    "binary_classes", "read_batch", "class_dirs", "decode", "read_folder", "Image", "same_classes",
+    "load", "check_classes", "stream", "Sampler", "standardize", "crop", "train_batch", "central",
+    "absolute", "write_atomic", "lock", "new_settings", "save_settings", "create_run",
+    "same_place", "resume_run", "truncate_log", "Log", "tensors_of", "save_checkpoint",
+    "read_weights", "read_state", "put", "is_statistic", "run_masks", "decay_rate",
+    "check_recipe", "num", "lr_at", "cross_entropy", "make_optimizer", "optimizer_state",
+    "load_optimizer_state", "switch", "arguments", "setup", "evaluate", "STATISTICS_BATCHES",
+    "STATISTICS_SEED", "measure_statistics", "autocast", "Progress", "clock", "prune_masks",
+    "prune_", "train", "free_port", "worker", "main",
 ];
 
 /// What `nn.Module` itself holds: a layer cannot be an attribute of that name.
@@ -303,6 +319,56 @@ pub fn variables(params: &[Var], locals: &mut Namer) -> HashMap<Var, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every module-level name of the generated Python (the module and the
+    /// torch engine after it) is reserved, so no class a block becomes can
+    /// replace it (`block path` would otherwise shadow pathlib's `Path`).
+    #[test]
+    fn the_python_templates_names_are_reserved() {
+        let templates = [
+            include_str!("../../templates/pytorch/module.py.tera"),
+            include_str!("../../templates/pytorch/train.py"),
+        ];
+        let mut missing = Vec::new();
+        for line in templates.iter().flat_map(|t| t.lines()) {
+            let ident = |s: &str| {
+                s.trim()
+                    .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let names: Vec<String> = if let Some(rest) = line.strip_prefix("class ") {
+                vec![ident(rest)]
+            } else if let Some(rest) = line.strip_prefix("def ") {
+                vec![ident(rest)]
+            } else if let Some(rest) = line.strip_prefix("import ") {
+                vec![ident(rest.rsplit(" as ").next().unwrap_or(rest))]
+            } else if let Some((_, rest)) = line
+                .strip_prefix("from ")
+                .and_then(|r| r.split_once(" import "))
+            {
+                rest.split(',').map(ident).collect()
+            } else if let Some(rest) = line.trim_start().strip_prefix("global ") {
+                rest.split(',').map(ident).collect()
+            } else if !line.starts_with([' ', '#', '"', ')', ']', '}']) && line.contains(" = ") {
+                let lhs = line.split(" = ").next().unwrap_or("");
+                lhs.split(',').map(ident).collect()
+            } else {
+                Vec::new()
+            };
+            for n in names {
+                if !n.is_empty()
+                    && !n.contains("{{")
+                    && !PYTHON_RESERVED.contains(&n.as_str())
+                    && !missing.contains(&n)
+                {
+                    missing.push(n);
+                }
+            }
+        }
+        assert!(missing.is_empty(), "not in PYTHON_RESERVED: {missing:?}");
+    }
 
     #[test]
     fn keywords_and_generated_names_get_a_suffix() {

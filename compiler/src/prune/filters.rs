@@ -105,7 +105,11 @@ pub fn plan(
     let wanted: Vec<(&Place, f64)> = match request {
         Request::Each(list) => list
             .iter()
-            .map(|(layer, f)| {
+            .enumerate()
+            .map(|(i, (layer, f))| {
+                if list[..i].iter().any(|(l, _)| l == layer) {
+                    return Err(format!("--filters: `{layer}` is named twice"));
+                }
                 let place = all
                     .iter()
                     .find(|p| &p.path == layer)
@@ -114,10 +118,20 @@ pub fn plan(
             })
             .collect::<Result<_, String>>()?,
         Request::All(f) => {
-            let fit: Vec<(&Place, f64)> = all
+            // Every convolution that qualifies, leaving out a repeated
+            // statement some of whose copies do not (they share one count).
+            let qualified: Vec<(&Place, (Span, u64))> = all
                 .iter()
-                .filter(|p| route(p).is_ok() && written(&ast, def, p).is_ok())
-                .map(|p| (p, *f))
+                .filter(|p| route(p).is_ok())
+                .filter_map(|p| Some((p, written(&ast, def, p).ok()?)))
+                .collect();
+            let fit: Vec<(&Place, f64)> = qualified
+                .iter()
+                .filter(|(_, (span, copies))| {
+                    let n = qualified.iter().filter(|(_, (s, _))| s == span).count();
+                    n as u64 == *copies
+                })
+                .map(|(p, _)| (*p, *f))
                 .collect();
             if fit.is_empty() {
                 return Err(format!(
@@ -310,6 +324,9 @@ fn written(ast: &File, def: &ModelDef, place: &Place) -> Result<(Span, u64), Str
                      sizes other layers too"
                 ));
             }
+            // Copies: the call's, times the layer's own inside the block.
+            let inner = find_stmt(body, place.node.span, 1)
+                .map_or(1, |(s, outer)| outer * repeat_of(s).unwrap_or(1));
             let (stmt, outer) = statement(node.span)?;
             let StmtKind::Call { args, .. } = &stmt.kind else {
                 unreachable!("a block call is a call statement")
@@ -321,7 +338,7 @@ fn written(ast: &File, def: &ModelDef, place: &Place) -> Result<(Span, u64), Str
                 .expect("a parameter");
             match args.get(i) {
                 Some(v) if matches!(v.kind, ValueKind::Number(_)) => {
-                    Ok((v.span, outer * repeat_of(stmt).unwrap_or(1)))
+                    Ok((v.span, outer * repeat_of(stmt).unwrap_or(1) * inner))
                 }
                 _ => Err(format!(
                     "--filters: `{path}`'s filter count (`{param}` of `{}`) is not a number in the source",
@@ -489,7 +506,8 @@ fn follow(mut stack: Vec<Frame>, mut offset: usize, reads: &mut Vec<Read>) -> Re
             match done.exit {
                 Exit::Model => {
                     return Err(
-                        "no conv or fc reads its output: its filters are the model's outputs"
+                        "its channels reach the model's output without a conv or fc \
+                                reading them: its filters are (part of) the model's outputs"
                             .into(),
                     )
                 }

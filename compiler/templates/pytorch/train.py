@@ -574,7 +574,9 @@ def put(model, tensors, path, keep=lambda name: True):
         if t is None:
             problems.append(f"no tensor `{name}`")
         elif tuple(t.shape) != tuple(want.shape):
-            problems.append(f"`{name}` has shape {list(t.shape)}, the model needs {list(want.shape)}")
+            problems.append(
+                f"`{name}` has shape {file_shape(name, t.shape)}, the model needs {file_shape(name, want.shape)}"
+            )
         else:
             state[key] = t
     if problems:
