@@ -9,7 +9,7 @@ G=target/gpu
 S=$G/study
 netc=target/release/netc
 cargo build --release -p netc
-rm -rf "$S" && mkdir -p "$S/scripts" "$S/speed"
+rm -rf "$S" && mkdir -p "$S/scripts"
 # Part 1, the seed's tutorial ablation, as the sweep a user would run: its
 # variant files (the sweep's own directory layout, so that the same `netc
 # sweep` here continues from the runs the GPU made), and tuto32, the seed's
@@ -24,10 +24,5 @@ done
 for model in tuto alex4 squeeze1 nin2 xception; do
     $netc emit --target pytorch-train "zoo/$model.net" > "$S/scripts/$model.py"
 done
-# The emitted module beside the hand-written one, on the GPU (issue 11).
-for model in tuto alex4 squeeze1 nin2; do
-    $netc emit --target pytorch "zoo/$model.net" > "$S/speed/$model.py"
-done
-cp compiler/templates/pytorch/bench.py compiler/templates/pytorch/handwritten.py "$S/speed/"
 [ -f "$G/cifar10-jpg.tar.gz" ] || cp ../shared/data/cifar10-jpg.tar.gz "$G/"
 du -sh "$G"

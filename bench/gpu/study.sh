@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU part of issue 14's study (and issue 11's GPU speed check), in one
+# The GPU part of issue 14's study, in one
 # run of under 9 minutes on a machine with an NVIDIA GPU and PyTorch, made
 # ready by bench/gpu/prepare-study.sh. Every training run is the script that
 # `netc emit --target pytorch-train` writes, i.e. `netc train --engine torch`:
@@ -7,9 +7,8 @@
 #      tuto_average_off (the sweep's variants) and tuto32;
 #   2. tuto, alex4, squeeze1, nin2 and xception, LONG steps (50k) or as
 #      many as fit in TRAIN_SECS, evaluated every 2,500 steps;
-#   all side by side on the one GPU; then
-#   3. emitted module against hand-written, eager and channels-last
-#      (compiler/templates/pytorch/bench.py --device cuda), the GPU alone.
+#   all side by side on the one GPU. (Issue 11's GPU speed check is
+#   bench/gpu/speed.sh.)
 # The runs come back as runs.tgz.part-* in $OUT (cat them, then tar -xzf).
 # DEVICE=cpu SHORT=20 LONG=40 TRAIN_SECS=120 DATA=dir tries it on a CPU.
 set -uo pipefail
@@ -21,7 +20,6 @@ DEVICE=${DEVICE:-cuda}
 SHORT=${SHORT:-10000}
 LONG=${LONG:-50000}
 TRAIN_SECS=${TRAIN_SECS:-330}
-SPEED_SECS=${SPEED_SECS:-100}
 W=${W:-/tmp/netc-study}
 mkdir -p "$OUT" "$W"
 begin=$(date +%s)
@@ -67,19 +65,4 @@ tail -n 3 "$W"/*.err > "$OUT/stderr-tails.txt" 2>&1
 (cd "$W" && tar -czf - --exclude='.*.tmp' ablation compare) | split -b 15M - "$OUT/runs.tgz.part-"
 log "packed: $(ls -s "$OUT" | tr '\n' ' ')"
 
-# Issue 11 on the GPU: emitted module against hand-written, alternating.
-until=$(( $(date +%s) + SPEED_SECS ))
-for round in 1 2; do
-    for m in tuto alex4 squeeze1 nin2; do
-        for side in emitted handwritten; do
-            for cl in "" --channels-last; do
-                [ "$(date +%s)" -lt "$until" ] || break 4
-                if [ $side = emitted ]; then what="$S/speed/$m.py"; else what="--handwritten $m"; fi
-                r=$(timeout 30 python3 "$S/speed/bench.py" $what $cl --device "$DEVICE" \
-                    --steps 30 --latency-runs 30 2>>"$OUT/speed.err" | tail -1)
-                echo "{\"round\":$round,\"model\":\"$m\",\"side\":\"$side$cl\",\"result\":${r:-null}}" >> "$OUT/speed.jsonl"
-            done
-        done
-    done
-done
 log "done"

@@ -283,6 +283,17 @@ fn ok_in(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Writes `dir/<model>.net` and trains it `steps` steps on the synthetic
+/// data in `dir/data`, into runs/<model>/1.
+fn trained(dir: &Path, model: &str, source: &str, steps: &str) {
+    std::fs::write(dir.join(format!("{model}.net")), source).unwrap();
+    let net = format!("{model}.net");
+    ok_in(
+        dir,
+        &["train", &net, "--data", "data", "--steps", steps, "--quiet"],
+    );
+}
+
 /// Checks that the run `netc prune --filters REQUEST` wrote for `small`
 /// holds the library's plan, and that its program's logits on random input
 /// equal the original program's with the plan's masked weights (and differ
@@ -390,18 +401,9 @@ fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
                   model prunecat {\n input 8x8x3\n train batch=4\n c1: conv 3x3 8 relu\n fire(4, 6, 5) * 2\n \
                   p: maxpool 3x3 /2\n bn: batchnorm\n concat {\n  a: conv 1x1 6 relu\n  b: maxpool 3x3 /1\n }\n \
                   fixed()\n twin(3)\n pair(4)\n out: fc 10\n}\n";
-    std::fs::write(dir.path().join("prunecat.net"), source).unwrap();
+    trained(dir.path(), "prunecat", source, "3");
     let netc = |args: &[&str]| netc_in(dir.path(), args);
     let ok = |args: &[&str]| ok_in(dir.path(), args);
-    ok(&[
-        "train",
-        "prunecat.net",
-        "--data",
-        "data",
-        "--steps",
-        "3",
-        "--quiet",
-    ]);
     let said = ok(&[
         "prune",
         "prunecat.net",
@@ -484,16 +486,7 @@ fn filter_pruning_rewrites_block_arguments_and_concat_widths() {
     let lrn = source
         .replace("prunecat", "prunelrn")
         .replace(" fire(4, 6, 5) * 2\n", " fire(4, 6, 5) * 2\n n: lrn\n");
-    std::fs::write(dir.path().join("prunelrn.net"), &lrn).unwrap();
-    ok(&[
-        "train",
-        "prunelrn.net",
-        "--data",
-        "data",
-        "--steps",
-        "1",
-        "--quiet",
-    ]);
+    trained(dir.path(), "prunelrn", &lrn, "1");
     ok(&[
         "prune",
         "prunelrn.net",
@@ -515,18 +508,9 @@ fn filter_pruning_writes_a_smaller_model_that_computes_the_masked_one() {
     synthetic(&dir.path().join("data"));
     let source = "model prunefp {\n input 8x8x3\n train batch=4\n c1: conv 3x3 8 relu\n \
                   p1: maxpool 3x3 /2\n bn: batchnorm\n c2: conv 3x3 6 relu\n h: fc 16 relu\n out: fc 10\n}\n";
-    std::fs::write(dir.path().join("prunefp.net"), source).unwrap();
+    trained(dir.path(), "prunefp", source, "3");
     let netc = |args: &[&str]| netc_in(dir.path(), args);
     let ok = |args: &[&str]| ok_in(dir.path(), args);
-    ok(&[
-        "train",
-        "prunefp.net",
-        "--data",
-        "data",
-        "--steps",
-        "3",
-        "--quiet",
-    ]);
     let said = ok(&[
         "prune",
         "prunefp.net",
