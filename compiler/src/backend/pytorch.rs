@@ -321,11 +321,7 @@ pub fn module_py(model: &Typed, source: &str, file: &str) -> Result<String> {
 pub fn train_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     let layout = layout::layout(model)?;
     let s = &model.settings;
-    let decayed: Vec<String> = layout
-        .decay
-        .iter()
-        .map(|path| format!("{}.weight", path.join(".")))
-        .collect();
+    let decayed = weight_names(&layout.decay);
     // The runtime's settings (`Settings` in runtime/src/spec.rs), as the
     // burn program's `main.rs` gives them.
     let netc = serde_json::json!({
@@ -367,6 +363,14 @@ pub fn train_py(model: &Typed, source: &str, file: &str) -> Result<String> {
     )
 }
 
+/// The `.net` names of the weights of the layers at `paths` (`fire2.squeeze.weight`).
+fn weight_names(paths: &[Vec<String>]) -> Vec<String> {
+    paths
+        .iter()
+        .map(|path| format!("{}.weight", path.join(".")))
+        .collect()
+}
+
 fn render(model: &Typed, source: &str, file: &str, engine: Option<String>) -> Result<String> {
     let layout = layout::layout(model)?;
     let types = class_names(&layout);
@@ -385,12 +389,7 @@ fn render(model: &Typed, source: &str, file: &str, engine: Option<String>) -> Re
     ctx.insert("classes_out", &model.settings.classes);
     ctx.insert("engine", &engine.is_some());
     ctx.insert("he", &(layout.init == crate::ir::Init::He));
-    let linear: Vec<String> = layout
-        .dense
-        .iter()
-        .map(|path| format!("{}.weight", path.join(".")))
-        .collect();
-    ctx.insert("linear", &linear);
+    ctx.insert("linear", &weight_names(&layout.dense));
     let mut tera = tera::Tera::default();
     tera.add_raw_template(
         "module.py",

@@ -72,7 +72,7 @@ pub const PYTHON_KEYWORDS: &[&str] = &[
 pub const PYTHON_RESERVED: &[&str] = &[
     "json", "np", "torch", "F", "nn", "math", "INPUT", "CLASSES", "Model", "NETC_NAMES",
     "same_padding", "pair", "window_padding", "ceil_fits", "read_safetensors", "load_netc",
-    "netc_name", "netc_layout", "file_shape", "LINEAR", "Conv2d",
+    "netc_name", "netc_layout", "file_shape", "is_linear", "LINEAR", "Conv2d",
     "MaxPool", "AvgPool", "Lrn", "Dense", "BatchNorm", "self", "x", "in_height", "in_width",
     "in_channels", "super", "object", "int", "float", "bool", "str", "tuple", "list", "dict",
     "set", "max", "min", "len", "range", "open", "print", "getattr", "setattr", "hasattr",

@@ -102,7 +102,10 @@ pub fn plan(
     }];
     let mut all = Vec::new();
     places(&mut stack, &mut all);
-    let wanted: Vec<(&Place, f64)> = match request {
+    // Each convolution to prune, with its readers and where its count is
+    // written, found once.
+    let choose = |place, fraction| choose(&ast, def, place, fraction);
+    let wanted: Vec<Chosen> = match request {
         Request::Each(list) => list
             .iter()
             .enumerate()
@@ -114,24 +117,22 @@ pub fn plan(
                     .iter()
                     .find(|p| &p.path == layer)
                     .ok_or_else(|| nowhere(model, layer))?;
-                Ok((place, *f))
+                choose(place, *f)
             })
             .collect::<Result<_, String>>()?,
         Request::All(f) => {
             // Every convolution that qualifies, leaving out a repeated
             // statement some of whose copies do not (they share one count).
-            let qualified: Vec<(&Place, (Span, u64))> = all
+            let qualified: Vec<Chosen> = all.iter().filter_map(|p| choose(p, *f).ok()).collect();
+            let found = |span: Span| qualified.iter().filter(|c| c.span == span).count() as u64;
+            let whole: Vec<bool> = qualified
                 .iter()
-                .filter(|p| route(p).is_ok())
-                .filter_map(|p| Some((p, written(&ast, def, p).ok()?)))
+                .map(|c| found(c.span) == c.copies)
                 .collect();
-            let fit: Vec<(&Place, f64)> = qualified
-                .iter()
-                .filter(|(_, (span, copies))| {
-                    let n = qualified.iter().filter(|(_, (s, _))| s == span).count();
-                    n as u64 == *copies
-                })
-                .map(|(p, _)| (*p, *f))
+            let fit: Vec<Chosen> = qualified
+                .into_iter()
+                .zip(whole)
+                .filter_map(|(c, whole)| whole.then_some(c))
                 .collect();
             if fit.is_empty() {
                 return Err(format!(
@@ -154,10 +155,15 @@ pub fn plan(
         };
     let mut edits: BTreeMap<usize, Edit> = BTreeMap::new();
     let mut layers = Vec::new();
-    for &(place, fraction) in &wanted {
+    for Chosen {
+        place,
+        fraction,
+        reads,
+        span,
+        copies,
+    } in wanted
+    {
         let conv = &place.path;
-        let reads = route(place)?;
-        let (span, copies) = written(&ast, def, place)?;
         let w = weights
             .get(&format!("{conv}.weight"))
             .ok_or_else(|| format!("the weights hold no `{conv}.weight`"))?;
@@ -229,7 +235,7 @@ pub fn plan(
         let Some(t) = pruned.get(tensor) else {
             continue;
         };
-        let n = t.shape[dim.to_owned()] / group;
+        let n = t.shape[*dim] / group;
         let kept: Vec<usize> = (0..n).filter(|i| !removed.contains(i)).collect();
         slice(&mut pruned, tensor, *dim, &kept, *group);
         if *reader {
@@ -242,6 +248,33 @@ pub fn plan(
         weights: pruned,
         masked,
         layers,
+    })
+}
+
+/// A convolution to prune: how much, who reads its channels, and where its
+/// filter count is written (with how many convolutions that statement makes).
+struct Chosen<'a> {
+    place: &'a Place<'a>,
+    fraction: f64,
+    reads: Vec<Read>,
+    span: Span,
+    copies: u64,
+}
+
+fn choose<'a>(
+    ast: &File,
+    def: &ModelDef,
+    place: &'a Place<'a>,
+    fraction: f64,
+) -> Result<Chosen<'a>, String> {
+    let reads = route(place)?;
+    let (span, copies) = written(ast, def, place)?;
+    Ok(Chosen {
+        place,
+        fraction,
+        reads,
+        span,
+        copies,
     })
 }
 
