@@ -298,6 +298,7 @@ where
     M: Net<B> + AutodiffModule<B>,
     M::InnerModule: Net<B::InnerBackend>,
 {
+    crate::memory::keep_freed_memory();
     let first_panic = Arc::new(Mutex::new(None::<String>));
     let seen = first_panic.clone();
     std::panic::set_hook(Box::new(move |info| {

@@ -16,6 +16,7 @@ pub mod eval;
 pub mod infer;
 pub mod kernels;
 pub mod masks;
+pub mod memory;
 pub mod nn;
 pub mod optim;
 pub mod params;

@@ -61,6 +61,9 @@ fn max_pooling_matches_burn_on_odd_shapes_strides_and_paddings() {
         ([1, 3, 13, 6], [3, 2], [3, 1], false),
         ([2, 2, 5, 5], [5, 5], [1, 1], true),
         ([1, 1, 1, 1], [3, 3], [2, 2], true),
+        // Enough planes of 32 x 32 outputs for several chunks of whole
+        // planes on each thread, the last one shorter.
+        ([3, 41, 64, 64], [3, 3], [2, 2], true),
     ];
     for (i, (shape, kernel, stride, same)) in cases.into_iter().enumerate() {
         let pad = if same {

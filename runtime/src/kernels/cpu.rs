@@ -5,6 +5,7 @@
 //! in one or two passes, parallel over images or channel planes.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// A zeroed buffer for a kernel's output, zeroed by all threads: one
 /// thread zeroing (and faulting in) a large buffer while the others wait
@@ -16,6 +17,33 @@ pub fn zeros(n: usize) -> Vec<f32> {
     } else {
         v.par_extend(rayon::iter::repeat_n(0.0f32, n));
     }
+    v
+}
+
+/// A kernel's output of `n` values, made chunk by chunk on every thread:
+/// `fill(state, i, chunk)` computes the i-th `len`-long chunk (the last may
+/// be shorter), with `init()` making each thread's scratch `state`. Each
+/// chunk is zeroed just before `fill` gets it, while it is in the thread's
+/// cache, rather than the whole buffer in a pass of its own beforehand:
+/// that pass wrote every output to memory once more than the kernel did.
+pub fn filled<S, I, F>(n: usize, len: usize, init: I, fill: F) -> Vec<f32>
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut [f32]) + Sync + Send,
+{
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(len.max(1))
+        .enumerate()
+        .for_each_init(init, |state, (i, chunk)| {
+            chunk.fill(MaybeUninit::new(0.0));
+            // SAFETY: every element of the chunk was initialized just above,
+            // and MaybeUninit<f32> has f32's layout.
+            let chunk = unsafe { &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            fill(state, i, chunk);
+        });
+    // SAFETY: the chunks cover 0..n and each was initialized above.
+    unsafe { v.set_len(n) };
     v
 }
 
@@ -53,13 +81,34 @@ impl Window {
 }
 
 /// `v` if it beats `best`; a NaN always wins, so that it is not hidden.
+/// Chosen with a bit mask, not a branch: the branch kept the pooling loops
+/// scalar, and mispredicted on every other window.
 #[inline]
 fn larger(best: f32, v: f32) -> f32 {
-    if v > best || v.is_nan() {
-        v
-    } else {
-        best
-    }
+    let take = (v > best) | v.is_nan();
+    let mask = (take as u32).wrapping_neg();
+    f32::from_bits((v.to_bits() & mask) | (best.to_bits() & !mask))
+}
+
+/// Each output row's (or column's) first and end input row (or column).
+type Spans = Vec<(usize, usize)>;
+
+/// The input rows and columns each output row and column of a pooling
+/// window covers, found once per call; and how many planes a thread takes
+/// at a time: about 64 KiB of output, whole planes (a plane is a few hundred
+/// values, too little work to hand to a thread), and a share for every
+/// thread at batch 1.
+fn spans(h: usize, w: usize, win: Window, planes: usize) -> (Spans, Spans, usize) {
+    let (oh, ow) = win.out(h, w);
+    let rows = (0..oh)
+        .map(|i| Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h))
+        .collect();
+    let cols = (0..ow)
+        .map(|j| Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w))
+        .collect();
+    let threads = rayon::current_num_threads();
+    let per = ((1 << 14) / (oh * ow).max(1)).clamp(1, planes.div_ceil(threads).max(1));
+    (rows, cols, per)
 }
 
 /// Max pooling of the planes (`h` x `w` each) of `x`. Two passes per output
@@ -67,29 +116,44 @@ fn larger(best: f32, v: f32) -> f32 {
 /// then across each window's columns.
 pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
-    let mut y = zeros(x.len() / (h * w) * oh * ow);
-    y.par_chunks_mut(oh * ow).enumerate().for_each_init(
+    let planes = x.len() / (h * w);
+    let (rows, cols, per) = spans(h, w, win, planes);
+    filled(
+        planes * oh * ow,
+        per * oh * ow,
         || vec![0.0f32; w],
-        |best, (p, y)| {
-            let plane = &x[p * h * w..(p + 1) * h * w];
-            for (i, y) in y.chunks_exact_mut(ow).enumerate() {
-                let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
-                best.fill(f32::NEG_INFINITY);
-                for row in plane[r0 * w..r1 * w].chunks_exact(w) {
-                    for (b, &v) in best.iter_mut().zip(row) {
-                        *b = larger(*b, v);
+        |best, chunk, y| {
+            let x = &x[chunk * per * h * w..];
+            for (p, y) in y.chunks_exact_mut(oh * ow).enumerate() {
+                let plane = &x[p * h * w..][..h * w];
+                for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&rows) {
+                    best.fill(f32::NEG_INFINITY);
+                    for row in plane[r0 * w..r1 * w].chunks_exact(w) {
+                        for (b, &v) in best.iter_mut().zip(row) {
+                            *b = larger(*b, v);
+                        }
                     }
-                }
-                for (j, y) in y.iter_mut().enumerate() {
-                    let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
-                    *y = best[c0..c1]
-                        .iter()
-                        .fold(f32::NEG_INFINITY, |m, &v| larger(m, v));
+                    across(best, y, &cols);
                 }
             }
         },
-    );
-    y
+    )
+}
+
+/// The maximum of each window's columns in `best`, one row of outputs.
+/// 3-wide windows, the usual ones, are unrolled: the generic fold over a
+/// slice of each window was half the time of a pooling layer.
+fn across(best: &[f32], y: &mut [f32], cols: &[(usize, usize)]) {
+    for (y, &(c0, c1)) in y.iter_mut().zip(cols) {
+        *y = if c1 - c0 == 3 {
+            let w = &best[c0..c0 + 3];
+            larger(larger(w[0], w[1]), w[2])
+        } else {
+            best[c0..c1]
+                .iter()
+                .fold(f32::NEG_INFINITY, |m, &v| larger(m, v))
+        };
+    }
 }
 
 /// The gradient of max pooling: each output's gradient goes to the first
@@ -103,24 +167,34 @@ pub fn max_pool_backward(
     win: Window,
 ) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
-    let mut dx = zeros(x.len());
-    dx.par_chunks_mut(h * w).enumerate().for_each(|(p, dx)| {
-        let plane = &x[p * h * w..(p + 1) * h * w];
-        let (y, dy) = (&y[p * oh * ow..][..oh * ow], &dy[p * oh * ow..][..oh * ow]);
-        for i in 0..oh {
-            let (r0, r1) = Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h);
-            for j in 0..ow {
-                let (c0, c1) = Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w);
-                let top = y[i * ow + j];
-                let won = |&k: &usize| plane[k] == top || (top.is_nan() && plane[k].is_nan());
-                let mut cells = (r0..r1).flat_map(|r| (c0..c1).map(move |c| r * w + c));
-                if let Some(k) = cells.find(won) {
-                    dx[k] += dy[i * ow + j];
+    let (rows, cols, per) = spans(h, w, win, x.len() / (h * w));
+    filled(
+        x.len(),
+        per * h * w,
+        || (),
+        |_, chunk, dx| {
+            let first = chunk * per;
+            for (p, dx) in dx.chunks_exact_mut(h * w).enumerate() {
+                let plane = &x[(first + p) * h * w..][..h * w];
+                let at = (first + p) * oh * ow;
+                let (y, dy) = (&y[at..][..oh * ow], &dy[at..][..oh * ow]);
+                for (i, &(r0, r1)) in rows.iter().enumerate() {
+                    for (j, &(c0, c1)) in cols.iter().enumerate() {
+                        let top = y[i * ow + j];
+                        let won = |v: f32| v == top || (top.is_nan() && v.is_nan());
+                        'window: for r in r0..r1 {
+                            for c in c0..c1 {
+                                if won(plane[r * w + c]) {
+                                    dx[r * w + c] += dy[i * ow + j];
+                                    break 'window;
+                                }
+                            }
+                        }
+                    }
                 }
             }
-        }
-    });
-    dx
+        },
+    )
 }
 
 /// TensorFlow's local response normalization over channels.
@@ -201,26 +275,42 @@ pub fn lrn_backward(x: &[f32], s: &[f32], dy: &[f32], c: usize, hw: usize, p: Lr
 /// channels, `b` `cb`, `hw` cells per channel.
 pub fn concat(a: &[f32], b: &[f32], ca: usize, cb: usize, hw: usize) -> Vec<f32> {
     let (ia, ib) = (ca * hw, cb * hw);
-    let mut y = zeros(a.len() + b.len());
-    y.par_chunks_mut(ia + ib).enumerate().for_each(|(n, y)| {
-        y[..ia].copy_from_slice(&a[n * ia..][..ia]);
-        y[ia..].copy_from_slice(&b[n * ib..][..ib]);
-    });
-    y
+    filled(
+        a.len() + b.len(),
+        ia + ib,
+        || (),
+        |_, n, y| {
+            y[..ia].copy_from_slice(&a[n * ia..][..ia]);
+            y[ia..].copy_from_slice(&b[n * ib..][..ib]);
+        },
+    )
 }
 
 /// The inverse of `concat`: the first `ca` channels of each image, and the rest.
 pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let (ia, ib) = (ca * hw, cb * hw);
     let n = y.len() / (ia + ib);
-    let mut a = zeros(n * ia);
-    let mut b = zeros(n * ib);
-    a.par_chunks_mut(ia.max(1))
-        .zip(b.par_chunks_mut(ib.max(1)))
-        .zip(y.par_chunks(ia + ib))
-        .for_each(|((a, b), y)| {
-            a.copy_from_slice(&y[..ia]);
-            b.copy_from_slice(&y[ia..]);
-        });
-    (a, b)
+    let part = |at: usize, len: usize| {
+        filled(
+            n * len,
+            len,
+            || (),
+            |_, i, out| out.copy_from_slice(&y[i * (ia + ib) + at..][..len]),
+        )
+    };
+    (part(0, ia), part(ia, ib))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::larger;
+
+    #[test]
+    fn the_larger_value_wins_and_a_nan_on_either_side_is_kept() {
+        assert_eq!(larger(1.0, 2.0), 2.0);
+        assert_eq!(larger(2.0, 1.0), 2.0);
+        assert_eq!(larger(f32::NEG_INFINITY, -3.0), -3.0);
+        assert!(larger(1.0, f32::NAN).is_nan());
+        assert!(larger(f32::NAN, 1.0).is_nan());
+    }
 }
