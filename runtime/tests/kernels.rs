@@ -182,6 +182,10 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
         ([1, 4, 3, 3], [8, 1, 1], [2, 2], false, 2, true),
         ([2, 2, 2, 3], [3, 5, 5], [1, 1], true, 1, true),
         ([1, 1, 1, 1], [2, 3, 3], [2, 2], true, 1, true),
+        // 12 x 12 maps: a product per image, written into the output, from
+        // a column matrix of two images side by side.
+        ([4, 3, 12, 12], [5, 3, 3], [1, 1], true, 1, true),
+        ([4, 4, 12, 12], [6, 3, 3], [1, 1], true, 2, false),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         // Every other case with a fused ReLU.

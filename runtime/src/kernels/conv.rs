@@ -15,6 +15,13 @@ use rayon::prelude::*;
 /// make the column matrices outgrow the cache and train 20-50 % slower.
 const COLUMNS: usize = 256;
 
+/// Output maps at least this large (12 x 12 and up) get a matrix product
+/// per image, written straight into the output: a product of 128 columns
+/// or more runs near gemm's peak, and the copy from a tile's product into
+/// N x C x H x W, a pass over every output, is gone. Smaller maps (6 x 6)
+/// still share a product per tile.
+const DIRECT: usize = 128;
+
 /// A convolution's sizes. `pad` is (top, bottom, left, right).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Geometry {
@@ -176,8 +183,39 @@ fn shifted(
     }
 }
 
+/// The adjoint of `shifted`: adds `row` onto the plane shifted back by
+/// `(dy, dx)`, in one pass. The row's entries in the columns `..first` and
+/// `last..` belong to the padding; they are zeroed first, since the one
+/// pass would add them onto the neighbouring image row's cells.
+fn add_shifted(
+    row: &mut [f32],
+    plane: &mut [f32],
+    w: usize,
+    (dy, dx): (isize, isize),
+    (first, last): (usize, usize),
+) {
+    if first > 0 || last < w {
+        for r in row.chunks_exact_mut(w) {
+            r[..first].fill(0.0);
+            r[last..].fill(0.0);
+        }
+    }
+    let n = row.len() as isize;
+    let d = dy * w as isize + dx;
+    // plane[p + d] += row[p] wherever 0 <= p + d < plane.len().
+    let lo = (-d).clamp(0, n);
+    let hi = (plane.len() as isize - d).clamp(lo, n);
+    let (lo, hi) = (lo as usize, hi as usize);
+    if hi > lo {
+        let dst = (lo as isize + d) as usize;
+        let dst = &mut plane[dst..dst + hi - lo];
+        dst.iter_mut().zip(&row[lo..hi]).for_each(|(a, b)| *a += b);
+    }
+}
+
 /// The adjoint of `im2col`: adds each column entry back onto its input cell.
-fn col2im(col: &[f32], g: &Geometry, group: usize, dx: &mut [f32], ld: usize, at: usize) {
+/// `col` is scratch: entries that fell in the padding may be zeroed.
+fn col2im(col: &mut [f32], g: &Geometry, group: usize, dx: &mut [f32], ld: usize, at: usize) {
     let (oh, ow) = g.out();
     let [kh, kw] = g.kernel;
     let [sh, sw] = g.stride;
@@ -193,7 +231,12 @@ fn col2im(col: &[f32], g: &Geometry, group: usize, dx: &mut [f32], ld: usize, at
         for i in 0..kh {
             for j in 0..kw {
                 let (first, last) = valid_columns(ow, g.w, sw, j, left);
-                let row = &col[((c * kh + i) * kw + j) * ld + at..][..oh * ow];
+                let row = &mut col[((c * kh + i) * kw + j) * ld + at..][..oh * ow];
+                if g.stride == [1, 1] && ow == g.w {
+                    let shift = (i as isize - top as isize, j as isize - left as isize);
+                    add_shifted(row, plane, ow, shift, (first, last));
+                    continue;
+                }
                 for (oy, src) in row.chunks_exact(ow).enumerate() {
                     let iy = oy * sh + i;
                     if iy < top || iy - top >= g.h || first == last {
@@ -262,7 +305,8 @@ pub fn forward(
     let (k, cog) = (g.k(), g.cout / g.groups);
     let (image, out_image) = (g.cin * g.h * g.w, g.cout * ohw);
     let (tile, par) = (g.tile(), g.parallelism());
-    let scratch = || (vec![0.0f32; k * tile * ohw], vec![0.0f32; cog * tile * ohw]);
+    let products = if ohw >= DIRECT { 0 } else { cog * tile * ohw };
+    let scratch = || (vec![0.0f32; k * tile * ohw], vec![0.0f32; products]);
     let one = |(col, out): &mut (Vec<f32>, Vec<f32>), (t, y): (usize, &mut [f32])| {
         let images = y.len() / out_image;
         let ld = images * ohw;
@@ -272,6 +316,24 @@ pub fn forward(
                 im2col(x, g, group, col, ld, i * ohw);
             }
             let w = &weight[group * cog * k..][..cog * k];
+            if ohw >= DIRECT {
+                // Each image's product straight into its output, onto the
+                // bias, then the ReLU while the image is in cache.
+                for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
+                    let y = &mut y[group * cog * ohw..][..cog * ohw];
+                    if let Some(b) = bias {
+                        for (y, &b) in y.chunks_exact_mut(ohw).zip(&b[group * cog..]) {
+                            y.fill(b);
+                        }
+                    }
+                    let cols = (&col[i * ohw..], ld, 1);
+                    matmul((cog, ohw, k), y, bias.is_some(), (w, k, 1), cols, par);
+                    if relu {
+                        y.iter_mut().for_each(|v| *v = v.max(0.0));
+                    }
+                }
+                continue;
+            }
             matmul((cog, ld, k), out, false, (w, k, 1), (col, ld, 1), par);
             // Back to N x C x H x W, adding the bias and applying the ReLU.
             for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
@@ -413,7 +475,7 @@ pub fn backward(
                     par,
                 );
                 for (i, dx) in dx.chunks_exact_mut(image).enumerate() {
-                    col2im(&acc.dcol, g, group, dx, ld, i * ohw);
+                    col2im(&mut acc.dcol, g, group, dx, ld, i * ohw);
                 }
             }
         }
