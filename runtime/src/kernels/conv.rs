@@ -153,9 +153,8 @@ fn im2col(x: &[f32], g: &Geometry, group: usize, col: &mut [f32], ld: usize, at:
 /// as wide as its input (`same` padding, the usual case): the plane shifted
 /// by `(dy, dx)` cells, 0 where the shift leaves it. One copy of the whole
 /// row, then zeros in the columns `..first` and `last..` that wrapped around
-/// from the neighbouring image row, instead of a copy per output row:
-/// those were a dozen values each on 12 x 12 maps, and the calls to
-/// `memcpy` cost more than the copying.
+/// from the neighbouring image row, instead of a copy per output row: on
+/// 12 x 12 maps those were a `memcpy` call per dozen values.
 fn shifted(
     plane: &[f32],
     out: &mut [f32],
@@ -368,10 +367,9 @@ pub fn forward(
 }
 
 /// The sum of `v` in 8 running sums, added together at the end. A single
-/// running sum is a chain of dependent additions that the compiler may not
-/// reorder, and the bias gradient's sums over every output were a tenth of
-/// a squeeze1 training step; 8 sums vectorize. The order is fixed, so the
-/// same call still gives the same bits.
+/// running sum is a chain of dependent additions, one per output value,
+/// that the compiler may not reorder; 8 sums vectorize. The order is fixed,
+/// so the same call still gives the same bits.
 fn sum(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = v.chunks_exact(8);
