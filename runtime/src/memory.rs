@@ -4,18 +4,24 @@
 //! to the kernel on `free`, so every step faulted the same pages in again
 //! (12 % of a squeeze1 training step in `perf`, page faults and zeroing).
 
-/// Keeps freed memory in the process for the next step's buffers: large
-/// blocks come from the heap rather than their own mappings, and the heap's
-/// top is not returned to the kernel. The cost is some peak memory
-/// (squeeze1's bench: 109 -> 122 MiB, nin2's 305 -> 368 MiB); squeeze1
-/// trained 27 % faster with it in two alternating runs. Called once, before
-/// the first tensor.
+/// Keeps freed memory in the process for the next step's buffers: blocks
+/// of the main heap and of each thread's arena (below the arena's 64 MiB)
+/// come from the heap rather than their own mappings, and up to 2 GiB of
+/// the heap's top is not returned to the kernel. The cost is some peak
+/// memory (the zoo's benches: squeeze1 104 -> 116 MiB, nin2 305 -> 368 MiB);
+/// squeeze1 trained 27 % faster with it in two alternating runs. Only the
+/// first call does anything, so that `mallopt`, which glibc documents as
+/// unsafe beside other threads' allocations, runs once, at the start.
 pub fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; it is called before
-    // the program's threads start allocating.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-    }
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: mallopt only sets allocator parameters; the generated
+        // programs call this first thing in `cli::run`, before any thread
+        // of theirs allocates.
+        unsafe {
+            libc::mallopt(libc::M_MMAP_MAX, 0);
+            libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        }
+    });
 }

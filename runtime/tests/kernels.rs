@@ -50,8 +50,23 @@ fn random(shape: [usize; 4], seed: u64) -> Tensor<Flex, 4> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device)
 }
 
+/// Runs `f` on a pool of two threads: how the kernels split their work
+/// (tiles, chunks of planes) depends on the thread count, and the cases
+/// below are sized for two.
+fn on_two_threads(f: impl FnOnce() + Send) {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
 #[test]
 fn max_pooling_matches_burn_on_odd_shapes_strides_and_paddings() {
+    on_two_threads(max_pooling_cases);
+}
+
+fn max_pooling_cases() {
     let cases = [
         // (n, c, h, w), kernel, stride, same
         ([2, 3, 24, 24], [3, 3], [2, 2], true),
@@ -62,7 +77,7 @@ fn max_pooling_matches_burn_on_odd_shapes_strides_and_paddings() {
         ([2, 2, 5, 5], [5, 5], [1, 1], true),
         ([1, 1, 1, 1], [3, 3], [2, 2], true),
         // Enough planes of 32 x 32 outputs for several chunks of whole
-        // planes on each thread, the last one shorter.
+        // planes on each of two threads, the last one shorter.
         ([3, 41, 64, 64], [3, 3], [2, 2], true),
     ];
     for (i, (shape, kernel, stride, same)) in cases.into_iter().enumerate() {
@@ -171,6 +186,10 @@ fn conv_run(
 
 #[test]
 fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
+    on_two_threads(convolution_cases);
+}
+
+fn convolution_cases() {
     let cases = [
         // (n, cin, h, w), (cout, kh, kw), stride, same, groups, bias
         ([2, 3, 24, 24], [8, 5, 5], [1, 1], true, 1, true),
@@ -183,9 +202,14 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
         ([2, 2, 2, 3], [3, 5, 5], [1, 1], true, 1, true),
         ([1, 1, 1, 1], [2, 3, 3], [2, 2], true, 1, true),
         // 12 x 12 maps: a product per image, written into the output, from
-        // a column matrix of two images side by side.
+        // a column matrix of two images side by side (two threads).
         ([4, 3, 12, 12], [5, 3, 3], [1, 1], true, 1, true),
         ([4, 4, 12, 12], [6, 3, 3], [1, 1], true, 2, false),
+        // Shifted im2col with uneven padding (0, 1), with as many output
+        // rows as input rows but fewer, and with shifts of a whole row.
+        ([1, 2, 6, 5], [3, 2, 2], [1, 1], true, 1, true),
+        ([2, 2, 7, 5], [3, 3, 1], [1, 1], false, 1, false),
+        ([1, 2, 3, 2], [2, 1, 5], [1, 1], true, 1, true),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         // Every other case with a fused ReLU.

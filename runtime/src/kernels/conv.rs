@@ -16,10 +16,12 @@ use rayon::prelude::*;
 const COLUMNS: usize = 256;
 
 /// Output maps at least this large (12 x 12 and up) get a matrix product
-/// per image, written straight into the output: a product of 128 columns
-/// or more runs near gemm's peak, and the copy from a tile's product into
-/// N x C x H x W, a pass over every output, is gone. Smaller maps (6 x 6)
-/// still share a product per tile.
+/// per image, written straight into the output onto the bias (filled in
+/// first, per image, while in cache): a product of 128 columns or more runs
+/// near gemm's peak, and the copy from a tile's product into N x C x H x W
+/// is gone. The bias now enters gemm's sum first, so outputs may differ in
+/// the last bits from builds before this; each build gives the same bits on
+/// every call. Smaller maps (6 x 6) still share a product per tile.
 const DIRECT: usize = 128;
 
 /// A convolution's sizes. `pad` is (top, bottom, left, right).

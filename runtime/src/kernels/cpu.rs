@@ -303,7 +303,24 @@ pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>)
 
 #[cfg(test)]
 mod tests {
-    use super::larger;
+    use super::{larger, max_pool, max_pool_backward, Window};
+
+    /// A NaN in a window is its maximum, and its gradient goes to the first
+    /// NaN of the window, row by row.
+    #[test]
+    fn max_pooling_passes_a_nan_on_and_routes_its_gradient_to_the_first() {
+        let nan = f32::NAN;
+        let x = [1.0, 2.0, nan, nan, 5.0, 6.0, 7.0, 8.0, 9.0];
+        let win = Window {
+            kernel: [3, 3],
+            stride: [1, 1],
+            pad: [0; 4],
+        };
+        let y = max_pool(&x, 3, 3, win);
+        assert!(y.len() == 1 && y[0].is_nan(), "{y:?}");
+        let dx = max_pool_backward(&x, &y, &[1.0], 3, 3, win);
+        assert_eq!(dx, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    }
 
     #[test]
     fn the_larger_value_wins_and_a_nan_on_either_side_is_kept() {
