@@ -205,6 +205,11 @@ fn convolution_cases() {
         // a column matrix of two images side by side (two threads).
         ([4, 3, 12, 12], [5, 3, 3], [1, 1], true, 1, true),
         ([4, 4, 12, 12], [6, 3, 3], [1, 1], true, 2, false),
+        // On CPUs with AVX-512, netc's own product (`panel.rs`): more than
+        // one block of k (180 and 144 rows), channels not a multiple of 8,
+        // batch 1 (panels spread over the threads), groups.
+        ([1, 20, 12, 12], [11, 3, 3], [1, 1], true, 1, true),
+        ([3, 32, 12, 12], [10, 3, 3], [1, 1], true, 2, true),
         // Shifted im2col with uneven padding (0, 1), with as many output
         // rows as input rows but fewer, and with shifts of a whole row.
         ([1, 2, 6, 5], [3, 2, 2], [1, 1], true, 1, true),

@@ -7,6 +7,7 @@ pub mod conv;
 pub mod cpu;
 mod flex;
 pub mod int8;
+pub mod panel;
 
 use burn::prelude::*;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};
