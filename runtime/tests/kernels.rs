@@ -184,9 +184,15 @@ fn conv_run(
     out
 }
 
+/// Both paths of the products: `panel.rs` where the CPU has AVX-512, and
+/// `gemm`, which every other CPU runs. The only test here that uses
+/// convolutions, so the switch (process-wide) meets no other test.
 #[test]
 fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
     on_two_threads(convolution_cases);
+    netc_runtime::kernels::panel::prefer_gemm(true);
+    on_two_threads(convolution_cases);
+    netc_runtime::kernels::panel::prefer_gemm(false);
 }
 
 fn convolution_cases() {

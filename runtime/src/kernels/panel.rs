@@ -16,6 +16,7 @@
 use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Output channels per tile: one broadcast weight each per step of k.
 const ROWS: usize = 8;
@@ -56,7 +57,21 @@ impl Weights {
     }
 }
 
+/// Set by `prefer_gemm`: products go to `gemm` even on CPUs with AVX-512.
+static GEMM: AtomicBool = AtomicBool::new(false);
+
+/// Sends the products to `gemm` (true) or back to `panel` where the CPU
+/// has AVX-512 (false), for the whole process: so that the tests check the
+/// `gemm` path on a CPU with AVX-512 too (the CPUs without it run only
+/// that one).
+pub fn prefer_gemm(yes: bool) {
+    GEMM.store(yes, Ordering::Relaxed);
+}
+
 fn available() -> bool {
+    if GEMM.load(Ordering::Relaxed) {
+        return false;
+    }
     #[cfg(target_arch = "x86_64")]
     {
         std::arch::is_x86_feature_detected!("avx512f")
