@@ -1,0 +1,85 @@
+//! netc's CPU kernels layer by layer, on the shapes of the seed's models at
+//! batch 128 (or the batch given): the median of 15 timed calls of each,
+//! as CSV. `bench/layers/torch_layers.py` times the same layers in
+//! PyTorch. With `--gemm` the convolutions' products go to `gemm` even on
+//! a CPU with AVX-512, as on every other CPU (`panel::prefer_gemm`).
+//!
+//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [batch]
+use netc_runtime::kernels::conv::{forward, Geometry};
+use netc_runtime::kernels::cpu::{max_pool, Window};
+use std::time::Instant;
+
+fn median_ms(mut f: impl FnMut()) -> f64 {
+    f();
+    let mut v: Vec<f64> = (0..15)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// A `same` convolution, stride 1, with bias and fused ReLU.
+fn conv(n: usize, cin: usize, h: usize, cout: usize, k: usize) -> f64 {
+    let p = (k - 1) / 2;
+    let g = Geometry {
+        n,
+        cin,
+        h,
+        w: h,
+        cout,
+        kernel: [k, k],
+        stride: [1, 1],
+        pad: [p, k - 1 - p, p, k - 1 - p],
+        groups: 1,
+    };
+    let x = vec![0.5f32; n * cin * h * h];
+    let w = vec![0.01f32; cout * cin * k * k];
+    let b = vec![0.1f32; cout];
+    median_ms(|| {
+        std::hint::black_box(forward(&x, &w, Some(&b), &g, true));
+    })
+}
+
+/// TensorFlow's `same` 3x3/2 max pooling (the extra cell at the end).
+fn pool(n: usize, c: usize, h: usize) -> f64 {
+    let win = Window {
+        kernel: [3, 3],
+        stride: [2, 2],
+        pad: [0, 1, 0, 1],
+    };
+    let x = vec![0.5f32; n * c * h * h];
+    median_ms(|| {
+        std::hint::black_box(max_pool(&x, h, h, win));
+    })
+}
+
+fn main() {
+    netc_runtime::memory::keep_freed_memory();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let gemm = args.iter().any(|a| a == "--gemm");
+    netc_runtime::kernels::panel::prefer_gemm(gemm);
+    let n: usize = args
+        .iter()
+        .find(|a| *a != "--gemm")
+        .map_or(128, |s| s.parse().expect("a batch size"));
+    println!("layer,ms");
+    let layers: [(&str, &dyn Fn() -> f64); 10] = [
+        ("alex4.conv1", &|| conv(n, 3, 24, 96, 5)),
+        ("alex4.pool1", &|| pool(n, 96, 24)),
+        ("alex4.conv2", &|| conv(n, 96, 12, 96, 3)),
+        ("alex4.pool2", &|| pool(n, 96, 12)),
+        ("squeeze1.fire1.e3x3", &|| conv(n, 32, 12, 64, 3)),
+        ("squeeze1.fire3.e3x3", &|| conv(n, 32, 6, 128, 3)),
+        ("squeeze1.fire3.e1x1", &|| conv(n, 32, 6, 128, 1)),
+        ("nin2.nin1.conv", &|| conv(n, 3, 24, 192, 5)),
+        ("nin2.nin2.conv", &|| conv(n, 96, 12, 192, 5)),
+        ("nin2.nin3.conv", &|| conv(n, 192, 6, 192, 3)),
+    ];
+    for (name, run) in layers {
+        println!("{name},{:.3}", run());
+    }
+}
