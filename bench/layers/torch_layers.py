@@ -44,7 +44,10 @@ LAYERS = [
     ("squeeze1.fire3.e3x3", conv(32, 6, 128, 3)),
     ("squeeze1.fire3.e1x1", conv(32, 6, 128, 1)),
     ("nin2.nin1.conv", conv(3, 24, 192, 5)),
+    ("nin2.nin1.mlp1", conv(192, 24, 160, 1)),
+    ("nin2.nin1.mlp2", conv(160, 24, 96, 1)),
     ("nin2.nin2.conv", conv(96, 12, 192, 5)),
+    ("nin2.nin2.mlp1", conv(192, 12, 192, 1)),
     ("nin2.nin3.conv", conv(192, 6, 192, 3)),
 ]
 

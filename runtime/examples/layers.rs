@@ -67,7 +67,7 @@ fn main() {
         .find(|a| *a != "--gemm")
         .map_or(128, |s| s.parse().expect("a batch size"));
     println!("layer,ms");
-    let layers: [(&str, &dyn Fn() -> f64); 10] = [
+    let layers: [(&str, &dyn Fn() -> f64); 13] = [
         ("alex4.conv1", &|| conv(n, 3, 24, 96, 5)),
         ("alex4.pool1", &|| pool(n, 96, 24)),
         ("alex4.conv2", &|| conv(n, 96, 12, 96, 3)),
@@ -76,7 +76,10 @@ fn main() {
         ("squeeze1.fire3.e3x3", &|| conv(n, 32, 6, 128, 3)),
         ("squeeze1.fire3.e1x1", &|| conv(n, 32, 6, 128, 1)),
         ("nin2.nin1.conv", &|| conv(n, 3, 24, 192, 5)),
+        ("nin2.nin1.mlp1", &|| conv(n, 192, 24, 160, 1)),
+        ("nin2.nin1.mlp2", &|| conv(n, 160, 24, 96, 1)),
         ("nin2.nin2.conv", &|| conv(n, 96, 12, 192, 5)),
+        ("nin2.nin2.mlp1", &|| conv(n, 192, 12, 192, 1)),
         ("nin2.nin3.conv", &|| conv(n, 192, 6, 192, 3)),
     ];
     for (name, run) in layers {

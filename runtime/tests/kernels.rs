@@ -213,9 +213,12 @@ fn convolution_cases() {
         ([4, 4, 12, 12], [6, 3, 3], [1, 1], true, 2, false),
         // On CPUs with AVX-512, netc's own product (`panel.rs`): more than
         // one block of k (180 and 144 rows), channels not a multiple of 8,
-        // batch 1 (panels spread over the threads), groups.
+        // batch 1 (panels spread over the threads), groups, 1x1 kernels
+        // (the image read in place as the column matrix).
         ([1, 20, 12, 12], [11, 3, 3], [1, 1], true, 1, true),
         ([3, 32, 12, 12], [10, 3, 3], [1, 1], true, 2, true),
+        ([2, 6, 12, 12], [9, 1, 1], [1, 1], true, 1, true),
+        ([2, 6, 12, 12], [9, 1, 1], [1, 1], true, 3, false),
         // Shifted im2col with uneven padding (0, 1), with as many output
         // rows as input rows but fewer, and with shifts of a whole row.
         ([1, 2, 6, 5], [3, 2, 2], [1, 1], true, 1, true),

@@ -1,17 +1,19 @@
-//! The forward convolution's matrix product on CPUs with AVX-512: y =
+//! The convolution's forward matrix product on CPUs with AVX-512: y =
 //! bias + W x cols, then the ReLU, in register tiles of 8 output channels by
-//! 48 output positions. On an Intel Xeon (Sapphire Rapids, 2 cores) `gemm`
-//! 0.19's AVX-512 kernel ran the shapes of the zoo's convolutions at 133-152
-//! GFLOP/s per core, about 70 % of what a loop of independent 512-bit FMAs
-//! reaches there (210), and it packs the weights again for every image.
-//! Here the weights are packed once per layer call, the bias is the tile's
-//! starting value, the ReLU is applied as the tile is stored (the output is
-//! written once), and for stride-1 convolutions as wide as their input the
-//! columns are read from the input planes where they lie, with lane masks
-//! for the padding, instead of from a column matrix written per image.
-//! alex4's layers at batch 128 on that Xeon, alternating runs: conv1 5.7-5.8
-//! ms with `gemm`, 5.1-5.4 here; conv2 14.7 and 12.1-12.3 ms. Other CPUs
-//! keep `gemm` (`Weights::pack` says None).
+//! 48 output positions. The product alone runs at about `gemm` 0.19's rate
+//! on an Intel Xeon with AVX-512 (one core, the zoo's shapes: 126-137
+//! against 129-139 GFLOP/s, `examples/products.rs`; the core's peak is
+//! about 200, `bench/layers/fma_peak.c`). What it saves is around the
+//! product: `gemm` packs the weights again for every image, here they are
+//! packed once per layer call; the bias is the tiles' starting value and
+//! the ReLU is applied as they are stored, so the output is written once;
+//! and for stride-1 convolutions as wide as their input the columns are
+//! read from the input planes where they lie, with lane masks for the
+//! padding, instead of from a column matrix written per image (1x1
+//! convolutions read the image itself). alex4's layers at batch 128 on that
+//! Xeon (`examples/layers.rs`, with and without `--gemm`, median of three
+//! alternating runs): conv1 6.27 -> 5.79 ms, conv2 15.86 -> 13.12 ms.
+//! Other CPUs keep `gemm` (`Weights::pack` says None).
 
 use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
