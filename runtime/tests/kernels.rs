@@ -216,9 +216,20 @@ fn convolution_cases() {
         // batch 1 (panels spread over the threads), groups, 1x1 kernels
         // (the image read in place as the column matrix).
         ([1, 20, 12, 12], [11, 3, 3], [1, 1], true, 1, true),
-        ([3, 32, 12, 12], [10, 3, 3], [1, 1], true, 2, true),
+        ([3, 32, 12, 12], [16, 3, 3], [1, 1], true, 2, true),
         ([2, 6, 12, 12], [9, 1, 1], [1, 1], true, 1, true),
-        ([2, 6, 12, 12], [9, 1, 1], [1, 1], true, 3, false),
+        ([2, 6, 12, 12], [24, 1, 1], [1, 1], true, 3, false),
+        // Partial tiles of 48 positions (169 = 3 x 48 + 25); the product
+        // from an im2col matrix of two images (stride 2, and no padding);
+        // an even kernel (padding 0 and 1); several panels per thread at
+        // batch 1; 8 channels per group, then 1 (a depthwise layer: gemm).
+        ([2, 5, 13, 13], [11, 3, 3], [1, 1], true, 1, true),
+        ([4, 3, 25, 25], [10, 3, 3], [2, 2], true, 1, true),
+        ([2, 4, 15, 15], [16, 3, 3], [1, 1], false, 2, true),
+        ([2, 4, 12, 12], [9, 2, 2], [1, 1], true, 1, false),
+        ([1, 8, 12, 12], [40, 3, 3], [1, 1], true, 1, true),
+        ([2, 4, 12, 12], [16, 3, 3], [1, 1], true, 2, true),
+        ([2, 4, 12, 12], [4, 3, 3], [1, 1], true, 4, true),
         // Shifted im2col with uneven padding (0, 1), with as many output
         // rows as input rows but fewer, and with shifts of a whole row.
         ([1, 2, 6, 5], [3, 2, 2], [1, 1], true, 1, true),

@@ -342,16 +342,21 @@ pub fn forward(
     // own (`panel.rs`), with each group's weights packed once for the call;
     // and where the column matrix's rows are shifted planes, they are read
     // from the input where they lie, and no column matrix is written.
-    let packed: Vec<panel::Weights> = if direct {
+    // Every group or none: a group left to gemm would find no column matrix.
+    // Fewer than 8 channels per group (depthwise layers) would fill a
+    // fraction of each 8-channel tile: those keep gemm.
+    let packed: Vec<panel::Weights> = if direct && cog >= panel::ROWS {
         (0..g.groups)
-            .map_while(|group| panel::Weights::pack(&weight[group * cog * k..][..cog * k], cog, k))
-            .collect()
+            .map(|group| panel::Weights::pack(&weight[group * cog * k..][..cog * k], cog, k))
+            .collect::<Option<_>>()
+            .unwrap_or_default()
     } else {
         Vec::new()
     };
     // A 1x1 convolution's column matrix is the image itself: read in place
-    // as a matrix (through the lane masks of one shift it ran 5-10 %
-    // slower, nin2's 1x1 layers).
+    // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
+    // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
+    // either way (`examples/layers.rs`).
     let in_place = !packed.is_empty() && g.pointwise();
     let shifts = if packed.is_empty() || in_place {
         None

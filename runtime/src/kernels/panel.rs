@@ -12,7 +12,8 @@
 //! padding, instead of from a column matrix written per image (1x1
 //! convolutions read the image itself). alex4's layers at batch 128 on that
 //! Xeon (`examples/layers.rs`, with and without `--gemm`, median of three
-//! alternating runs): conv1 6.27 -> 5.79 ms, conv2 15.86 -> 13.12 ms.
+//! alternating runs, docs/performance.md): conv1 6.38 -> 5.36 ms, conv2
+//! 15.80 -> 12.66 ms.
 //! Other CPUs keep `gemm` (`Weights::pack` says None).
 
 use rayon::prelude::*;
@@ -21,13 +22,14 @@ use std::arch::x86_64::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Output channels per tile: one broadcast weight each per step of k.
-const ROWS: usize = 8;
+pub const ROWS: usize = 8;
 /// 16-lane vectors of output positions per tile: 8 x 3 accumulators, 24
 /// of the 32 vector registers.
 const VECTORS: usize = 3;
 const COLS: usize = 16 * VECTORS;
 /// Rows of the column matrix per pass: 128 x 48 values, 24 KiB, half the
-/// L1 data cache of the Xeon measured (48 KiB). alex4's conv2 (k = 864) at
+/// L1 data cache of the Xeon measured (48 KiB); read from input planes,
+/// whole channels (135 or 150 rows for 3x3 and 5x5 kernels). alex4's conv2 (k = 864) at
 /// batch 128, from a column matrix, took 12.8-12.9 ms this way and 13.3-13.4
 /// ms with the whole depth in one pass (three alternating runs).
 const DEPTH: usize = 128;
@@ -165,18 +167,28 @@ pub fn product(
     parallel: bool,
 ) {
     let (m, k) = (w.m, w.k);
-    assert!(y.len() >= m * n && bias.is_none_or(|b| b.len() >= m));
-    // Rows of k per pass, and the lanes each shift reads in each block of
-    // 48 columns.
+    assert!(y.len() >= m.saturating_mul(n) && bias.is_none_or(|b| b.len() >= m));
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        // No products: the bias (or 0), through the ReLU.
+        for (r, y) in y[..m * n].chunks_exact_mut(n).enumerate() {
+            let v = bias.map_or(0.0, |b| b[r]);
+            y.fill(if relu { v.max(0.0) } else { v });
+        }
+        return;
+    }
+    // Rows of k per pass.
     let depth = match cols {
         Cols::Matrix { data, ld } => {
-            assert!(k == 0 || data.len() >= (k - 1) * ld + n);
+            assert!(data.len() >= (k - 1).saturating_mul(ld).saturating_add(n));
             DEPTH
         }
         Cols::Shifted { planes, hw, shifts } => {
             let per = shifts.shifts.len();
-            assert!(per > 0 && k % per == 0 && planes.len() >= k / per * hw);
-            assert!(shifts.n == n && n <= hw);
+            assert!(per > 0 && k % per == 0 && planes.len() >= (k / per).saturating_mul(hw));
+            assert!(shifts.n == n);
             for s in &shifts.shifts {
                 assert!(s.lo <= s.hi && s.hi <= n && s.last <= shifts.w);
                 assert!(
