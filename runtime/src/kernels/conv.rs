@@ -153,15 +153,15 @@ fn im2col(x: &[f32], g: &Geometry, group: usize, col: &mut [f32], ld: usize, at:
 /// image row, which wrapped around from the neighbouring image row and
 /// belong to the padding. The row is copied (forward) or added back
 /// (backward) in one pass instead of one per output row: on 12 x 12 maps
-/// those were a `memcpy` call per dozen values.
-struct Shift {
-    lo: usize,
-    hi: usize,
-    /// `lo + d`, where the copied run starts in the plane.
-    src: usize,
+/// those were a `memcpy` call per dozen values. `panel.rs` reads the same
+/// rows from the plane without copying them.
+pub(super) struct Shift {
+    pub(super) d: isize,
+    pub(super) lo: usize,
+    pub(super) hi: usize,
     w: usize,
-    first: usize,
-    last: usize,
+    pub(super) first: usize,
+    pub(super) last: usize,
 }
 
 impl Shift {
@@ -181,13 +181,18 @@ impl Shift {
         let lo = (-d).clamp(0, n);
         let hi = ((g.h * g.w) as isize - d).clamp(lo, n);
         Some(Shift {
+            d,
             lo: lo as usize,
             hi: hi as usize,
-            src: (lo + d).max(0) as usize,
             w: g.w,
             first,
             last,
         })
+    }
+
+    /// Where the run `lo..hi` starts in the plane (`lo + d`, at least 0).
+    fn src(&self) -> usize {
+        (self.lo as isize + self.d).max(0) as usize
     }
 
     /// Zeros in the wrapped-around columns of every image row of `row`.
@@ -206,7 +211,7 @@ impl Shift {
         row[..lo].fill(0.0);
         row[hi..].fill(0.0);
         if hi > lo {
-            row[lo..hi].copy_from_slice(&plane[self.src..][..hi - lo]);
+            row[lo..hi].copy_from_slice(&plane[self.src()..][..hi - lo]);
         }
         self.clear_wrapped(row);
     }
@@ -218,10 +223,20 @@ impl Shift {
         self.clear_wrapped(row);
         let (lo, hi) = (self.lo, self.hi);
         if hi > lo {
-            let dst = &mut plane[self.src..][..hi - lo];
+            let dst = &mut plane[self.src()..][..hi - lo];
             dst.iter_mut().zip(&row[lo..hi]).for_each(|(a, b)| *a += b);
         }
     }
+}
+
+/// Where `panel.rs` reads a convolution's columns from.
+enum Columns {
+    /// A column matrix written by `im2col` (also every `gemm` product).
+    Im2col,
+    /// The image itself (1x1 convolutions).
+    InPlace,
+    /// The input planes under each kernel offset's shift.
+    Shifted(panel::Shifts),
 }
 
 /// Every kernel offset's shift, in im2col's row order, where every row of
@@ -232,14 +247,7 @@ fn shifted(g: &Geometry) -> Option<panel::Shifts> {
     (0..kh * kw)
         .map(|ij| {
             let (i, j) = (ij / kw, ij % kw);
-            let s = Shift::new(g, (i, j), valid_columns(ow, g.w, 1, j, g.pad[2]))?;
-            Some(panel::Shifted {
-                d: s.src as isize - s.lo as isize,
-                lo: s.lo,
-                hi: s.hi,
-                first: s.first,
-                last: s.last,
-            })
+            Shift::new(g, (i, j), valid_columns(ow, g.w, 1, j, g.pad[2]))
         })
         .collect::<Option<_>>()
         .map(|shifts| panel::Shifts::new(shifts, oh * ow, g.w))
@@ -357,14 +365,16 @@ pub fn forward(
     // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
     // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
     // either way (`examples/layers.rs`).
-    let in_place = !packed.is_empty() && g.pointwise();
-    let shifts = if packed.is_empty() || in_place {
-        None
+    let source = if packed.is_empty() {
+        Columns::Im2col
+    } else if g.pointwise() {
+        Columns::InPlace
     } else {
-        shifted(g)
+        shifted(g).map_or(Columns::Im2col, Columns::Shifted)
     };
-    let im2col_needed = shifts.is_none() && !in_place;
+    let im2col_needed = matches!(source, Columns::Im2col);
     let columns = if im2col_needed { k * tile * ohw } else { 0 };
+    let parallel = !matches!(par, Parallelism::None);
     let scratch = || (vec![0.0f32; columns], vec![0.0f32; products]);
     let one = |(col, out): &mut (Vec<f32>, Vec<f32>), (t, y): (usize, &mut [f32])| {
         let images = y.len() / out_image;
@@ -383,18 +393,17 @@ pub fn forward(
                     let y = &mut y[group * cog * ohw..][..cog * ohw];
                     let b = bias.map(|b| &b[group * cog..][..cog]);
                     let planes = &x[i * image + group * cg * hw..][..cg * hw];
-                    let cols = match &shifts {
-                        Some(shifts) => panel::Cols::Shifted { planes, hw, shifts },
-                        None if in_place => panel::Cols::Matrix {
+                    let cols = match &source {
+                        Columns::Shifted(shifts) => panel::Cols::Shifted { planes, hw, shifts },
+                        Columns::InPlace => panel::Cols::Matrix {
                             data: planes,
                             ld: hw,
                         },
-                        None => panel::Cols::Matrix {
+                        Columns::Im2col => panel::Cols::Matrix {
                             data: &col[i * ohw..],
                             ld,
                         },
                     };
-                    let parallel = !matches!(par, Parallelism::None);
                     panel::product(packed, cols, ohw, b, relu, y, parallel);
                 }
                 continue;

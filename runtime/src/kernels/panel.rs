@@ -16,6 +16,7 @@
 //! 15.80 -> 12.66 ms.
 //! Other CPUs keep `gemm` (`Weights::pack` says None).
 
+use super::conv::Shift;
 use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -49,7 +50,8 @@ impl Weights {
             return None;
         }
         let mut panels = vec![0.0f32; m.div_ceil(ROWS) * ROWS * k];
-        for (p, panel) in panels.chunks_exact_mut(ROWS * k).enumerate() {
+        // `max(1)`: with k = 0 there are no panels (and no zero-sized chunks).
+        for (p, panel) in panels.chunks_exact_mut((ROWS * k).max(1)).enumerate() {
             for r in 0..ROWS.min(m - p * ROWS) {
                 let row = &w[(p * ROWS + r) * k..][..k];
                 for (kk, &v) in row.iter().enumerate() {
@@ -84,25 +86,14 @@ fn available() -> bool {
     false
 }
 
-/// One kernel offset of a stride-1 convolution whose output is as wide as
-/// its input: its row of the column matrix is the input plane shifted by
-/// `d`, valid at positions `lo..hi` whose column in the image row lies in
-/// `first..last`, 0 elsewhere (see `conv::Shift`).
-#[derive(Debug, Clone, Copy)]
-pub struct Shifted {
-    pub d: isize,
-    pub lo: usize,
-    pub hi: usize,
-    pub first: usize,
-    pub last: usize,
-}
-
-/// The shifts of a convolution's kernel offsets, in im2col's row order,
-/// with the lanes each one reads in each block of 48 output positions: the
+/// The shifts of a convolution's kernel offsets (`conv::Shift`: the plane
+/// shifted by `d`, valid at positions `lo..hi` whose column in the image
+/// row lies in `first..last`), in im2col's row order, with the lanes each
+/// one reads in each block of 48 output positions: the
 /// same for every image, so made once per layer call (made per image, they
 /// cost more than conv1's product).
 pub struct Shifts {
-    shifts: Vec<Shifted>,
+    shifts: Vec<Shift>,
     /// `[block * shifts + s][v]`: the positions p < n that shift s reads,
     /// in `lo..hi` with their column `p % w` in `first..last`.
     lanes: Vec<[u16; VECTORS]>,
@@ -112,7 +103,7 @@ pub struct Shifts {
 
 impl Shifts {
     /// For output maps of `n` positions, `w` wide.
-    pub fn new(shifts: Vec<Shifted>, n: usize, w: usize) -> Shifts {
+    pub(super) fn new(shifts: Vec<Shift>, n: usize, w: usize) -> Shifts {
         let mut lanes = Vec::new();
         for j in (0..n).step_by(COLS) {
             for s in &shifts {
@@ -273,7 +264,7 @@ enum Source<'a> {
         planes: &'a [f32],
         at: usize,
         hw: usize,
-        shifts: &'a [Shifted],
+        shifts: &'a [Shift],
         masks: &'a [[u16; VECTORS]],
     },
 }
@@ -449,6 +440,27 @@ mod tests {
             }
         }
         assert_eq!(ran, 18);
+    }
+
+    /// No rows of columns: every output is its bias, through the ReLU.
+    #[test]
+    fn a_product_over_nothing_is_the_bias() {
+        let Some(packed) = Weights::pack(&[], 3, 0) else {
+            eprintln!("this CPU has no AVX-512: panel::product not run");
+            return;
+        };
+        let mut y = [f32::NAN; 6];
+        let cols = Cols::Matrix { data: &[], ld: 2 };
+        product(
+            &packed,
+            cols,
+            2,
+            Some(&[1.5, -2.0, 0.25]),
+            true,
+            &mut y,
+            false,
+        );
+        assert_eq!(y, [1.5, 1.5, 0.0, 0.0, 0.25, 0.25]);
     }
 
     #[test]
