@@ -235,6 +235,13 @@ fn convolution_cases() {
         ([1, 2, 6, 5], [3, 2, 2], [1, 1], true, 1, true),
         ([2, 2, 7, 5], [3, 3, 1], [1, 1], false, 1, false),
         ([1, 2, 3, 2], [2, 1, 5], [1, 1], true, 1, true),
+        // Maps under 128 positions on AVX-512: one product per tile of
+        // images, its columns gathered across them; 5 images make tiles of
+        // 3 and 2 (the last gathered on its own); stride 2 and groups of 8;
+        // a 1x1 kernel.
+        ([5, 10, 6, 6], [12, 3, 3], [1, 1], true, 1, true),
+        ([3, 6, 7, 7], [16, 3, 3], [2, 2], false, 2, false),
+        ([3, 16, 5, 5], [8, 1, 1], [1, 1], true, 1, true),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         // Every other case with a fused ReLU.

@@ -229,14 +229,16 @@ impl Shift {
     }
 }
 
-/// Where `panel.rs` reads a convolution's columns from.
+/// Where `panel.rs` reads a convolution's columns from (`gemm` reads a
+/// column matrix written by `im2col`).
 enum Columns {
-    /// A column matrix written by `im2col` (also every `gemm` product).
-    Im2col,
     /// The image itself (1x1 convolutions).
     InPlace,
     /// The input planes under each kernel offset's shift.
     Shifted(panel::Shifts),
+    /// Gathered from the input, for a tile of images (small maps) or for
+    /// one image (strided convolutions and the like).
+    Gathered(panel::Gathers),
 }
 
 /// Every kernel offset's shift, in im2col's row order, where every row of
@@ -251,6 +253,20 @@ fn shifted(g: &Geometry) -> Option<panel::Shifts> {
         })
         .collect::<Option<_>>()
         .map(|shifts| panel::Shifts::new(shifts, oh * ow, g.w))
+}
+
+/// Where each column of a tile of `images` images reads under each kernel
+/// offset, as offsets from the tile's first plane (what `im2col` copies).
+fn gathers(g: &Geometry, images: usize) -> panel::Gathers {
+    let (oh, ow) = g.out();
+    let [kh, kw] = g.kernel;
+    let image = g.cin * g.h * g.w;
+    panel::Gathers::new(kh * kw, images * oh * ow, |col, s| {
+        let (i, p) = (col / (oh * ow), col % (oh * ow));
+        let iy = (p / ow * g.stride[0] + s / kw).checked_sub(g.pad[0])?;
+        let ix = (p % ow * g.stride[1] + s % kw).checked_sub(g.pad[2])?;
+        (iy < g.h && ix < g.w).then_some(i * image + iy * g.w + ix)
+    })
 }
 
 /// The adjoint of `im2col`: adds each column entry back onto its input cell.
@@ -353,7 +369,7 @@ pub fn forward(
     // Every group or none: a group left to gemm would find no column matrix.
     // Fewer than 8 channels per group (depthwise layers) would fill a
     // fraction of each 8-channel tile: those keep gemm.
-    let packed: Vec<panel::Weights> = if direct && cog >= panel::ROWS {
+    let packed: Vec<panel::Weights> = if cog >= panel::ROWS {
         (0..g.groups)
             .map(|group| panel::Weights::pack(&weight[group * cog * k..][..cog * k], cog, k))
             .collect::<Option<_>>()
@@ -364,50 +380,78 @@ pub fn forward(
     // A 1x1 convolution's column matrix is the image itself: read in place
     // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
     // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
-    // either way (`examples/layers.rs`).
-    let source = if packed.is_empty() {
-        Columns::Im2col
+    // either way (`examples/layers.rs`). Small maps take their columns
+    // from a tile of images, gathered.
+    // Gathers index the whole tile of images with i32s.
+    let source = if packed.is_empty() || tile * image > i32::MAX as usize {
+        None
+    } else if !direct {
+        Some(Columns::Gathered(gathers(g, tile)))
     } else if g.pointwise() {
-        Columns::InPlace
+        Some(Columns::InPlace)
     } else {
-        shifted(g).map_or(Columns::Im2col, Columns::Shifted)
+        Some(shifted(g).map_or_else(|| Columns::Gathered(gathers(g, 1)), Columns::Shifted))
     };
-    let im2col_needed = matches!(source, Columns::Im2col);
-    let columns = if im2col_needed { k * tile * ohw } else { 0 };
+    let columns = if source.is_none() { k * tile * ohw } else { 0 };
     let parallel = !matches!(par, Parallelism::None);
     let scratch = || (vec![0.0f32; columns], vec![0.0f32; products]);
     let one = |(col, out): &mut (Vec<f32>, Vec<f32>), (t, y): (usize, &mut [f32])| {
         let images = y.len() / out_image;
         let ld = images * ohw;
         let x = &x[t * tile * image..][..images * image];
-        for group in 0..g.groups {
-            if im2col_needed {
-                for (i, x) in x.chunks_exact(image).enumerate() {
-                    im2col(x, g, group, col, ld, i * ohw);
-                }
+        // The last tile may hold fewer images.
+        let last = match &source {
+            Some(Columns::Gathered(full)) if !direct && full.columns() != ld => {
+                Some(gathers(g, images))
             }
-            let w = &weight[group * cog * k..][..cog * k];
-            if let Some(packed) = packed.get(group) {
+            _ => None,
+        };
+        for group in 0..g.groups {
+            if let (Some(packed), Some(source)) = (packed.get(group), &source) {
                 let (hw, cg) = (g.h * g.w, g.cin / g.groups);
+                let b = bias.map(|b| &b[group * cog..][..cog]);
+                if let (Columns::Gathered(full), false) = (source, direct) {
+                    // One product for the tile, then each image's rows
+                    // into its place.
+                    let gathers = last.as_ref().unwrap_or(full);
+                    let planes = &x[group * cg * hw..];
+                    let cols = panel::Cols::Gathered {
+                        planes,
+                        hw,
+                        gathers,
+                    };
+                    panel::product(packed, cols, ld, b, relu, out, parallel);
+                    for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
+                        let y = &mut y[group * cog * ohw..][..cog * ohw];
+                        for (y, out) in y.chunks_exact_mut(ohw).zip(out.chunks_exact(ld)) {
+                            y.copy_from_slice(&out[i * ohw..][..ohw]);
+                        }
+                    }
+                    continue;
+                }
                 for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
                     let y = &mut y[group * cog * ohw..][..cog * ohw];
-                    let b = bias.map(|b| &b[group * cog..][..cog]);
                     let planes = &x[i * image + group * cg * hw..][..cg * hw];
-                    let cols = match &source {
+                    let cols = match source {
                         Columns::Shifted(shifts) => panel::Cols::Shifted { planes, hw, shifts },
                         Columns::InPlace => panel::Cols::Matrix {
                             data: planes,
                             ld: hw,
                         },
-                        Columns::Im2col => panel::Cols::Matrix {
-                            data: &col[i * ohw..],
-                            ld,
+                        Columns::Gathered(gathers) => panel::Cols::Gathered {
+                            planes,
+                            hw,
+                            gathers,
                         },
                     };
                     panel::product(packed, cols, ohw, b, relu, y, parallel);
                 }
                 continue;
             }
+            for (i, x) in x.chunks_exact(image).enumerate() {
+                im2col(x, g, group, col, ld, i * ohw);
+            }
+            let w = &weight[group * cog * k..][..cog * k];
             if direct {
                 // Each image's product straight into its output, onto the
                 // bias, then the ReLU while the image is in cache.

@@ -127,6 +127,60 @@ impl Shifts {
     }
 }
 
+/// Where each kernel offset's row of the column matrix reads, lane by
+/// lane, where the rows are not shifted planes: strided convolutions, maps
+/// narrower than their input, and small maps whose columns run over several
+/// images. Made once per layer call, like `Shifts`.
+pub struct Gathers {
+    /// Kernel offsets per input channel.
+    per: usize,
+    /// `[block * per + s]`: for each of the block's 48 columns, the offset
+    /// of the value it reads from the first channel's plane.
+    index: Vec<[i32; COLS]>,
+    /// `[block * per + s][v]`: the columns (of the 16 of vector v) that
+    /// read a value; the others are padding, 0.
+    lanes: Vec<[u16; VECTORS]>,
+    n: usize,
+    /// One past the largest offset read.
+    end: usize,
+}
+
+impl Gathers {
+    /// For `n` columns and `per` kernel offsets, where `at(p, s)` is the
+    /// offset that column p reads under offset s, None in the padding.
+    /// Every offset must fit an i32 (the gather's index): the caller checks.
+    pub(super) fn new(per: usize, n: usize, at: impl Fn(usize, usize) -> Option<usize>) -> Gathers {
+        let (mut index, mut lanes, mut end) = (Vec::new(), Vec::new(), 0);
+        for j in (0..n).step_by(COLS) {
+            for s in 0..per {
+                let mut offsets = [0i32; COLS];
+                let mut mask = [0u16; VECTORS];
+                for (q, offset) in offsets.iter_mut().enumerate() {
+                    if let Some(a) = (j + q < n).then(|| at(j + q, s)).flatten() {
+                        *offset = i32::try_from(a).expect("the caller keeps offsets in i32");
+                        mask[q / 16] |= 1 << (q % 16);
+                        end = end.max(a + 1);
+                    }
+                }
+                index.push(offsets);
+                lanes.push(mask);
+            }
+        }
+        Gathers {
+            per,
+            index,
+            lanes,
+            n,
+            end,
+        }
+    }
+
+    /// The columns these gathers were made for.
+    pub fn columns(&self) -> usize {
+        self.n
+    }
+}
+
 /// Where the rows of the column matrix (k x n) come from.
 #[derive(Clone, Copy)]
 pub enum Cols<'a> {
@@ -140,6 +194,14 @@ pub enum Cols<'a> {
         planes: &'a [f32],
         hw: usize,
         shifts: &'a Shifts,
+    },
+    /// Gathered from the input planes (`hw` values apart): row
+    /// `c * per + s` reads `planes[c * hw + index]` through the gathers'
+    /// indices for offset s.
+    Gathered {
+        planes: &'a [f32],
+        hw: usize,
+        gathers: &'a Gathers,
     },
 }
 
@@ -170,6 +232,7 @@ pub fn product(
         }
         return;
     }
+    let cols_src = cols;
     // Rows of k per pass.
     let depth = match cols {
         Cols::Matrix { data, ld } => {
@@ -190,15 +253,35 @@ pub fn product(
             // Whole channels per pass, so that a pass starts at shift 0.
             DEPTH.div_ceil(per) * per
         }
+        Cols::Gathered {
+            planes,
+            hw,
+            gathers,
+        } => {
+            let per = gathers.per;
+            assert!(per > 0 && k % per == 0 && gathers.n == n);
+            assert!(gathers.end == 0 || (k / per - 1) * hw + gathers.end <= planes.len());
+            DEPTH.div_ceil(per) * per
+        }
     };
     let y = &mut y[..m * n];
     // Panels `first..` of `y` (its rows from `first * ROWS` on), a block
-    // of `depth` rows of the columns at a time: the block's 48 columns stay
-    // in the L1 cache while every panel of weights passes over them.
+    // of `depth` rows of the columns at a time, packed first: the block's
+    // 48 columns stay in the L1 cache while every panel of weights passes
+    // over them.
     let panels = |first: usize, y: &mut [f32]| {
+        let mut block = vec![Line([0.0; 16]); depth * VECTORS];
         for k0 in (0..k).step_by(depth) {
             let depth = depth.min(k - k0);
-            for (block, j) in (0..n).step_by(COLS).enumerate() {
+            for (b, j) in (0..n).step_by(COLS).enumerate() {
+                let cols = COLS.min(n - j);
+                let block = &mut block[..depth * VECTORS];
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: `Weights::pack` made `w`, so this CPU has
+                // AVX-512; the asserts above keep every read in bounds.
+                unsafe {
+                    pack(cols_of(cols_src, k0, j, b), depth, cols, block)
+                };
                 for (p, y) in (first..).zip(y.chunks_mut(ROWS * n)) {
                     let rows = ROWS.min(m - p * ROWS);
                     let mut start = [0.0f32; ROWS];
@@ -208,35 +291,16 @@ pub fn product(
                     }
                     #[cfg(target_arch = "x86_64")]
                     {
-                        let source = match cols {
-                            Cols::Matrix { data, ld } => Source::Matrix {
-                                b: &data[k0 * ld + j..],
-                                ld,
-                            },
-                            Cols::Shifted { planes, hw, shifts } => {
-                                let per = shifts.shifts.len();
-                                Source::Shifted {
-                                    planes: &planes[k0 / per * hw..],
-                                    at: j,
-                                    hw,
-                                    shifts: &shifts.shifts,
-                                    masks: &shifts.lanes[block * per..][..per],
-                                }
-                            }
-                        };
                         let tile = Tile {
-                            k: depth,
                             a: &w.panels[(p * k + k0) * ROWS..][..ROWS * depth],
-                            source,
-                            cols: COLS.min(n - j),
+                            b: block,
+                            cols,
                             rows,
                             start,
                             resume,
                             relu: relu && k0 + depth == k,
                         };
-                        // SAFETY: `Weights::pack` made `w`, so this CPU has
-                        // AVX-512; the asserts above keep every access of
-                        // the tile in bounds.
+                        // SAFETY: as for `pack`; `y` holds the tile's rows.
                         unsafe { tile.run(&mut y[j..], n) };
                     }
                 }
@@ -254,7 +318,48 @@ pub fn product(
     }
 }
 
-/// A tile's rows of the column matrix.
+/// 16 values on one 64-byte cache line: a packed block's rows are 3 of
+/// them, read with aligned loads.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([f32; 16]);
+
+/// The rows of block `b` of the columns (its 48 columns from `j` on), from
+/// row `k0` on.
+#[cfg(target_arch = "x86_64")]
+fn cols_of<'a>(cols: Cols<'a>, k0: usize, j: usize, b: usize) -> Source<'a> {
+    match cols {
+        Cols::Matrix { data, ld } => Source::Matrix {
+            b: &data[k0 * ld + j..],
+            ld,
+        },
+        Cols::Shifted { planes, hw, shifts } => {
+            let per = shifts.shifts.len();
+            Source::Shifted {
+                planes: &planes[k0 / per * hw..],
+                at: j,
+                hw,
+                shifts: &shifts.shifts,
+                masks: &shifts.lanes[b * per..][..per],
+            }
+        }
+        Cols::Gathered {
+            planes,
+            hw,
+            gathers,
+        } => {
+            let per = gathers.per;
+            Source::Gathered {
+                planes: &planes[k0 / per * hw..],
+                hw,
+                index: &gathers.index[b * per..][..per],
+                masks: &gathers.lanes[b * per..][..per],
+            }
+        }
+    }
+}
+
+/// A block's rows of the column matrix, before packing.
 #[cfg(target_arch = "x86_64")]
 enum Source<'a> {
     /// Row kk at `b[kk * ld..]`.
@@ -267,35 +372,95 @@ enum Source<'a> {
         shifts: &'a [Shift],
         masks: &'a [[u16; VECTORS]],
     },
+    /// Row `c * index.len() + s` at `planes[c * hw + index[s][q]]`, masked.
+    Gathered {
+        planes: &'a [f32],
+        hw: usize,
+        index: &'a [[i32; COLS]],
+        masks: &'a [[u16; VECTORS]],
+    },
+}
+
+/// Copies `depth` rows of `source`, `cols` columns each, into `block`,
+/// 48 values a row: lanes past the last column, or in a shift's padding,
+/// are not read (their pointers may lie outside the input, hence
+/// `wrapping_add`) and are written as 0. A row read with unaligned loads
+/// from rows `ld` apart ran the product at `gemm`'s rate; packed, each
+/// step of k reads three whole cache lines.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pack(source: Source, depth: usize, cols: usize, block: &mut [Line]) {
+    let masks: [__mmask16; VECTORS] = std::array::from_fn(|v| {
+        let left = cols.saturating_sub(16 * v).min(16);
+        ((1u32 << left) - 1) as __mmask16
+    });
+    let mut out = block.as_mut_ptr() as *mut f32;
+    match source {
+        Source::Matrix { b, ld } => {
+            let mut b = b.as_ptr();
+            for _ in 0..depth {
+                for (v, &mask) in masks.iter().enumerate() {
+                    let value = _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v));
+                    _mm512_store_ps(out.add(16 * v), value);
+                }
+                out = out.add(COLS);
+                b = b.wrapping_add(ld);
+            }
+        }
+        Source::Shifted {
+            planes,
+            at,
+            hw,
+            shifts,
+            masks: lanes,
+        } => {
+            for c in 0..depth / shifts.len() {
+                let plane = planes.as_ptr().wrapping_add(c * hw + at);
+                for (s, lanes) in shifts.iter().zip(lanes) {
+                    let b = plane.wrapping_offset(s.d);
+                    for (v, &mask) in lanes.iter().enumerate() {
+                        let value = _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v));
+                        _mm512_store_ps(out.add(16 * v), value);
+                    }
+                    out = out.add(COLS);
+                }
+            }
+        }
+        Source::Gathered {
+            planes,
+            hw,
+            index,
+            masks: lanes,
+        } => {
+            let zero = _mm512_setzero_ps();
+            for c in 0..depth / index.len() {
+                let plane = planes.as_ptr().wrapping_add(c * hw);
+                for (offsets, lanes) in index.iter().zip(lanes) {
+                    for (v, &mask) in lanes.iter().enumerate() {
+                        let at = _mm512_loadu_si512(offsets.as_ptr().add(16 * v).cast());
+                        let value = _mm512_mask_i32gather_ps::<4>(zero, mask, at, plane);
+                        _mm512_store_ps(out.add(16 * v), value);
+                    }
+                    out = out.add(COLS);
+                }
+            }
+        }
+    }
 }
 
 /// One register tile: `rows` x `cols` outputs, stored `ldy` apart.
 #[cfg(target_arch = "x86_64")]
 struct Tile<'a> {
-    k: usize,
+    /// `k` rows of 8 weights.
     a: &'a [f32],
-    source: Source<'a>,
+    /// `k` rows of 48 columns.
+    b: &'a [Line],
     cols: usize,
     rows: usize,
     start: [f32; ROWS],
     /// Start from the values in `y` (an earlier block of k) instead.
     resume: bool,
     relu: bool,
-}
-
-/// One step of k: the 8 weights of row `$a` times the 3 vectors `$bv`,
-/// added into `$acc`. A macro so that both loops below get it inline in
-/// their AVX-512 code.
-#[cfg(target_arch = "x86_64")]
-macro_rules! step {
-    ($acc:ident, $a:expr, $bv:expr) => {
-        for (r, row) in $acc.iter_mut().enumerate() {
-            let av = _mm512_set1_ps(*$a.add(r));
-            for (acc, &bv) in row.iter_mut().zip(&$bv) {
-                *acc = _mm512_fmadd_ps(av, bv, *acc);
-            }
-        }
-    };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -318,39 +483,14 @@ impl Tile<'_> {
                 [_mm512_set1_ps(s); VECTORS]
             };
         }
-        let mut a = self.a.as_ptr();
-        // Masked loads: lanes past the last column, or in a shift's
-        // padding, are not read (their pointers may lie outside the input,
-        // hence `wrapping_add`) and count as 0.
-        match self.source {
-            Source::Matrix { b, ld } => {
-                let mut b = b.as_ptr();
-                for _ in 0..self.k {
-                    let bv: [__m512; VECTORS] = std::array::from_fn(|v| {
-                        _mm512_maskz_loadu_ps(masks[v], b.wrapping_add(16 * v))
-                    });
-                    step!(acc, a, bv);
-                    a = a.add(ROWS);
-                    b = b.wrapping_add(ld);
-                }
-            }
-            Source::Shifted {
-                planes,
-                at,
-                hw,
-                shifts,
-                masks: lanes,
-            } => {
-                for c in 0..self.k / shifts.len() {
-                    let plane = planes.as_ptr().wrapping_add(c * hw + at);
-                    for (s, lanes) in shifts.iter().zip(lanes) {
-                        let b = plane.wrapping_offset(s.d);
-                        let bv: [__m512; VECTORS] = std::array::from_fn(|v| {
-                            _mm512_maskz_loadu_ps(lanes[v], b.wrapping_add(16 * v))
-                        });
-                        step!(acc, a, bv);
-                        a = a.add(ROWS);
-                    }
+        let (a, b) = (self.a.as_ptr(), self.b.as_ptr() as *const f32);
+        for kk in 0..self.b.len() / VECTORS {
+            let bv: [__m512; VECTORS] =
+                std::array::from_fn(|v| _mm512_load_ps(b.add(kk * COLS + 16 * v)));
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(kk * ROWS + r));
+                for (acc, &bv) in row.iter_mut().zip(&bv) {
+                    *acc = _mm512_fmadd_ps(av, bv, *acc);
                 }
             }
         }
