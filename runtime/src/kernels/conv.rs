@@ -10,6 +10,7 @@ use super::cpu::{filled, zeros, Window};
 use super::panel;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
+use std::borrow::Cow;
 
 /// Columns a matrix product should have at least. Measured on the zoo
 /// (2 cores): 256 helps the 6x6 maps of squeeze1 a little; 2048 and more
@@ -547,6 +548,99 @@ impl Partial {
 /// With `relu_out`, the layer's output after a fused ReLU: the gradient
 /// passes only where it is positive.
 pub fn backward(
+    x: &[f32],
+    weight: &[f32],
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    g: &Geometry,
+    want_x: bool,
+) -> Grads {
+    // On CPUs with AVX-512 a stride-1 convolution's input gradient is
+    // itself a convolution: of dy, through the weights flipped and
+    // transposed, padded on the other sides (`transposed`). That runs on
+    // `panel.rs` like the forward pass, and no column matrix is written
+    // or folded back (`col2im`).
+    let transposed = want_x.then(|| transposed(g)).flatten();
+    let masked: Cow<[f32]> = match (relu_out, &transposed) {
+        (Some(y), Some(_)) => Cow::Owned(relu_mask(dy, y)),
+        _ => Cow::Borrowed(dy),
+    };
+    let (dy, relu_out) = match &transposed {
+        Some(_) => (&masked[..], None),
+        None => (dy, relu_out),
+    };
+    let mut grads = gradients(x, weight, dy, relu_out, g, want_x && transposed.is_none());
+    if let Some(t) = transposed {
+        grads.x = Some(forward(dy, &flipped(weight, g), None, &t, false));
+    }
+    grads
+}
+
+/// dy where the layer's fused ReLU let the value through (`y > 0`), else 0.
+fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
+    let mut out = zeros(dy.len());
+    out.par_chunks_mut(1 << 14)
+        .zip(dy.par_chunks(1 << 14).zip(y.par_chunks(1 << 14)))
+        .for_each(|(out, (dy, y))| {
+            for ((o, &d), &y) in out.iter_mut().zip(dy).zip(y) {
+                *o = if y > 0.0 { d } else { 0.0 };
+            }
+        });
+    out
+}
+
+/// The convolution that maps dy onto dx, for stride-1 convolutions on CPUs
+/// with AVX-512: cin and cout swap, and each side's padding becomes the
+/// kernel's size less one less the other side's. None elsewhere (and
+/// where a padding outgrows the kernel).
+fn transposed(g: &Geometry) -> Option<Geometry> {
+    if g.stride != [1, 1] || !panel::available() {
+        return None;
+    }
+    let [kh, kw] = g.kernel;
+    let [top, bottom, left, right] = g.pad;
+    let (oh, ow) = g.out();
+    Some(Geometry {
+        n: g.n,
+        cin: g.cout,
+        h: oh,
+        w: ow,
+        cout: g.cin,
+        kernel: g.kernel,
+        stride: [1, 1],
+        pad: [
+            (kh - 1).checked_sub(top)?,
+            (kh - 1).checked_sub(bottom)?,
+            (kw - 1).checked_sub(left)?,
+            (kw - 1).checked_sub(right)?,
+        ],
+        groups: g.groups,
+    })
+}
+
+/// The weights of `transposed(g)`: W'[c][o][i][j] = W[o][c][kh-1-i][kw-1-j]
+/// within each group.
+fn flipped(weight: &[f32], g: &Geometry) -> Vec<f32> {
+    let [kh, kw] = g.kernel;
+    let (cog, cg, taps) = (g.cout / g.groups, g.cin / g.groups, kh * kw);
+    let mut out = vec![0.0f32; weight.len()];
+    for group in 0..g.groups {
+        for o in 0..cog {
+            for c in 0..cg {
+                let src = &weight[((group * cog + o) * cg + c) * taps..][..taps];
+                let dst = &mut out[((group * cg + c) * cog + o) * taps..][..taps];
+                dst.iter_mut()
+                    .zip(src.iter().rev())
+                    .for_each(|(d, s)| *d = *s);
+            }
+        }
+    }
+    out
+}
+
+/// The gradients through gemm: dW and db always, dx from columns folded
+/// back onto the images when `want_x`.
+fn gradients(
     x: &[f32],
     weight: &[f32],
     dy: &[f32],

@@ -74,7 +74,9 @@ pub fn prefer_gemm(yes: bool) {
     GEMM.store(yes, Ordering::Relaxed);
 }
 
-fn available() -> bool {
+/// Whether `Weights::pack` packs (the CPU has AVX-512 and `gemm` is not
+/// preferred).
+pub(super) fn available() -> bool {
     if GEMM.load(Ordering::Relaxed) {
         return false;
     }
