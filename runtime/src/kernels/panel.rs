@@ -1,19 +1,18 @@
 //! The convolution's forward matrix product on CPUs with AVX-512: y =
 //! bias + W x cols, then the ReLU, in register tiles of 8 output channels by
-//! 48 output positions. The product alone runs at about `gemm` 0.19's rate
-//! on an Intel Xeon with AVX-512 (one core, the zoo's shapes: 126-137
-//! against 129-139 GFLOP/s, `examples/products.rs`; the core's peak is
-//! about 200, `bench/layers/fma_peak.c`). What it saves is around the
-//! product: `gemm` packs the weights again for every image, here they are
-//! packed once per layer call; the bias is the tiles' starting value and
-//! the ReLU is applied as they are stored, so the output is written once;
-//! and for stride-1 convolutions as wide as their input the columns are
-//! read from the input planes where they lie, with lane masks for the
-//! padding, instead of from a column matrix written per image (1x1
-//! convolutions read the image itself). alex4's layers at batch 128 on that
-//! Xeon (`examples/layers.rs`, with and without `--gemm`, median of three
-//! alternating runs, docs/performance.md): conv1 6.38 -> 5.36 ms, conv2
-//! 15.80 -> 12.66 ms.
+//! 48 output positions. Each block of 48 columns is packed into an aligned
+//! buffer first, so that every step of k reads three whole cache lines:
+//! the product alone ran at `gemm` 0.19's rate (131-141 GFLOP/s on one
+//! core of an Intel Xeon, the zoo's shapes, `examples/products.rs`)
+//! reading the columns in place, 148-154 packed (the core's peak is about
+//! 200, `bench/layers/fma_peak.c`). Around the product: the weights are
+//! packed once per layer call (`gemm` packs them for every image); the
+//! bias is the tiles' starting value and the ReLU is applied as they are
+//! stored, so the output is written once; and the columns are packed
+//! straight from the input, never from a column matrix: shifted planes
+//! for stride-1 convolutions as wide as their input (with lane masks for
+//! the padding), the image itself for 1x1 convolutions, and gathers for
+//! the rest. Layer by layer on that Xeon: docs/performance.md.
 //! Other CPUs keep `gemm` (`Weights::pack` says None).
 
 use super::conv::Shift;
