@@ -59,6 +59,10 @@ fn pool(n: usize, c: usize, h: usize) -> f64 {
 
 fn main() {
     netc_runtime::memory::keep_freed_memory();
+    // As in the generated programs (`cli::run`): this thread is one of the pool's.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .use_current_thread()
+        .build_global();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let gemm = args.iter().any(|a| a == "--gemm");
     netc_runtime::kernels::panel::prefer_gemm(gemm);

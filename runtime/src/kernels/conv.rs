@@ -11,6 +11,8 @@ use super::panel;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 /// Columns a matrix product should have at least. Measured on the zoo
 /// (2 cores): 256 helps the 6x6 maps of squeeze1 a little; 2048 and more
@@ -27,7 +29,7 @@ const COLUMNS: usize = 256;
 const DIRECT: usize = 128;
 
 /// A convolution's sizes. `pad` is (top, bottom, left, right).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Geometry {
     pub n: usize,
     pub cin: usize,
@@ -236,15 +238,39 @@ enum Columns {
     /// The image itself (1x1 convolutions).
     InPlace,
     /// The input planes under each kernel offset's shift.
-    Shifted(panel::Shifts),
+    Shifted(Arc<panel::Shifts>),
     /// Gathered from the input, for a tile of images (small maps) or for
     /// one image (strided convolutions and the like).
-    Gathered(panel::Gathers),
+    Gathered(Arc<panel::Gathers>),
+}
+
+/// Lane masks and gather indices depend on a layer's sizes only, so they
+/// are made once per layer and kept: made on every call, they were 5 % of
+/// alex4's batch-1 time. The key is the layer's geometry with `n` set to
+/// the images the columns span (0 for shifts, which are per image).
+type Cache<T> = Mutex<HashMap<Geometry, T>>;
+
+fn cached<T: Clone>(cache: &Cache<T>, key: Geometry, make: impl FnOnce() -> T) -> T {
+    let mut map = cache.lock().unwrap_or_else(|e| e.into_inner());
+    // A program has a few dozen layers; a process that runs many shapes
+    // (the tests) starts over rather than grow without bound.
+    if map.len() >= 256 {
+        map.clear();
+    }
+    map.entry(key).or_insert_with(make).clone()
+}
+
+static SHIFTS: LazyLock<Cache<Option<Arc<panel::Shifts>>>> = LazyLock::new(Default::default);
+static GATHERS: LazyLock<Cache<Arc<panel::Gathers>>> = LazyLock::new(Default::default);
+
+/// `shifts` of the layer, made once.
+fn shifted(g: &Geometry) -> Option<Arc<panel::Shifts>> {
+    cached(&SHIFTS, Geometry { n: 0, ..*g }, || shifts(g).map(Arc::new))
 }
 
 /// Every kernel offset's shift, in im2col's row order, where every row of
 /// the column matrix is a shifted plane; else None.
-fn shifted(g: &Geometry) -> Option<panel::Shifts> {
+fn shifts(g: &Geometry) -> Option<panel::Shifts> {
     let (oh, ow) = g.out();
     let [kh, kw] = g.kernel;
     (0..kh * kw)
@@ -256,9 +282,16 @@ fn shifted(g: &Geometry) -> Option<panel::Shifts> {
         .map(|shifts| panel::Shifts::new(shifts, oh * ow, g.w))
 }
 
+/// `gather` of the layer for tiles of `images` images, made once.
+fn gathers(g: &Geometry, images: usize) -> Arc<panel::Gathers> {
+    cached(&GATHERS, Geometry { n: images, ..*g }, || {
+        gather(g, images).into()
+    })
+}
+
 /// Where each column of a tile of `images` images reads under each kernel
 /// offset, as offsets from the tile's first plane (what `im2col` copies).
-fn gathers(g: &Geometry, images: usize) -> panel::Gathers {
+fn gather(g: &Geometry, images: usize) -> panel::Gathers {
     let (oh, ow) = g.out();
     let [kh, kw] = g.kernel;
     let image = g.cin * g.h * g.w;
