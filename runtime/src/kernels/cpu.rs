@@ -118,6 +118,29 @@ pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
     let planes = x.len() / (h * w);
     let (rows, cols, per) = spans(h, w, win, planes);
+    let kw = win.kernel[1];
+    if super::maxpool512::available(win.stride[1]) {
+        let (left, sw) = (win.pad[2], win.stride[1]);
+        return filled(
+            planes * oh * ow,
+            per * oh * ow,
+            || super::maxpool512::scratch(w, left, ow, kw, sw),
+            |row, chunk, y| {
+                let x = &x[chunk * per * h * w..];
+                for (p, y) in y.chunks_exact_mut(oh * ow).enumerate() {
+                    let plane = &x[p * h * w..][..h * w];
+                    for (y, &span) in y.chunks_exact_mut(ow).zip(&rows) {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `available` said yes; `row` came from
+                        // `scratch` with these sizes; `span` lies in the plane.
+                        unsafe {
+                            super::maxpool512::run(plane, w, span, left, (kw, sw), row, y)
+                        };
+                    }
+                }
+            },
+        );
+    }
     filled(
         planes * oh * ow,
         per * oh * ow,

@@ -7,6 +7,7 @@ pub mod conv;
 pub mod cpu;
 mod flex;
 pub mod int8;
+mod maxpool512;
 pub mod panel;
 
 use burn::prelude::*;
