@@ -306,10 +306,20 @@ where
     // one thread). Running the command on a pool thread instead (`install`)
     // moved its allocations to that thread's malloc arena, whose heaps go
     // back to the kernel when empty: alex4 trained 14 % slower. Where the
-    // pool already exists, as in tests, it is used as it is.
-    let _ = rayon::ThreadPoolBuilder::new()
-        .use_current_thread()
-        .build_global();
+    // pool already exists, as in tests, it is used as it is. With one
+    // thread there is nothing to gain, and that thread would be this one,
+    // which runs the pool's queued work only from inside a parallel loop.
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if threads > 1 {
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .use_current_thread()
+            .build_global();
+    }
     let first_panic = Arc::new(Mutex::new(None::<String>));
     let seen = first_panic.clone();
     std::panic::set_hook(Box::new(move |info| {

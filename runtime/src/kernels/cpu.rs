@@ -345,6 +345,21 @@ mod tests {
         assert_eq!(dx, [0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
     }
 
+    /// The AVX-512 rows choose as `larger` does, bit for bit: on a tie of
+    /// 0.0 and -0.0 the first of the window stays, and a NaN wins.
+    #[test]
+    fn max_pooling_keeps_the_first_zero_of_a_tie() {
+        let win = Window {
+            kernel: [1, 2],
+            stride: [1, 2],
+            pad: [0; 4],
+        };
+        let y = max_pool(&[0.0, -0.0, -0.0, 0.0, 1.0, f32::NAN], 1, 6, win);
+        assert_eq!(y[0].to_bits(), 0.0f32.to_bits());
+        assert_eq!(y[1].to_bits(), (-0.0f32).to_bits());
+        assert!(y[2].is_nan());
+    }
+
     #[test]
     fn the_larger_value_wins_and_a_nan_on_either_side_is_kept() {
         assert_eq!(larger(1.0, 2.0), 2.0);

@@ -86,12 +86,13 @@ pub unsafe fn run(
     }
 }
 
-/// `v` where it beats `best` or is a NaN; else `best` (a NaN in `best`
-/// stays). `_mm512_max_ps` returns its second operand when either is NaN.
+/// `v` where it beats `best` or is a NaN; else `best`, as `cpu::larger`
+/// chooses, bit for bit (on a tie of 0.0 and -0.0 the earlier stays).
+/// `_mm512_max_ps` returns its second operand on a tie or a NaN.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 fn larger(best: __m512, v: __m512) -> __m512 {
-    let max = _mm512_max_ps(best, v);
-    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(best, best);
-    _mm512_mask_mov_ps(max, nan, best)
+    let max = _mm512_max_ps(v, best);
+    let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+    _mm512_mask_mov_ps(max, nan, v)
 }
