@@ -403,9 +403,18 @@ pub fn forward(
     // Every group or none: a group left to gemm would find no column matrix.
     // Fewer than 8 channels per group (depthwise layers) would fill a
     // fraction of each 8-channel tile: those keep gemm.
+    // Threads inside each product (batch 1): each image's product reads
+    // the weights where they lie; else they are packed once for the call.
+    let parallel = !matches!(par, Parallelism::None);
     let packed: Vec<panel::Weights> = if cog >= panel::ROWS {
         (0..g.groups)
-            .map(|group| panel::Weights::pack(&weight[group * cog * k..][..cog * k], cog, k))
+            .map(|group| {
+                let w = &weight[group * cog * k..][..cog * k];
+                match parallel {
+                    true => panel::Weights::raw(w, cog, k),
+                    false => panel::Weights::pack(w, cog, k),
+                }
+            })
             .collect::<Option<_>>()
             .unwrap_or_default()
     } else {
@@ -427,7 +436,6 @@ pub fn forward(
         Some(shifted(g).map_or_else(|| Columns::Gathered(gathers(g, 1)), Columns::Shifted))
     };
     let columns = if source.is_none() { k * tile * ohw } else { 0 };
-    let parallel = !matches!(par, Parallelism::None);
     let scratch = || (vec![0.0f32; columns], vec![0.0f32; products]);
     let one = |(col, out): &mut (Vec<f32>, Vec<f32>), (t, y): (usize, &mut [f32])| {
         let images = y.len() / out_image;

@@ -34,17 +34,40 @@ const COLS: usize = 16 * VECTORS;
 /// ms with the whole depth in one pass (three alternating runs).
 const DEPTH: usize = 128;
 
-/// One group's weights (m x k, row-major) in panels of `ROWS` channels,
-/// k-major within a panel (`panel[kk * ROWS + r]`), rows past m zero.
-pub struct Weights {
-    panels: Vec<f32>,
+/// One group's weights (m x k): packed in panels of `ROWS` channels,
+/// k-major within a panel (`panel[kk * ROWS + r]`, rows past m zero), or
+/// read where they lie, row-major.
+pub struct Weights<'a> {
+    panels: Panels<'a>,
     m: usize,
     k: usize,
 }
 
-impl Weights {
+enum Panels<'a> {
+    Packed(Vec<f32>),
+    /// For a call that reads the weights for one image only (batch 1):
+    /// packing them wrote and read them once more than the product did,
+    /// and with a single block of columns (nin2's 6 x 6 maps) that traffic
+    /// was most of the layer's time.
+    Raw(&'a [f32]),
+}
+
+impl<'a> Weights<'a> {
+    /// The weights read where they lie; None without AVX-512, as `pack`.
+    pub fn raw(w: &'a [f32], m: usize, k: usize) -> Option<Weights<'a>> {
+        if !available() {
+            return None;
+        }
+        assert!(w.len() >= m * k);
+        Some(Weights {
+            panels: Panels::Raw(w),
+            m,
+            k,
+        })
+    }
+
     /// None where this CPU lacks AVX-512 (the caller then uses `gemm`).
-    pub fn pack(w: &[f32], m: usize, k: usize) -> Option<Weights> {
+    pub fn pack(w: &[f32], m: usize, k: usize) -> Option<Weights<'a>> {
         if !available() {
             return None;
         }
@@ -69,7 +92,11 @@ impl Weights {
         } else {
             panels.chunks_exact_mut(len).enumerate().for_each(one);
         }
-        Some(Weights { panels, m, k })
+        Some(Weights {
+            panels: Panels::Packed(panels),
+            m,
+            k,
+        })
     }
 }
 
@@ -343,8 +370,18 @@ pub fn product(
                     }
                     #[cfg(target_arch = "x86_64")]
                     {
+                        let a = match &w.panels {
+                            Panels::Packed(panels) => {
+                                A::Packed(&panels[(p * k + k0) * ROWS..][..ROWS * depth])
+                            }
+                            // Rows past m read the panel's last row again;
+                            // their sums are not stored.
+                            Panels::Raw(raw) => A::Raw(std::array::from_fn(|r| {
+                                &raw[(p * ROWS + r.min(rows - 1)) * k + k0..][..depth]
+                            })),
+                        };
                         let tile = Tile {
-                            a: &w.panels[(p * k + k0) * ROWS..][..ROWS * depth],
+                            a,
                             b: block,
                             cols,
                             rows,
@@ -500,11 +537,17 @@ unsafe fn pack(source: Source, depth: usize, cols: usize, block: &mut [Line]) {
     }
 }
 
+/// A tile's weights: `k` rows of 8, or 8 rows of `k`.
+#[cfg(target_arch = "x86_64")]
+enum A<'a> {
+    Packed(&'a [f32]),
+    Raw([&'a [f32]; ROWS]),
+}
+
 /// One register tile: `rows` x `cols` outputs, stored `ldy` apart.
 #[cfg(target_arch = "x86_64")]
 struct Tile<'a> {
-    /// `k` rows of 8 weights.
-    a: &'a [f32],
+    a: A<'a>,
     /// `k` rows of 48 columns.
     b: &'a [Line],
     cols: usize,
@@ -513,6 +556,20 @@ struct Tile<'a> {
     /// Start from the values in `y` (an earlier block of k) instead.
     resume: bool,
     relu: bool,
+}
+
+/// One step of k: 8 weights (`a(r)`) times the 48 columns at `b`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn step(acc: &mut [[__m512; VECTORS]; ROWS], b: *const f32, a: impl Fn(usize) -> f32) {
+    let bv: [__m512; VECTORS] = std::array::from_fn(|v| _mm512_load_ps(b.add(16 * v)));
+    for (r, row) in acc.iter_mut().enumerate() {
+        let av = _mm512_set1_ps(a(r));
+        for (acc, &bv) in row.iter_mut().zip(&bv) {
+            *acc = _mm512_fmadd_ps(av, bv, *acc);
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -535,14 +592,23 @@ impl Tile<'_> {
                 [_mm512_set1_ps(s); VECTORS]
             };
         }
-        let (a, b) = (self.a.as_ptr(), self.b.as_ptr() as *const f32);
-        for kk in 0..self.b.len() / VECTORS {
-            let bv: [__m512; VECTORS] =
-                std::array::from_fn(|v| _mm512_load_ps(b.add(kk * COLS + 16 * v)));
-            for (r, row) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(kk * ROWS + r));
-                for (acc, &bv) in row.iter_mut().zip(&bv) {
-                    *acc = _mm512_fmadd_ps(av, bv, *acc);
+        let b = self.b.as_ptr() as *const f32;
+        let depth = self.b.len() / VECTORS;
+        // The same steps either way, each weight `a(kk, r)` from where it
+        // lies; two loops so that each gets its own addressing.
+        match &self.a {
+            A::Packed(a) => {
+                assert!(a.len() >= depth * ROWS);
+                let a = a.as_ptr();
+                for kk in 0..depth {
+                    step(&mut acc, b.add(kk * COLS), |r| *a.add(kk * ROWS + r));
+                }
+            }
+            A::Raw(rows) => {
+                assert!(rows.iter().all(|row| row.len() >= depth));
+                let rows: [*const f32; ROWS] = std::array::from_fn(|r| rows[r].as_ptr());
+                for kk in 0..depth {
+                    step(&mut acc, b.add(kk * COLS), |r| *rows[r].add(kk));
                 }
             }
         }
@@ -632,6 +698,29 @@ mod tests {
             }
         }
         assert_eq!(ran, 18);
+    }
+
+    /// Weights read where they lie give the same bits as packed ones:
+    /// partial panels (rows past m), several blocks of k, threads or not.
+    #[test]
+    fn raw_weights_give_the_packed_bits() {
+        for &(m, n, k) in &[(13, 50, 300), (8, 48, 1), (21, 100, 75)] {
+            let (w, cols) = (noise(m * k, 4), noise(k * n, 5));
+            let (Some(packed), Some(raw)) = (Weights::pack(&w, m, k), Weights::raw(&w, m, k))
+            else {
+                eprintln!("this CPU has no AVX-512: panel::product not run");
+                return;
+            };
+            let bias = noise(m, 6);
+            let run = |w: &Weights, parallel: bool| {
+                let mut y = vec![f32::NAN; m * n];
+                let cols = Cols::Matrix { data: &cols, ld: n };
+                product(w, cols, n, Some(&bias), true, &mut y, parallel);
+                y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            };
+            assert_eq!(run(&packed, false), run(&raw, true), "m {m} n {n} k {k}");
+            assert_eq!(run(&packed, true), run(&raw, false), "m {m} n {n} k {k}");
+        }
     }
 
     /// No rows of columns: every output is its bias, through the ReLU.
