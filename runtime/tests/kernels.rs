@@ -219,8 +219,8 @@ fn convolution_cases() {
         ([3, 32, 12, 12], [16, 3, 3], [1, 1], true, 2, true),
         ([2, 6, 12, 12], [9, 1, 1], [1, 1], true, 1, true),
         ([2, 6, 12, 12], [24, 1, 1], [1, 1], true, 3, false),
-        // Partial tiles of 48 positions (169 = 3 x 48 + 25); the product
-        // from an im2col matrix of two images (stride 2, and no padding);
+        // Partial tiles of 48 positions (169 = 3 x 48 + 25); columns
+        // gathered for a strided convolution and for one without padding;
         // an even kernel (padding 0 and 1); several panels per thread at
         // batch 1; 8 channels per group, then 1 (a depthwise layer: gemm).
         ([2, 5, 13, 13], [11, 3, 3], [1, 1], true, 1, true),

@@ -424,8 +424,8 @@ pub fn forward(
     // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
     // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
     // either way (`examples/layers.rs`). Small maps take their columns
-    // from a tile of images, gathered.
-    // Gathers index the whole tile of images with i32s.
+    // from a tile of images, gathered; gathers index the whole tile with
+    // i32s.
     let source = if packed.is_empty() || tile * image > i32::MAX as usize {
         None
     } else if !direct {
@@ -441,21 +441,15 @@ pub fn forward(
         let images = y.len() / out_image;
         let ld = images * ohw;
         let x = &x[t * tile * image..][..images * image];
-        // The last tile may hold fewer images.
-        let last = match &source {
-            Some(Columns::Gathered(full)) if !direct && full.columns() != ld => {
-                Some(gathers(g, images))
-            }
-            _ => None,
-        };
         for group in 0..g.groups {
             if let (Some(packed), Some(source)) = (packed.get(group), &source) {
                 let (hw, cg) = (g.h * g.w, g.cin / g.groups);
                 let b = bias.map(|b| &b[group * cog..][..cog]);
-                if let (Columns::Gathered(full), false) = (source, direct) {
+                if let (Columns::Gathered(_), false) = (source, direct) {
                     // One product for the tile, then each image's rows
-                    // into its place.
-                    let gathers = last.as_ref().unwrap_or(full);
+                    // into its place. The last tile may hold fewer images:
+                    // its gathers come from the same cache.
+                    let gathers = &gathers(g, images);
                     let planes = &x[group * cg * hw..];
                     let cols = panel::Cols::Gathered {
                         planes,

@@ -118,38 +118,34 @@ pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
     let planes = x.len() / (h * w);
     let (rows, cols, per) = spans(h, w, win, planes);
-    let kw = win.kernel[1];
-    if super::maxpool512::available(win.stride[1]) {
-        let (left, sw) = (win.pad[2], win.stride[1]);
-        return filled(
-            planes * oh * ow,
-            per * oh * ow,
-            || super::maxpool512::scratch(w, left, ow, kw, sw),
-            |row, chunk, y| {
-                let x = &x[chunk * per * h * w..];
-                for (p, y) in y.chunks_exact_mut(oh * ow).enumerate() {
-                    let plane = &x[p * h * w..][..h * w];
-                    for (y, &span) in y.chunks_exact_mut(ow).zip(&rows) {
-                        #[cfg(target_arch = "x86_64")]
-                        // SAFETY: `available` said yes; `row` came from
-                        // `scratch` with these sizes; `span` lies in the plane.
-                        unsafe {
-                            super::maxpool512::run(plane, w, span, left, (kw, sw), row, y)
-                        };
-                    }
-                }
-            },
-        );
-    }
+    // On CPUs with AVX-512 (strides across of 1 and 2) a row at a time in
+    // `maxpool512.rs`, which pads a scratch row with -inf; else two passes
+    // here, down the window's rows into `best` and then across.
+    let fast = super::maxpool512::available(win.stride[1]);
+    let (kw, left, sw) = (win.kernel[1], win.pad[2], win.stride[1]);
     filled(
         planes * oh * ow,
         per * oh * ow,
-        || vec![0.0f32; w],
-        |best, chunk, y| {
+        || match fast {
+            true => super::maxpool512::scratch(w, left, ow, kw, sw),
+            false => vec![0.0f32; w],
+        },
+        |scratch, chunk, y| {
             let x = &x[chunk * per * h * w..];
             for (p, y) in y.chunks_exact_mut(oh * ow).enumerate() {
                 let plane = &x[p * h * w..][..h * w];
                 for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&rows) {
+                    if fast {
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `available` said yes; `scratch` came from
+                        // `maxpool512::scratch` with these sizes; the rows
+                        // lie in the plane.
+                        unsafe {
+                            super::maxpool512::run(plane, w, (r0, r1), left, (kw, sw), scratch, y)
+                        };
+                        continue;
+                    }
+                    let best = &mut scratch[..w];
                     best.fill(f32::NEG_INFINITY);
                     for row in plane[r0 * w..r1 * w].chunks_exact(w) {
                         for (b, &v) in best.iter_mut().zip(row) {

@@ -253,11 +253,6 @@ impl Gathers {
             end,
         }
     }
-
-    /// The columns these gathers were made for.
-    pub fn columns(&self) -> usize {
-        self.n
-    }
 }
 
 /// Where the rows of the column matrix (k x n) come from.
@@ -311,7 +306,6 @@ pub fn product(
         }
         return;
     }
-    let cols_src = cols;
     // Rows of k per pass.
     let depth = match cols {
         Cols::Matrix { data, ld } => {
@@ -353,13 +347,13 @@ pub fn product(
         for k0 in (0..k).step_by(depth) {
             let depth = depth.min(k - k0);
             for (b, j) in (0..n).step_by(COLS).enumerate() {
-                let cols = COLS.min(n - j);
+                let width = COLS.min(n - j);
                 let block = &mut block[..depth * VECTORS];
                 #[cfg(target_arch = "x86_64")]
-                // SAFETY: `Weights::pack` made `w`, so this CPU has
-                // AVX-512; the asserts above keep every read in bounds.
+                // SAFETY: `Weights::pack` or `raw` made `w`, so this CPU
+                // has AVX-512; the asserts above keep every read in bounds.
                 unsafe {
-                    pack(cols_of(cols_src, k0, j, b), depth, cols, block)
+                    pack(cols, (k0, depth), (b, width), block)
                 };
                 for (p, y) in (first..).zip(y.chunks_mut(ROWS * n)) {
                     let rows = ROWS.min(m - p * ROWS);
@@ -383,7 +377,7 @@ pub fn product(
                         let tile = Tile {
                             a,
                             b: block,
-                            cols,
+                            width,
                             rows,
                             start,
                             resume,
@@ -413,23 +407,49 @@ pub fn product(
 #[repr(C, align(64))]
 struct Line([f32; 16]);
 
-/// The rows of block `b` of the columns (its 48 columns from `j` on), from
-/// row `k0` on.
+/// Copies rows `k0..k0 + depth` of `cols`, block `b` of its columns (48
+/// from column `b * 48` on, `width` of them), into `block`, 48 values a
+/// row: lanes past the last column, or in a shift's padding, are not read
+/// (their pointers may lie outside the input, hence `wrapping_add`) and are
+/// written as 0. A row read with unaligned loads from rows `ld` apart ran
+/// the product at `gemm`'s rate; packed, each step of k reads three whole
+/// cache lines.
 #[cfg(target_arch = "x86_64")]
-fn cols_of<'a>(cols: Cols<'a>, k0: usize, j: usize, b: usize) -> Source<'a> {
+#[target_feature(enable = "avx512f")]
+unsafe fn pack(
+    cols: Cols,
+    (k0, depth): (usize, usize),
+    (b, width): (usize, usize),
+    block: &mut [Line],
+) {
+    let j = b * COLS;
+    let mut out = block.as_mut_ptr() as *mut f32;
     match cols {
-        Cols::Matrix { data, ld } => Source::Matrix {
-            b: &data[k0 * ld + j..],
-            ld,
-        },
+        Cols::Matrix { data, ld } => {
+            let masks = masks(width);
+            let mut row = data.as_ptr().wrapping_add(k0 * ld + j);
+            for _ in 0..depth {
+                for (v, &mask) in masks.iter().enumerate() {
+                    let value = _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v));
+                    _mm512_store_ps(out.add(16 * v), value);
+                }
+                out = out.add(COLS);
+                row = row.wrapping_add(ld);
+            }
+        }
         Cols::Shifted { planes, hw, shifts } => {
             let per = shifts.shifts.len();
-            Source::Shifted {
-                planes: &planes[k0 / per * hw..],
-                at: j,
-                hw,
-                shifts: &shifts.shifts,
-                masks: &shifts.lanes[b * per..][..per],
+            let lanes = &shifts.lanes[b * per..][..per];
+            for c in k0 / per..(k0 + depth) / per {
+                let plane = planes.as_ptr().wrapping_add(c * hw + j);
+                for (s, lanes) in shifts.shifts.iter().zip(lanes) {
+                    let row = plane.wrapping_offset(s.d);
+                    for (v, &mask) in lanes.iter().enumerate() {
+                        let value = _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v));
+                        _mm512_store_ps(out.add(16 * v), value);
+                    }
+                    out = out.add(COLS);
+                }
             }
         }
         Cols::Gathered {
@@ -438,91 +458,10 @@ fn cols_of<'a>(cols: Cols<'a>, k0: usize, j: usize, b: usize) -> Source<'a> {
             gathers,
         } => {
             let per = gathers.per;
-            Source::Gathered {
-                planes: &planes[k0 / per * hw..],
-                hw,
-                index: &gathers.index[b * per..][..per],
-                masks: &gathers.lanes[b * per..][..per],
-            }
-        }
-    }
-}
-
-/// A block's rows of the column matrix, before packing.
-#[cfg(target_arch = "x86_64")]
-enum Source<'a> {
-    /// Row kk at `b[kk * ld..]`.
-    Matrix { b: &'a [f32], ld: usize },
-    /// Row `c * shifts.len() + s` at `planes[c * hw + at + d_s..]`, masked.
-    Shifted {
-        planes: &'a [f32],
-        at: usize,
-        hw: usize,
-        shifts: &'a [Shift],
-        masks: &'a [[u16; VECTORS]],
-    },
-    /// Row `c * index.len() + s` at `planes[c * hw + index[s][q]]`, masked.
-    Gathered {
-        planes: &'a [f32],
-        hw: usize,
-        index: &'a [[i32; COLS]],
-        masks: &'a [[u16; VECTORS]],
-    },
-}
-
-/// Copies `depth` rows of `source`, `cols` columns each, into `block`,
-/// 48 values a row: lanes past the last column, or in a shift's padding,
-/// are not read (their pointers may lie outside the input, hence
-/// `wrapping_add`) and are written as 0. A row read with unaligned loads
-/// from rows `ld` apart ran the product at `gemm`'s rate; packed, each
-/// step of k reads three whole cache lines.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn pack(source: Source, depth: usize, cols: usize, block: &mut [Line]) {
-    let masks: [__mmask16; VECTORS] = std::array::from_fn(|v| {
-        let left = cols.saturating_sub(16 * v).min(16);
-        ((1u32 << left) - 1) as __mmask16
-    });
-    let mut out = block.as_mut_ptr() as *mut f32;
-    match source {
-        Source::Matrix { b, ld } => {
-            let mut b = b.as_ptr();
-            for _ in 0..depth {
-                for (v, &mask) in masks.iter().enumerate() {
-                    let value = _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v));
-                    _mm512_store_ps(out.add(16 * v), value);
-                }
-                out = out.add(COLS);
-                b = b.wrapping_add(ld);
-            }
-        }
-        Source::Shifted {
-            planes,
-            at,
-            hw,
-            shifts,
-            masks: lanes,
-        } => {
-            for c in 0..depth / shifts.len() {
-                let plane = planes.as_ptr().wrapping_add(c * hw + at);
-                for (s, lanes) in shifts.iter().zip(lanes) {
-                    let b = plane.wrapping_offset(s.d);
-                    for (v, &mask) in lanes.iter().enumerate() {
-                        let value = _mm512_maskz_loadu_ps(mask, b.wrapping_add(16 * v));
-                        _mm512_store_ps(out.add(16 * v), value);
-                    }
-                    out = out.add(COLS);
-                }
-            }
-        }
-        Source::Gathered {
-            planes,
-            hw,
-            index,
-            masks: lanes,
-        } => {
+            let index = &gathers.index[b * per..][..per];
+            let lanes = &gathers.lanes[b * per..][..per];
             let zero = _mm512_setzero_ps();
-            for c in 0..depth / index.len() {
+            for c in k0 / per..(k0 + depth) / per {
                 let plane = planes.as_ptr().wrapping_add(c * hw);
                 for (offsets, lanes) in index.iter().zip(lanes) {
                     for (v, &mask) in lanes.iter().enumerate() {
@@ -535,6 +474,16 @@ unsafe fn pack(source: Source, depth: usize, cols: usize, block: &mut [Line]) {
             }
         }
     }
+}
+
+/// The lanes of each of a tile's 3 vectors that hold one of its `width`
+/// columns.
+#[cfg(target_arch = "x86_64")]
+fn masks(width: usize) -> [__mmask16; VECTORS] {
+    std::array::from_fn(|v| {
+        let left = width.saturating_sub(16 * v).min(16);
+        ((1u32 << left) - 1) as __mmask16
+    })
 }
 
 /// A tile's weights: `k` rows of 8, or 8 rows of `k`.
@@ -550,7 +499,8 @@ struct Tile<'a> {
     a: A<'a>,
     /// `k` rows of 48 columns.
     b: &'a [Line],
-    cols: usize,
+    /// Columns of the 48 that are outputs.
+    width: usize,
     rows: usize,
     start: [f32; ROWS],
     /// Start from the values in `y` (an earlier block of k) instead.
@@ -574,15 +524,9 @@ unsafe fn step(acc: &mut [[__m512; VECTORS]; ROWS], b: *const f32, a: impl Fn(us
 
 #[cfg(target_arch = "x86_64")]
 impl Tile<'_> {
-    /// The lanes of vector `v` that hold one of the tile's columns.
-    fn mask(&self, v: usize) -> __mmask16 {
-        let left = self.cols.saturating_sub(16 * v).min(16);
-        ((1u32 << left) - 1) as __mmask16
-    }
-
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, y: &mut [f32], ldy: usize) {
-        let masks: [__mmask16; VECTORS] = std::array::from_fn(|v| self.mask(v));
+        let masks = masks(self.width);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; ROWS];
         for (r, (row, &s)) in acc.iter_mut().zip(&self.start).enumerate() {
             *row = if self.resume && r < self.rows {
