@@ -1,7 +1,7 @@
 //! Layers burn lacks or computes differently from TensorFlow, and the seed's
 //! initialization.
 
-use crate::kernels::{self, primitive, tensor, Kernels};
+use crate::kernels::{self, primitive, tensor, Kernels, Window};
 use burn::module::{Initializer, Param};
 use burn::nn::conv::Conv2d;
 use burn::nn::{Linear, PaddingConfig2d};
@@ -68,34 +68,65 @@ impl Lrn {
 /// TensorFlow's padding, computed from the input's size (the odd extra row
 /// and column go after).
 pub fn conv<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    conv_with(layer, x, false)
+    conv_with(layer, false, None, x)
 }
 
 /// `conv` followed by ReLU, in one pass.
 pub fn conv_relu<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
-    conv_with(layer, x, true)
+    conv_with(layer, true, None, x)
 }
 
-fn conv_with<B: Kernels>(layer: &Conv2d<B>, x: Tensor<B, 4>, relu: bool) -> Tensor<B, 4> {
+/// `conv`, then `pool` of its output, in one pass where the backend can
+/// (`Kernels::conv_pool`): the convolution's output is pooled while it is
+/// in cache.
+pub fn conv_pool<B: Kernels>(layer: &Conv2d<B>, pool: &MaxPool, x: Tensor<B, 4>) -> Tensor<B, 4> {
+    conv_with(layer, false, Some(pool), x)
+}
+
+/// `conv_relu`, then `pool` of its output, in one pass where the backend can.
+pub fn conv_relu_pool<B: Kernels>(
+    layer: &Conv2d<B>,
+    pool: &MaxPool,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    conv_with(layer, true, Some(pool), x)
+}
+
+fn conv_with<B: Kernels>(
+    layer: &Conv2d<B>,
+    relu: bool,
+    pool: Option<&MaxPool>,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
+    let spec = conv_spec(layer, [h, w], relu);
+    let (x, weight) = (primitive(x), primitive(layer.weight.val()));
+    let bias = layer.bias.as_ref().map(|b| primitive(b.val()));
+    let Some(pool) = pool else {
+        return tensor(B::conv(x, weight, bias, spec));
+    };
+    let conv = Window {
+        kernel: layer.kernel_size,
+        stride: spec.stride,
+        pad: spec.pad,
+    };
+    let (h, w) = conv.out(h, w);
+    tensor(B::conv_pool(x, weight, bias, spec, pool.window(h, w)))
+}
+
+/// How `layer` slides over an input of `dims`.
+fn conv_spec<B: Backend>(layer: &Conv2d<B>, [h, w]: [usize; 2], relu: bool) -> kernels::ConvSpec {
     let pad = match layer.padding {
         PaddingConfig2d::Same => same_pads([h, w], layer.kernel_size, layer.stride),
         PaddingConfig2d::Explicit(top, left, bottom, right) => [top, bottom, left, right],
         PaddingConfig2d::Valid => [0; 4],
     };
-    let spec = kernels::ConvSpec {
+    kernels::ConvSpec {
         stride: layer.stride,
         pad,
         groups: layer.groups,
         relu,
-    };
-    let bias = layer.bias.as_ref().map(|b| primitive(b.val()));
-    tensor(B::conv(
-        primitive(x),
-        primitive(layer.weight.val()),
-        bias,
-        spec,
-    ))
+    }
 }
 
 /// Feature maps joined along channels, through netc's kernel (pairwise).
@@ -117,17 +148,21 @@ pub struct MaxPool {
 impl MaxPool {
     pub fn forward<B: Kernels>(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [_, _, h, w] = x.dims();
+        tensor(B::max_pool(primitive(x), self.window(h, w)))
+    }
+
+    /// The window over an input of `h` x `w`, with its `same` padding.
+    fn window(&self, h: usize, w: usize) -> Window {
         let pad = if self.same {
             same_pads([h, w], self.kernel, self.stride)
         } else {
             [0; 4]
         };
-        let win = kernels::Window {
+        Window {
             kernel: self.kernel,
             stride: self.stride,
             pad,
-        };
-        tensor(B::max_pool(primitive(x), win))
+        }
     }
 }
 

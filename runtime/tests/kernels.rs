@@ -302,6 +302,39 @@ fn convolution_cases() {
                 "case {i} inference: {x} vs {y}"
             );
         }
+        // The convolution with the max pooling that reads it, in one pass:
+        // the bits of the two layers one after the other, for TensorFlow's
+        // 3x3 /2 `same` windows, 2x2 /2 `valid` ones and 3x3 /1 `same`.
+        let kernel = [[3, 3], [2, 2], [3, 3]][i % 3];
+        let stride = [[2, 2], [2, 2], [1, 1]][i % 3];
+        if kernel[0] <= oh && kernel[1] <= ow {
+            let pad = match i % 3 {
+                1 => [0; 4],
+                _ => same_pads([oh, ow], kernel, stride),
+            };
+            let win = Window {
+                kernel,
+                stride,
+                pad,
+            };
+            let prim = |t: &Tensor<Flex, 4>| t.clone().into_primitive().tensor();
+            let bias = || b.clone().map(|b| b.into_primitive().tensor());
+            let flat = |t| -> Vec<f32> {
+                let t = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(t));
+                t.into_data().to_vec().unwrap()
+            };
+            let fused = flat(Flex::conv_pool(prim(&x), prim(&w), bias(), spec, win));
+            let apart = Flex::max_pool(Flex::conv(prim(&x), prim(&w), bias(), spec), win);
+            let apart = flat(apart);
+            assert_eq!(fused.len(), apart.len(), "case {i} pooled: sizes");
+            for (j, (a, b)) in fused.iter().zip(&apart).enumerate() {
+                assert_eq!(
+                    a.to_bits(),
+                    b.to_bits(),
+                    "case {i} pooled: element {j}: {a} vs {b}"
+                );
+            }
+        }
     }
 }
 

@@ -66,8 +66,14 @@ fn real(steps: &[Step]) -> Vec<&Step> {
 }
 
 impl Printer<'_> {
+    /// The comments naming the statements `step` comes from: a joined
+    /// step (`ConvPool`) comes from two.
     fn comment(&mut self, step: &Step, last: &mut Option<Span>) {
-        if let Some(span) = step.span {
+        let joined = match step.kind {
+            StepKind::ConvPool { pool_span, .. } => pool_span,
+            _ => None,
+        };
+        for span in [step.span, joined].into_iter().flatten() {
             if *last != Some(span) {
                 self.lines.push(self.syntax.comment(span));
             }

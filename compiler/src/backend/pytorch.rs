@@ -35,7 +35,10 @@ struct Python<'a> {
 }
 
 impl Syntax for Python<'_> {
-    fn step(&self, _: &Struct, step: &StepKind, input: String) -> String {
+    // `s` is read by a `ConvPool`'s parts only, which this back end's
+    // layouts (unfused) never hold.
+    #[allow(clippy::only_used_in_recursion)]
+    fn step(&self, s: &Struct, step: &StepKind, input: String) -> String {
         match step {
             StepKind::Apply { field, relu } => {
                 let call = format!("self.{}({input})", self.attrs[*field]);
@@ -48,6 +51,11 @@ impl Syntax for Python<'_> {
                     call
                 }
             }
+            kind @ StepKind::ConvPool { .. } => kind
+                .unfused()
+                .into_iter()
+                .flatten()
+                .fold(input, |x, kind| self.step(s, &kind, x)),
             StepKind::Relu => format!("F.relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean((2, 3), keepdim=True)"),
             StepKind::Flatten => format!("{input}.flatten(1)"),

@@ -175,6 +175,15 @@ fn step(
             let path = format!("{prefix}{}", f.label);
             layer(layout, &f.layer, b, &path, x, *relu, out)
         }
+        kind @ StepKind::ConvPool { .. } => {
+            kind.unfused().into_iter().flatten().fold(x, |x, kind| {
+                let part = Step {
+                    span: step.span,
+                    kind,
+                };
+                self::step(layout, s, b, prefix, &part, x, out)
+            })
+        }
         StepKind::Relu => {
             out.push(Op::Relu);
             x

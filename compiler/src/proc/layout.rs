@@ -157,6 +157,16 @@ pub enum StepKind {
     Flatten,
     /// A layer that leaves `x` as it is.
     Identity,
+    /// A convolution (`fields[conv]`, then a ReLU when `relu`) and the max
+    /// pooling (`fields[pool]`, from the statement at `pool_span`) that
+    /// alone reads its output, as one step: made by `proc::fuse` for back
+    /// ends with a kernel that does both in one pass; `layout` never makes it.
+    ConvPool {
+        conv: usize,
+        relu: bool,
+        pool: usize,
+        pool_span: Option<Span>,
+    },
     /// Every branch reads `x`; outputs are joined along channels (`Concat`)
     /// or summed. `maps` when the outputs are feature maps, not vectors.
     Join {
@@ -165,6 +175,25 @@ pub enum StepKind {
         maps: bool,
         branches: Vec<Vec<Step>>,
     },
+}
+
+impl StepKind {
+    /// The two steps a `ConvPool` joins, as `layout` made them, for back
+    /// ends that run them apart.
+    pub fn unfused(&self) -> Option<[StepKind; 2]> {
+        match *self {
+            StepKind::ConvPool {
+                conv, relu, pool, ..
+            } => Some([
+                StepKind::Apply { field: conv, relu },
+                StepKind::Apply {
+                    field: pool,
+                    relu: false,
+                },
+            ]),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

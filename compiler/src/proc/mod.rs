@@ -3,6 +3,7 @@
 //! numbers call by call.
 
 pub mod expr;
+pub mod fuse;
 pub mod graph;
 pub mod layout;
 pub mod namer;

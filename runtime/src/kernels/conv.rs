@@ -6,7 +6,7 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images.
 
-use super::cpu::{filled, zeros, Window};
+use super::cpu::{filled, max_pool, zeros, Pooling, Window};
 use super::panel;
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -390,6 +390,33 @@ pub fn forward(
     g: &Geometry,
     relu: bool,
 ) -> Vec<f32> {
+    convolve(x, weight, bias, g, relu, None)
+}
+
+/// `forward`, then max pooling through `win`, as `cpu::max_pool` computes
+/// it (the same bits). Where the tiles of images are spread over the
+/// threads, each tile's output is pooled while it is in the thread's
+/// cache: the convolution's whole output is never written to memory and
+/// read back (alex4's pool1 read 28 MB at batch 128).
+pub fn forward_pooled(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    relu: bool,
+    win: Window,
+) -> Vec<f32> {
+    convolve(x, weight, bias, g, relu, Some(win))
+}
+
+fn convolve(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    relu: bool,
+    pool: Option<Window>,
+) -> Vec<f32> {
     let ohw = g.ohw();
     let (k, cog) = (g.k(), g.cout / g.groups);
     let (image, out_image) = (g.cin * g.h * g.w, g.cout * ohw);
@@ -525,17 +552,36 @@ pub fn forward(
             }
         }
     };
-    if matches!(par, Parallelism::None) {
-        filled(g.n * out_image, tile * out_image, scratch, |s, t, y| {
-            one(s, (t, y))
-        })
-    } else {
-        let mut y = zeros(g.n * out_image);
-        let mut s = scratch();
-        y.chunks_mut(tile * out_image)
-            .enumerate()
-            .for_each(|item| one(&mut s, item));
-        y
+    let (oh, ow) = g.out();
+    match (par, pool) {
+        (Parallelism::None, None) => {
+            filled(g.n * out_image, tile * out_image, scratch, |s, t, y| {
+                one(s, (t, y))
+            })
+        }
+        (Parallelism::None, Some(win)) => {
+            let pooling = Pooling::new(oh, ow, win);
+            let pooled = g.cout * pooling.out();
+            let init = || (scratch(), vec![0.0f32; tile * out_image], pooling.scratch());
+            filled(g.n * pooled, tile * pooled, init, |(s, conv, row), t, y| {
+                let conv = &mut conv[..y.len() / pooled * out_image];
+                one(s, (t, conv));
+                pooling.run(conv, y, row);
+            })
+        }
+        // Threads inside each product (batch 1): the output whole, then
+        // pooled by all threads.
+        (_, pool) => {
+            let mut y = zeros(g.n * out_image);
+            let mut s = scratch();
+            y.chunks_mut(tile * out_image)
+                .enumerate()
+                .for_each(|item| one(&mut s, item));
+            match pool {
+                Some(win) => max_pool(&y, oh, ow, win),
+                None => y,
+            }
+        }
     }
 }
 

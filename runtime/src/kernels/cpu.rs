@@ -93,69 +93,106 @@ fn larger(best: f32, v: f32) -> f32 {
 /// Each output row's (or column's) first and end input row (or column).
 type Spans = Vec<(usize, usize)>;
 
-/// The input rows and columns each output row and column of a pooling
-/// window covers, found once per call; and how many planes a thread takes
-/// at a time: about 64 KiB of output, whole planes (a plane is a few hundred
-/// values, too little work to hand to a thread), and a share for every
-/// thread at batch 1.
-fn spans(h: usize, w: usize, win: Window, planes: usize) -> (Spans, Spans, usize) {
-    let (oh, ow) = win.out(h, w);
-    let rows = (0..oh)
-        .map(|i| Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h))
-        .collect();
-    let cols = (0..ow)
-        .map(|j| Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w))
-        .collect();
+/// Max pooling of planes `h` x `w` through one window, planned once per
+/// call: the input rows and columns each output row and column covers, and
+/// which row loop runs. The convolution that feeds a pooling layer
+/// (`conv::forward_pooled`) pools each tile of its output with it while
+/// the tile is in cache.
+pub(crate) struct Pooling {
+    h: usize,
+    w: usize,
+    win: Window,
+    rows: Spans,
+    cols: Spans,
+    /// On CPUs with AVX-512 (strides across of 1 and 2) a row at a time in
+    /// `maxpool512.rs`, which pads a scratch row with -inf; else two passes
+    /// here, down the window's rows into `best` and then across.
+    fast: bool,
+}
+
+impl Pooling {
+    pub(crate) fn new(h: usize, w: usize, win: Window) -> Pooling {
+        let (oh, ow) = win.out(h, w);
+        let rows = (0..oh)
+            .map(|i| Window::span(i, win.stride[0], win.kernel[0], win.pad[0], h))
+            .collect();
+        let cols = (0..ow)
+            .map(|j| Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w))
+            .collect();
+        let fast = super::maxpool512::available(win.stride[1]);
+        Pooling {
+            h,
+            w,
+            win,
+            rows,
+            cols,
+            fast,
+        }
+    }
+
+    /// Output values per plane.
+    pub(crate) fn out(&self) -> usize {
+        self.rows.len() * self.cols.len()
+    }
+
+    /// A thread's scratch row for `run`.
+    pub(crate) fn scratch(&self) -> Vec<f32> {
+        let (kw, left, sw) = (self.win.kernel[1], self.win.pad[2], self.win.stride[1]);
+        match self.fast {
+            true => super::maxpool512::scratch(self.w, left, self.cols.len(), kw, sw),
+            false => vec![0.0f32; self.w],
+        }
+    }
+
+    /// The planes of `x` pooled into `y`, plane after plane.
+    pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (h, w, ow) = (self.h, self.w, self.cols.len());
+        let (kw, left, sw) = (self.win.kernel[1], self.win.pad[2], self.win.stride[1]);
+        for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
+            for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&self.rows) {
+                if self.fast {
+                    #[cfg(target_arch = "x86_64")]
+                    // SAFETY: `available` said yes; `scratch` came from
+                    // `maxpool512::scratch` with these sizes; the rows
+                    // lie in the plane.
+                    unsafe {
+                        super::maxpool512::run(plane, w, (r0, r1), left, (kw, sw), scratch, y)
+                    };
+                    continue;
+                }
+                let best = &mut scratch[..w];
+                best.fill(f32::NEG_INFINITY);
+                for row in plane[r0 * w..r1 * w].chunks_exact(w) {
+                    for (b, &v) in best.iter_mut().zip(row) {
+                        *b = larger(*b, v);
+                    }
+                }
+                across(best, y, &self.cols);
+            }
+        }
+    }
+}
+
+/// How many planes a thread takes at a time: about 64 KiB of output, whole
+/// planes (a plane is a few hundred values, too little work to hand to a
+/// thread), and a share for every thread at batch 1.
+fn per_thread(out: usize, planes: usize) -> usize {
     let threads = rayon::current_num_threads();
-    let per = ((1 << 14) / (oh * ow).max(1)).clamp(1, planes.div_ceil(threads).max(1));
-    (rows, cols, per)
+    ((1 << 14) / out.max(1)).clamp(1, planes.div_ceil(threads).max(1))
 }
 
 /// Max pooling of the planes (`h` x `w` each) of `x`. Two passes per output
 /// row: down the window's rows for every column at once (this vectorizes),
 /// then across each window's columns.
 pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> Vec<f32> {
-    let (oh, ow) = win.out(h, w);
-    let planes = x.len() / (h * w);
-    let (rows, cols, per) = spans(h, w, win, planes);
-    // On CPUs with AVX-512 (strides across of 1 and 2) a row at a time in
-    // `maxpool512.rs`, which pads a scratch row with -inf; else two passes
-    // here, down the window's rows into `best` and then across.
-    let fast = super::maxpool512::available(win.stride[1]);
-    let (kw, left, sw) = (win.kernel[1], win.pad[2], win.stride[1]);
+    let pooling = Pooling::new(h, w, win);
+    let (planes, out) = (x.len() / (h * w), pooling.out());
+    let per = per_thread(out, planes);
     filled(
-        planes * oh * ow,
-        per * oh * ow,
-        || match fast {
-            true => super::maxpool512::scratch(w, left, ow, kw, sw),
-            false => vec![0.0f32; w],
-        },
-        |scratch, chunk, y| {
-            let x = &x[chunk * per * h * w..];
-            for (p, y) in y.chunks_exact_mut(oh * ow).enumerate() {
-                let plane = &x[p * h * w..][..h * w];
-                for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&rows) {
-                    if fast {
-                        #[cfg(target_arch = "x86_64")]
-                        // SAFETY: `available` said yes; `scratch` came from
-                        // `maxpool512::scratch` with these sizes; the rows
-                        // lie in the plane.
-                        unsafe {
-                            super::maxpool512::run(plane, w, (r0, r1), left, (kw, sw), scratch, y)
-                        };
-                        continue;
-                    }
-                    let best = &mut scratch[..w];
-                    best.fill(f32::NEG_INFINITY);
-                    for row in plane[r0 * w..r1 * w].chunks_exact(w) {
-                        for (b, &v) in best.iter_mut().zip(row) {
-                            *b = larger(*b, v);
-                        }
-                    }
-                    across(best, y, &cols);
-                }
-            }
-        },
+        planes * out,
+        per * out,
+        || pooling.scratch(),
+        |scratch, chunk, y| pooling.run(&x[chunk * per * h * w..], y, scratch),
     )
 }
 
@@ -186,7 +223,8 @@ pub fn max_pool_backward(
     win: Window,
 ) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
-    let (rows, cols, per) = spans(h, w, win, x.len() / (h * w));
+    let Pooling { rows, cols, .. } = Pooling::new(h, w, win);
+    let per = per_thread(oh * ow, x.len() / (h * w));
     filled(
         x.len(),
         per * h * w,

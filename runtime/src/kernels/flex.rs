@@ -72,6 +72,27 @@ fn conv_output(g: &Geometry) -> [usize; 4] {
     [g.n, g.cout, oh, ow]
 }
 
+/// A convolution's output, max pooled through `win` in the same pass when
+/// there is one.
+fn convolved(
+    x: FlexTensor,
+    weight: FlexTensor,
+    bias: Option<FlexTensor>,
+    spec: ConvSpec,
+    win: Option<Window>,
+) -> FlexTensor {
+    let g = geometry(dims(&x), dims(&weight), spec);
+    let bias = bias.as_ref().map(values);
+    let (x, w, b) = (values(&x), values(&weight), bias.as_deref());
+    match win {
+        None => flex(conv::forward(&x, &w, b, &g, spec.relu), conv_output(&g)),
+        Some(win) => {
+            let y = conv::forward_pooled(&x, &w, b, &g, spec.relu, win);
+            flex(y, pooled_shape(conv_output(&g), win))
+        }
+    }
+}
+
 impl Kernels for Flex {
     fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         let [n, ca, h, w] = dims(&a);
@@ -86,16 +107,17 @@ impl Kernels for Flex {
         bias: Option<FloatTensor<Self>>,
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
-        let g = geometry(dims(&x), dims(&weight), spec);
-        let bias = bias.as_ref().map(values);
-        let y = conv::forward(
-            &values(&x),
-            &values(&weight),
-            bias.as_deref(),
-            &g,
-            spec.relu,
-        );
-        flex(y, conv_output(&g))
+        convolved(x, weight, bias, spec, None)
+    }
+
+    fn conv_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        spec: ConvSpec,
+        win: Window,
+    ) -> FloatTensor<Self> {
+        convolved(x, weight, bias, spec, Some(win))
     }
 
     fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {

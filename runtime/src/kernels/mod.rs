@@ -58,6 +58,20 @@ pub trait Kernels: Backend {
             spec,
         ))
     }
+
+    /// `conv`, then `max_pool` of its output. Backends that can pool the
+    /// convolution's output while it is in cache (burn's CPU backend, in
+    /// inference) do both in one pass; autodiff keeps the two layers, whose
+    /// backward passes need the convolution's output.
+    fn conv_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        spec: ConvSpec,
+        win: Window,
+    ) -> FloatTensor<Self> {
+        Self::max_pool(Self::conv(x, weight, bias, spec), win)
+    }
 }
 
 /// A backend's float primitive as a tensor, and back: kernels take primitives.

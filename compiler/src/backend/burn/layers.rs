@@ -168,6 +168,8 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     // What the forward steps call: netc's convolutions, burn's relu, netc's concat.
     let mut conv = false;
     let mut conv_relu = false;
+    let mut conv_pool = false;
+    let mut conv_relu_pool = false;
     let mut relu = false;
     let mut concat = false;
     for (s, step) in &steps {
@@ -178,6 +180,8 @@ pub fn imports(layout: &Layout) -> Vec<String> {
                 (_, true) => relu = true,
                 _ => {}
             },
+            StepKind::ConvPool { relu: true, .. } => conv_relu_pool = true,
+            StepKind::ConvPool { relu: false, .. } => conv_pool = true,
             StepKind::Relu => relu = true,
             StepKind::Join {
                 join: JoinKind::Concat,
@@ -229,6 +233,12 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     }
     if conv_relu {
         rt.push("conv_relu");
+    }
+    if conv_pool {
+        rt.push("conv_pool");
+    }
+    if conv_relu_pool {
+        rt.push("conv_relu_pool");
     }
     if has(&|l| matches!(l, Layer::Lrn { .. })) {
         rt.push("Lrn");

@@ -92,6 +92,14 @@ impl Syntax for Rust<'_> {
                     _ => relu(format!("self.{name}.forward({input})"), *r),
                 }
             }
+            StepKind::ConvPool {
+                conv, relu, pool, ..
+            } => {
+                let call = if *relu { "conv_relu_pool" } else { "conv_pool" };
+                let conv = rust_field(&s.fields[*conv].label);
+                let pool = rust_field(&s.fields[*pool].label);
+                format!("{call}(&self.{conv}, &self.{pool}, {input})")
+            }
             StepKind::Relu => format!("relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean_dim(2).mean_dim(3)"),
             StepKind::Flatten => format!("{input}.flatten::<2>(1, 3)"),
@@ -250,7 +258,8 @@ pub fn rustfmt(code: &str) -> String {
 
 /// The generated `model.rs` of a model.
 pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
-    let layout = layout::layout(model)?;
+    // netc's CPU kernels pool a convolution's output in the same pass.
+    let layout = crate::proc::fuse::conv_pool(&layout::layout(model)?);
     let types = type_names(&layout);
     let shown = super::shown_path(file);
     let src = Source {

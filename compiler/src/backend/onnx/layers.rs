@@ -108,6 +108,15 @@ impl Writer<'_> {
                     y
                 }
             }
+            kind @ StepKind::ConvPool { .. } => {
+                kind.unfused().into_iter().flatten().fold(x, |x, kind| {
+                    let part = Step {
+                        span: step.span,
+                        kind,
+                    };
+                    self.step(s, b, prefix, &part, x)
+                })
+            }
             StepKind::Relu => {
                 let name = format!("{prefix}relu");
                 self.relu(&name, x)
