@@ -17,16 +17,15 @@ done
 CUDA_TARGET=${CUDA_TARGET:-target/cuda}
 # `netc build` prints each program's path, one line per model, in order.
 mapfile -t programs < <(CARGO_TARGET_DIR="$CUDA_TARGET" target/release/netc build --cuda --out "$CUDA_TARGET/crates" zoo/tuto.net zoo/nin2.net)
+# A CUDA program is 42 MB stripped: compressed (7 MB), both fit beside
+# the data in what a device run carries.
 for i in 0 1; do
     model=$([ $i = 0 ] && echo tuto || echo nin2)
-    cp "${programs[$i]}" "$G/netc-model-$model-cuda"
-    strip "$G/netc-model-$model-cuda"
+    strip -o "$G/netc-model-$model-cuda" "${programs[$i]}"
+    xz -T0 -9 -f "$G/netc-model-$model-cuda"
 done
 cp ../shared/data/cifar10-jpg.tar.gz "$G/"
-# The torch engine reads image folders with Pillow, which the GPU machine
-# may lack and cannot download: wheels for the usual Pythons travel along.
-for py in 3.10 3.11 3.12 3.13; do
-    python3 -m pip download --quiet --only-binary=:all: --no-deps --python-version "$py" \
-        --platform manylinux2014_x86_64 --dest "$G/wheels" pillow
-done
+# The torch engine reads image folders with Pillow, which the GPU image
+# holds (.library/device/KINDS.md); wheels for it no longer fit.
+rm -rf "$G/wheels"
 du -sh "$G"
