@@ -223,7 +223,10 @@ pub fn max_pool_backward(
     win: Window,
 ) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
-    let Pooling { rows, cols, .. } = Pooling::new(h, w, win);
+    let Pooling {
+        rows, cols, fast, ..
+    } = Pooling::new(h, w, win);
+    let (kw, left, sw) = (win.kernel[1], win.pad[2], win.stride[1]);
     let per = per_thread(oh * ow, x.len() / (h * w));
     filled(
         x.len(),
@@ -236,22 +239,53 @@ pub fn max_pool_backward(
                 let at = (first + p) * oh * ow;
                 let (y, dy) = (&y[at..][..oh * ow], &dy[at..][..oh * ow]);
                 for (i, &(r0, r1)) in rows.iter().enumerate() {
-                    for (j, &(c0, c1)) in cols.iter().enumerate() {
-                        let top = y[i * ow + j];
-                        let won = |v: f32| v == top || (top.is_nan() && v.is_nan());
-                        'window: for r in r0..r1 {
-                            for c in c0..c1 {
-                                if won(plane[r * w + c]) {
-                                    dx[r * w + c] += dy[i * ow + j];
-                                    break 'window;
-                                }
-                            }
-                        }
+                    if fast {
+                        let at = i * ow;
+                        let row = (&y[at..][..ow], &dy[at..][..ow]);
+                        #[cfg(target_arch = "x86_64")]
+                        // SAFETY: `available` said yes; the rows lie in the
+                        // plane and in its gradient.
+                        unsafe {
+                            super::maxpool512::backward_row(
+                                plane,
+                                w,
+                                (r0, r1),
+                                left,
+                                (kw, sw),
+                                row,
+                                dx,
+                            )
+                        };
+                        continue;
                     }
+                    let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
+                    backward_row(plane, w, (r0, r1), &cols, row, dx);
                 }
             }
         },
     )
+}
+
+/// One output row's share of `max_pool_backward`, a window at a time.
+fn backward_row(
+    plane: &[f32],
+    w: usize,
+    (r0, r1): (usize, usize),
+    cols: &[(usize, usize)],
+    (y, dy): (&[f32], &[f32]),
+    dx: &mut [f32],
+) {
+    for ((&top, &dy), &(c0, c1)) in y.iter().zip(dy).zip(cols) {
+        let won = |v: f32| v == top || (top.is_nan() && v.is_nan());
+        'window: for r in r0..r1 {
+            for c in c0..c1 {
+                if won(plane[r * w + c]) {
+                    dx[r * w + c] += dy;
+                    break 'window;
+                }
+            }
+        }
+    }
 }
 
 /// TensorFlow's local response normalization over channels.
@@ -392,6 +426,92 @@ mod tests {
         assert_eq!(y[0].to_bits(), 0.0f32.to_bits());
         assert_eq!(y[1].to_bits(), (-0.0f32).to_bits());
         assert!(y[2].is_nan());
+    }
+
+    /// The AVX-512 search routes every gradient where the portable loop
+    /// does, bit for bit, on inputs full of ties (a few levels, zeros of
+    /// both signs, NaNs, -inf), with padding on the left and a last,
+    /// shorter vector of outputs.
+    #[test]
+    fn the_avx512_gradient_rows_route_as_the_portable_loop() {
+        if !crate::kernels::maxpool512::available(1) {
+            return;
+        }
+        let levels = [0.0, -0.0, 1.0, f32::NAN, f32::NEG_INFINITY, 2.0, 1.0, 0.0];
+        let mut seed = 7u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) as usize
+        };
+        for (h, w, win) in [
+            (
+                9,
+                37,
+                super::Window {
+                    kernel: [3, 3],
+                    stride: [2, 2],
+                    pad: [0, 1, 0, 1],
+                },
+            ),
+            (
+                8,
+                20,
+                super::Window {
+                    kernel: [3, 3],
+                    stride: [2, 2],
+                    pad: [1, 1, 1, 1],
+                },
+            ),
+            (
+                5,
+                33,
+                super::Window {
+                    kernel: [2, 3],
+                    stride: [1, 1],
+                    pad: [0, 1, 1, 1],
+                },
+            ),
+            (
+                6,
+                7,
+                super::Window {
+                    kernel: [3, 2],
+                    stride: [1, 2],
+                    pad: [0; 4],
+                },
+            ),
+        ] {
+            let x: Vec<f32> = (0..h * w).map(|_| levels[next() % levels.len()]).collect();
+            let y = max_pool(&x, h, w, win);
+            let dy: Vec<f32> = (0..y.len()).map(|i| 0.5 + i as f32).collect();
+            let pooling = super::Pooling::new(h, w, win);
+            let ow = pooling.cols.len();
+            let (mut ours, mut theirs) = (vec![0.0f32; h * w], vec![0.0f32; h * w]);
+            for (i, &(r0, r1)) in pooling.rows.iter().enumerate() {
+                let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
+                let (kw, left, sw) = (win.kernel[1], win.pad[2], win.stride[1]);
+                // SAFETY: `available` said yes; the rows lie in the plane.
+                unsafe {
+                    crate::kernels::maxpool512::backward_row(
+                        &x,
+                        w,
+                        (r0, r1),
+                        left,
+                        (kw, sw),
+                        row,
+                        &mut ours,
+                    )
+                };
+                super::backward_row(&x, w, (r0, r1), &pooling.cols, row, &mut theirs);
+            }
+            let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&ours), bits(&theirs), "{h} x {w}, {win:?}");
+            // Every output's gradient lands in its window.
+            let sum = |v: &[f32]| v.iter().map(|&v| v as f64).sum::<f64>();
+            assert_eq!(sum(&ours), sum(&dy), "{h} x {w}, {win:?}");
+        }
     }
 
     #[test]

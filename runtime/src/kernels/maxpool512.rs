@@ -86,6 +86,72 @@ pub unsafe fn run(
     }
 }
 
+/// The gradient of one output row `y` (`dy` its gradient) into `dx`, the
+/// plane's gradient: each output's goes to the first cell of its window,
+/// row by row, that holds the output's value (`==`, or both NaN), as
+/// `cpu::max_pool_backward` routes it, bit for bit. The search takes 16
+/// outputs at a time, a gathered vector per cell of the window; the
+/// gradients are then added one by one, in the order of the outputs.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `plane` and `dx` must hold the rows
+/// `r0..r1` (each `w` wide), and `y` and `dy` the same number of values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn backward_row(
+    plane: &[f32],
+    w: usize,
+    (r0, r1): (usize, usize),
+    left: usize,
+    (kernel, stride): (usize, usize),
+    (y, dy): (&[f32], &[f32]),
+    dx: &mut [f32],
+) {
+    assert!(plane.len() >= r1 * w && dx.len() >= r1 * w && y.len() == dy.len());
+    assert!(w <= i32::MAX as usize / 2 && r1 * w <= i32::MAX as usize);
+    let step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let step = _mm512_mullo_epi32(step, _mm512_set1_epi32(stride as i32));
+    let width = _mm512_set1_epi32(w as i32);
+    let mut cells = [0i32; 16];
+    for j in (0..y.len()).step_by(16) {
+        let lanes = ((1u32 << (y.len() - j).min(16)) - 1) as __mmask16;
+        let top = _mm512_maskz_loadu_ps(lanes, y.as_ptr().add(j));
+        let top_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(top, top);
+        let first = _mm512_add_epi32(step, _mm512_set1_epi32((j * stride) as i32 - left as i32));
+        let mut open = lanes;
+        let mut cell = _mm512_setzero_si512();
+        for r in r0..r1 {
+            for t in 0..kernel {
+                // Input columns of cell t of each window; those outside the
+                // plane (padding) never hold the value.
+                let col = _mm512_add_epi32(first, _mm512_set1_epi32(t as i32));
+                let inside = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
+                    & _mm512_cmplt_epi32_mask(col, width);
+                let ask = open & inside;
+                if ask == 0 {
+                    continue;
+                }
+                let row = plane.as_ptr().add(r * w);
+                let v = _mm512_mask_i32gather_ps::<4>(top, ask, col, row);
+                let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, top)
+                    | (top_nan & _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v));
+                let hit = ask & same;
+                let at = _mm512_add_epi32(col, _mm512_set1_epi32((r * w) as i32));
+                cell = _mm512_mask_mov_epi32(cell, hit, at);
+                open &= !hit;
+            }
+        }
+        _mm512_storeu_si512(cells.as_mut_ptr().cast(), cell);
+        let found = lanes & !open;
+        for (l, &c) in cells.iter().enumerate() {
+            if found & (1 << l) != 0 {
+                dx[c as usize] += dy[j + l];
+            }
+        }
+    }
+}
+
 /// `v` where it beats `best` or is a NaN; else `best`, as `cpu::larger`
 /// chooses, bit for bit (on a tie of 0.0 and -0.0 the earlier stays).
 /// `_mm512_max_ps` returns its second operand on a tie or a NaN.
