@@ -90,11 +90,14 @@ pub unsafe fn run(
 /// plane's gradient: each output's goes to the first cell of its window,
 /// row by row, that holds the output's value (`==`, or both NaN), as
 /// `cpu::max_pool_backward` routes it, bit for bit. The search takes 16
-/// outputs at a time, a gathered vector per cell of the window; the
-/// gradients are then added one by one, in the order of the outputs.
+/// outputs at a time: for each cell of the window, the 16 inputs are read
+/// as the forward row reads them (one load for stride 1; two and a permute
+/// for stride 2; masked at the plane's edges, where padding never holds
+/// the value); the gradients are then added one by one, in the order of
+/// the outputs.
 ///
 /// # Safety
-/// The CPU must have AVX-512F; `plane` and `dx` must hold the rows
+/// `available(stride)` must be true; `plane` and `dx` must hold the rows
 /// `r0..r1` (each `w` wide), and `y` and `dy` the same number of values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -109,45 +112,64 @@ pub unsafe fn backward_row(
     dx: &mut [f32],
 ) {
     assert!(plane.len() >= r1 * w && dx.len() >= r1 * w && y.len() == dy.len());
-    assert!(w <= i32::MAX as usize / 2 && r1 * w <= i32::MAX as usize);
-    let step = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    let step = _mm512_mullo_epi32(step, _mm512_set1_epi32(stride as i32));
-    let width = _mm512_set1_epi32(w as i32);
+    assert!((stride == 1 || stride == 2) && r1 * w <= i32::MAX as usize);
+    let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    // Lanes whose column `first + lane` lies in 0..w.
+    let inside = |first: isize| -> __mmask16 {
+        let col = _mm512_add_epi32(lane, _mm512_set1_epi32(first as i32));
+        _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
+            & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(w as i32))
+    };
     let mut cells = [0i32; 16];
     for j in (0..y.len()).step_by(16) {
         let lanes = ((1u32 << (y.len() - j).min(16)) - 1) as __mmask16;
         let top = _mm512_maskz_loadu_ps(lanes, y.as_ptr().add(j));
         let top_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(top, top);
-        let first = _mm512_add_epi32(step, _mm512_set1_epi32((j * stride) as i32 - left as i32));
         let mut open = lanes;
         let mut cell = _mm512_setzero_si512();
         for r in r0..r1 {
+            let row = plane.as_ptr().add(r * w);
             for t in 0..kernel {
-                // Input columns of cell t of each window; those outside the
-                // plane (padding) never hold the value.
-                let col = _mm512_add_epi32(first, _mm512_set1_epi32(t as i32));
-                let inside = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
-                    & _mm512_cmplt_epi32_mask(col, width);
-                let ask = open & inside;
-                if ask == 0 {
-                    continue;
-                }
-                let row = plane.as_ptr().add(r * w);
-                let v = _mm512_mask_i32gather_ps::<4>(top, ask, col, row);
+                // Column of cell t of the first window of the 16.
+                let first = (j * stride + t) as isize - left as isize;
+                // Masked lanes read nothing, so the address may lie
+                // outside the row.
+                let at = |k: isize| row.wrapping_offset(first + k);
+                let (v, ok) = if stride == 1 {
+                    let ok = inside(first);
+                    (_mm512_maskz_loadu_ps(ok, at(0)), ok)
+                } else {
+                    let (lo, hi) = (inside(first), inside(first + 16));
+                    let lo = _mm512_maskz_loadu_ps(lo, at(0));
+                    let hi = _mm512_maskz_loadu_ps(hi, at(16));
+                    let col = _mm512_add_epi32(
+                        _mm512_add_epi32(lane, lane),
+                        _mm512_set1_epi32(first as i32),
+                    );
+                    let ok = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
+                        & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(w as i32));
+                    (_mm512_permutex2var_ps(lo, even, hi), ok)
+                };
                 let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, top)
                     | (top_nan & _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v));
-                let hit = ask & same;
-                let at = _mm512_add_epi32(col, _mm512_set1_epi32((r * w) as i32));
-                cell = _mm512_mask_mov_epi32(cell, hit, at);
+                let hit = open & ok & same;
+                if hit == 0 {
+                    continue;
+                }
+                // Cell of lane m: row r, column first + m * stride.
+                let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride as i32));
+                let base = _mm512_set1_epi32((r * w) as i32 + first as i32);
+                cell = _mm512_mask_mov_epi32(cell, hit, _mm512_add_epi32(base, step));
                 open &= !hit;
             }
         }
         _mm512_storeu_si512(cells.as_mut_ptr().cast(), cell);
-        let found = lanes & !open;
-        for (l, &c) in cells.iter().enumerate() {
-            if found & (1 << l) != 0 {
-                dx[c as usize] += dy[j + l];
-            }
+        let mut found = lanes & !open;
+        while found != 0 {
+            let l = found.trailing_zeros() as usize;
+            dx[cells[l] as usize] += dy[j + l];
+            found &= found - 1;
         }
     }
 }
