@@ -128,6 +128,32 @@ mod tests {
     }
 
     #[test]
+    fn a_second_pooling_stays_apart() {
+        // c1's ReLU is a statement of its own; p3 reads p2's output.
+        let steps = fused(
+            "model m {\n input 12x12x3\n c1: conv 3x3 8\n relu\n p1: maxpool 2x2 /1\n \
+             c2: conv 3x3 8 relu\n p2: maxpool 2x2 /1\n p3: maxpool 2x2 /1\n dropout\n \
+             out: fc 10\n}\n",
+        );
+        let joined: Vec<usize> = steps
+            .iter()
+            .filter_map(|k| match k {
+                StepKind::ConvPool { pool, .. } => Some(*pool),
+                _ => None,
+            })
+            .collect();
+        let p2 = 3; // c1, p1, c2, p2, p3: fields 0-4
+        assert!(joined.contains(&p2), "{steps:?}");
+        assert!(!joined.contains(&4), "p3 joined: {steps:?}");
+        let apart = |f: usize| {
+            steps
+                .iter()
+                .any(|k| matches!(k, StepKind::Apply { field, relu: false } if *field == f))
+        };
+        assert!(apart(4), "p3 is its own step: {steps:?}");
+    }
+
+    #[test]
     fn branches_are_fused_inside() {
         let steps = fused(
             "model m {\n input 12x12x3\n concat {\n a: conv 3x3 8 relu\n \

@@ -135,9 +135,14 @@ impl Pooling {
         self.rows.len() * self.cols.len()
     }
 
+    /// The window's width, left padding and stride across.
+    fn across(&self) -> (usize, usize, usize) {
+        (self.win.kernel[1], self.win.pad[2], self.win.stride[1])
+    }
+
     /// A thread's scratch row for `run`.
     pub(crate) fn scratch(&self) -> Vec<f32> {
-        let (kw, left, sw) = (self.win.kernel[1], self.win.pad[2], self.win.stride[1]);
+        let (kw, left, sw) = self.across();
         match self.fast {
             true => super::maxpool512::scratch(self.w, left, self.cols.len(), kw, sw),
             false => vec![0.0f32; self.w],
@@ -147,17 +152,19 @@ impl Pooling {
     /// The planes of `x` pooled into `y`, plane after plane.
     pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         let (h, w, ow) = (self.h, self.w, self.cols.len());
-        let (kw, left, sw) = (self.win.kernel[1], self.win.pad[2], self.win.stride[1]);
         for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
             for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&self.rows) {
                 if self.fast {
                     #[cfg(target_arch = "x86_64")]
-                    // SAFETY: `available` said yes; `scratch` came from
-                    // `maxpool512::scratch` with these sizes; the rows
-                    // lie in the plane.
-                    unsafe {
-                        super::maxpool512::run(plane, w, (r0, r1), left, (kw, sw), scratch, y)
-                    };
+                    {
+                        let (kw, left, sw) = self.across();
+                        // SAFETY: `available` said yes; `scratch` came from
+                        // `maxpool512::scratch` with these sizes; the rows
+                        // lie in the plane.
+                        unsafe {
+                            super::maxpool512::run(plane, w, (r0, r1), left, (kw, sw), scratch, y)
+                        };
+                    }
                     continue;
                 }
                 let best = &mut scratch[..w];
@@ -223,10 +230,8 @@ pub fn max_pool_backward(
     win: Window,
 ) -> Vec<f32> {
     let (oh, ow) = win.out(h, w);
-    let Pooling {
-        rows, cols, fast, ..
-    } = Pooling::new(h, w, win);
-    let (kw, left, sw) = (win.kernel[1], win.pad[2], win.stride[1]);
+    let pooling = Pooling::new(h, w, win);
+    let (rows, cols) = (&pooling.rows, &pooling.cols);
     let per = per_thread(oh * ow, x.len() / (h * w));
     filled(
         x.len(),
@@ -239,27 +244,28 @@ pub fn max_pool_backward(
                 let at = (first + p) * oh * ow;
                 let (y, dy) = (&y[at..][..oh * ow], &dy[at..][..oh * ow]);
                 for (i, &(r0, r1)) in rows.iter().enumerate() {
-                    if fast {
-                        let at = i * ow;
-                        let row = (&y[at..][..ow], &dy[at..][..ow]);
+                    let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
+                    if pooling.fast {
                         #[cfg(target_arch = "x86_64")]
-                        // SAFETY: `available` said yes; the rows lie in the
-                        // plane and in its gradient.
-                        unsafe {
-                            super::maxpool512::backward_row(
-                                plane,
-                                w,
-                                (r0, r1),
-                                left,
-                                (kw, sw),
-                                row,
-                                dx,
-                            )
-                        };
+                        {
+                            let (kw, left, sw) = pooling.across();
+                            // SAFETY: `available` said yes; the rows lie in
+                            // the plane and in its gradient.
+                            unsafe {
+                                super::maxpool512::backward_row(
+                                    plane,
+                                    w,
+                                    (r0, r1),
+                                    left,
+                                    (kw, sw),
+                                    row,
+                                    dx,
+                                )
+                            };
+                        }
                         continue;
                     }
-                    let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
-                    backward_row(plane, w, (r0, r1), &cols, row, dx);
+                    backward_row(plane, w, (r0, r1), cols, row, dx);
                 }
             }
         },
@@ -433,6 +439,7 @@ mod tests {
     /// both signs, NaNs, -inf), with padding on the left and a last,
     /// shorter vector of outputs.
     #[test]
+    #[cfg(target_arch = "x86_64")]
     fn the_avx512_gradient_rows_route_as_the_portable_loop() {
         if !crate::kernels::maxpool512::available(1) {
             return;
@@ -445,44 +452,28 @@ mod tests {
                 .wrapping_add(1442695040888963407);
             (seed >> 33) as usize
         };
-        for (h, w, win) in [
-            (
-                9,
-                37,
-                super::Window {
-                    kernel: [3, 3],
-                    stride: [2, 2],
-                    pad: [0, 1, 0, 1],
-                },
-            ),
-            (
-                8,
-                20,
-                super::Window {
-                    kernel: [3, 3],
-                    stride: [2, 2],
-                    pad: [1, 1, 1, 1],
-                },
-            ),
-            (
-                5,
-                33,
-                super::Window {
-                    kernel: [2, 3],
-                    stride: [1, 1],
-                    pad: [0, 1, 1, 1],
-                },
-            ),
-            (
-                6,
-                7,
-                super::Window {
-                    kernel: [3, 2],
-                    stride: [1, 2],
-                    pad: [0; 4],
-                },
-            ),
-        ] {
+        let window = |kernel, stride, pad| super::Window {
+            kernel,
+            stride,
+            pad,
+        };
+        let mut cases = vec![
+            (9, 37, window([3, 3], [2, 2], [0, 1, 0, 1])),
+            (8, 20, window([3, 3], [2, 2], [1, 1, 1, 1])),
+            (5, 33, window([2, 3], [1, 1], [0, 1, 1, 1])),
+            (6, 7, window([3, 2], [1, 2], [0; 4])),
+        ];
+        // And 300 of random sizes: planes 1-70 wide, windows up to 4 x 6,
+        // padding short of a whole window.
+        for _ in 0..300 {
+            let (kh, kw) = (1 + next() % 4, 1 + next() % 6);
+            let stride = [1 + next() % 3, 1 + next() % 2];
+            let pad = [next() % kh, next() % kh, next() % kw, next() % kw];
+            let h = (1 + next() % 9).max(kh.saturating_sub(pad[0] + pad[1]));
+            let w = (1 + next() % 70).max(kw.saturating_sub(pad[2] + pad[3]));
+            cases.push((h, w, window([kh, kw], stride, pad)));
+        }
+        for (h, w, win) in cases {
             let x: Vec<f32> = (0..h * w).map(|_| levels[next() % levels.len()]).collect();
             let y = max_pool(&x, h, w, win);
             let dy: Vec<f32> = (0..y.len()).map(|i| 0.5 + i as f32).collect();
