@@ -137,6 +137,22 @@ pub fn concat<B: Kernels>(parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
         .expect("concat joins at least one branch")
 }
 
+/// Dropout in training, through netc's kernels (`Kernels::dropout`): in
+/// inference, the input as it is.
+#[derive(Debug, Clone, Copy)]
+pub struct Dropout {
+    pub prob: f64,
+}
+
+impl Dropout {
+    pub fn forward<B: Kernels, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
+        if !B::ad_enabled(&x.device()) || self.prob == 0.0 {
+            return x;
+        }
+        B::dropout(x, self.prob)
+    }
+}
+
 /// Max pooling; with `same`, TensorFlow's padding, which never wins.
 #[derive(Debug, Clone, Copy)]
 pub struct MaxPool {

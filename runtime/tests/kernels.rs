@@ -368,3 +368,32 @@ fn concatenation_matches_burn_and_splits_the_gradient() {
         close(o, r, name);
     }
 }
+
+/// netc's dropout in training: about the asked share of values dropped,
+/// the rest scaled, the gradient through the same mask; and the input as
+/// it is in inference. (Masks against seeds and thread counts are tested
+/// in `kernels/dropout.rs`: the tests here share the backend's generator.)
+#[test]
+fn dropout_drops_the_asked_share_and_its_gradient_follows_the_mask() {
+    let device = Default::default();
+    // Several chunks of 16,384 values, for the threads to share.
+    let x = random([4, 16, 32, 32], 5).abs() + 0.5;
+    let weights = random([4, 16, 32, 32], 6);
+    let layer = netc_runtime::nn::Dropout { prob: 0.3 };
+    B::seed(&device, 9);
+    let (y, dx) = run(&x, |x| layer.forward(x), &weights);
+    let flat = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+    let (y, dx, xs, ws) = (flat(y), flat(dx), flat(x.clone()), flat(weights.clone()));
+    let dropped = y.iter().filter(|&&v| v == 0.0).count() as f64 / y.len() as f64;
+    assert!((dropped - 0.3).abs() < 0.03, "dropped {dropped}");
+    let scale = (1.0 / 0.7f64) as f32;
+    for i in 0..y.len() {
+        let (kept_y, kept_dx) = match y[i] == 0.0 {
+            true => (0.0, 0.0),
+            false => (xs[i] * scale, ws[i] * scale),
+        };
+        assert_eq!((y[i], dx[i]), (kept_y, kept_dx), "value {i}");
+    }
+    let inference = layer.forward(x.clone());
+    assert_eq!(flat(inference), xs);
+}

@@ -2,14 +2,14 @@
 //! autodiff operations whose backward passes are netc's own.
 
 use super::conv::{self, Geometry};
-use super::{cpu, ConvSpec, Kernels, Lrn, Window};
+use super::{cpu, dropout, ConvSpec, Kernels, Lrn, Window};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Tensor, TensorData, TensorMetadata};
+use burn::tensor::{Distribution, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -181,6 +181,26 @@ impl Backward<Flex, 1> for MaxPoolBackward {
 }
 
 #[derive(Debug)]
+struct DropoutBackward;
+
+impl Backward<Flex, 1> for DropoutBackward {
+    /// The mask, which the backward pass makes again from its seed.
+    type State = dropout::Mask;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [parent] = ops.parents;
+        let dy = grads.consume::<Flex>(&ops.node);
+        if let Some(parent) = parent {
+            let dx = ops.state.apply(&values(&dy));
+            grads.register::<Flex>(
+                parent.id,
+                FlexTensor::from_data(TensorData::new(dx, dy.shape())),
+            );
+        }
+    }
+}
+
+#[derive(Debug)]
 struct ConcatBackward;
 
 impl Backward<Flex, 2> for ConcatBackward {
@@ -280,6 +300,28 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
+    }
+
+    fn dropout<const D: usize>(x: Tensor<Self, D>, prob: f64) -> Tensor<Self, D> {
+        // The seed from the backend's generator, which every training step
+        // seeds: the same masks on a resumed run.
+        let draws = Tensor::<Flex, 1>::random([4], Distribution::Uniform(0.0, 1.0), &x.device());
+        let mask = dropout::Mask::new(
+            dropout::Mask::seed(&draws.into_data().to_vec::<f32>().expect("f32 draws")),
+            prob,
+        );
+        let x = x.into_primitive().tensor();
+        let y = mask.apply(&values(&x.primitive));
+        let y = FlexTensor::from_data(TensorData::new(y, x.primitive.shape()));
+        let y = match DropoutBackward
+            .prepare::<C>([x.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => prep.finish(mask, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        };
+        Tensor::from_primitive(TensorPrimitive::Float(y))
     }
 
     fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {

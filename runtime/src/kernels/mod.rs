@@ -5,6 +5,7 @@
 
 pub mod conv;
 pub mod cpu;
+pub mod dropout;
 mod flex;
 pub mod int8;
 mod maxpool512;
@@ -36,6 +37,14 @@ pub trait Kernels: Backend {
 
     fn max_pool(x: FloatTensor<Self>, win: Window) -> FloatTensor<Self> {
         primitive(composed::max_pool::<Self>(tensor(x), win))
+    }
+
+    /// In training (autodiff), values of `x` set to 0 with probability
+    /// `prob` and the rest scaled by 1 / (1 - prob); else `x`. burn's
+    /// `Dropout` by default; burn's CPU backend draws its own mask
+    /// (`dropout.rs`).
+    fn dropout<const D: usize>(x: Tensor<Self, D>, prob: f64) -> Tensor<Self, D> {
+        burn::nn::DropoutConfig::new(prob).init().forward(x)
     }
 
     /// Two feature maps joined along channels.

@@ -147,7 +147,8 @@ pub fn init(layer: &Layer, names: &Names) -> String {
             epsilon.0,
             round(1.0 - momentum.0)
         ),
-        Layer::Dropout { rate } => format!("DropoutConfig::new({:?}).init()", rate.0),
+        // netc's, whose mask is drawn on every thread (`Kernels::dropout`).
+        Layer::Dropout { rate } => format!("Dropout {{ prob: {:?} }}", rate.0),
         Layer::Block { def, args } => {
             let args: String = args.iter().map(|a| names.expr(a) + ", ").collect();
             format!("{}::new({args}device)", names.types[*def])
@@ -202,9 +203,6 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     if has(&|l| matches!(l, Layer::BatchNorm { .. })) {
         nn.extend(["BatchNorm", "BatchNormConfig"]);
     }
-    if has(&|l| matches!(l, Layer::Dropout { .. })) {
-        nn.extend(["Dropout", "DropoutConfig"]);
-    }
     if has(&|l| matches!(l, Layer::Dense { .. })) {
         nn.extend(["Linear", "LinearConfig"]);
     }
@@ -239,6 +237,9 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     }
     if conv_relu_pool {
         rt.push("conv_relu_pool");
+    }
+    if has(&|l| matches!(l, Layer::Dropout { .. })) {
+        rt.push("Dropout");
     }
     if has(&|l| matches!(l, Layer::Lrn { .. })) {
         rt.push("Lrn");
