@@ -34,28 +34,29 @@ struct Python<'a> {
     attrs: Vec<String>,
 }
 
+impl Python<'_> {
+    /// `fields[field]` applied to `input`, then a ReLU when `relu`.
+    fn apply(&self, field: usize, relu: bool, input: String) -> String {
+        let call = format!("self.{}({input})", self.attrs[field]);
+        if relu {
+            // The layer's output is a new tensor that nothing else
+            // reads (conv, fc and batch norm keep their inputs for
+            // backward, not their outputs): in place saves a copy.
+            format!("F.relu({call}, inplace=True)")
+        } else {
+            call
+        }
+    }
+}
+
 impl Syntax for Python<'_> {
-    // `s` is read by a `ConvPool`'s parts only, which this back end's
-    // layouts (unfused) never hold.
-    #[allow(clippy::only_used_in_recursion)]
-    fn step(&self, s: &Struct, step: &StepKind, input: String) -> String {
+    fn step(&self, _: &Struct, step: &StepKind, input: String) -> String {
         match step {
-            StepKind::Apply { field, relu } => {
-                let call = format!("self.{}({input})", self.attrs[*field]);
-                if *relu {
-                    // The layer's output is a new tensor that nothing else
-                    // reads (conv, fc and batch norm keep their inputs for
-                    // backward, not their outputs): in place saves a copy.
-                    format!("F.relu({call}, inplace=True)")
-                } else {
-                    call
-                }
-            }
-            kind @ StepKind::ConvPool { .. } => kind
-                .unfused()
-                .into_iter()
-                .flatten()
-                .fold(input, |x, kind| self.step(s, &kind, x)),
+            StepKind::Apply { field, relu } => self.apply(*field, *relu, input),
+            // Made only for the burn back end: the two layers here.
+            StepKind::ConvPool {
+                conv, relu, pool, ..
+            } => self.apply(*pool, false, self.apply(*conv, *relu, input)),
             StepKind::Relu => format!("F.relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean((2, 3), keepdim=True)"),
             StepKind::Flatten => format!("{input}.flatten(1)"),

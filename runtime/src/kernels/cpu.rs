@@ -178,6 +178,28 @@ impl Pooling {
             }
         }
     }
+
+    /// One plane's gradient: each output's (`y`, `dy`) added to `dx` at the
+    /// first cell of its window, row by row, that holds the output's value.
+    fn backward(&self, plane: &[f32], (y, dy): (&[f32], &[f32]), dx: &mut [f32]) {
+        let (w, ow) = (self.w, self.cols.len());
+        for (i, &(r0, r1)) in self.rows.iter().enumerate() {
+            let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
+            if self.fast {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    let (kw, left, sw) = self.across();
+                    // SAFETY: `available` said yes; the rows lie in the
+                    // plane and in its gradient.
+                    unsafe {
+                        super::maxpool512::backward_row(plane, w, (r0, r1), left, (kw, sw), row, dx)
+                    };
+                }
+                continue;
+            }
+            backward_row(plane, w, (r0, r1), &self.cols, row, dx);
+        }
+    }
 }
 
 /// How many planes a thread takes at a time: about 64 KiB of output, whole
@@ -229,10 +251,9 @@ pub fn max_pool_backward(
     w: usize,
     win: Window,
 ) -> Vec<f32> {
-    let (oh, ow) = win.out(h, w);
     let pooling = Pooling::new(h, w, win);
-    let (rows, cols) = (&pooling.rows, &pooling.cols);
-    let per = per_thread(oh * ow, x.len() / (h * w));
+    let out = pooling.out();
+    let per = per_thread(out, x.len() / (h * w));
     filled(
         x.len(),
         per * h * w,
@@ -241,32 +262,8 @@ pub fn max_pool_backward(
             let first = chunk * per;
             for (p, dx) in dx.chunks_exact_mut(h * w).enumerate() {
                 let plane = &x[(first + p) * h * w..][..h * w];
-                let at = (first + p) * oh * ow;
-                let (y, dy) = (&y[at..][..oh * ow], &dy[at..][..oh * ow]);
-                for (i, &(r0, r1)) in rows.iter().enumerate() {
-                    let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
-                    if pooling.fast {
-                        #[cfg(target_arch = "x86_64")]
-                        {
-                            let (kw, left, sw) = pooling.across();
-                            // SAFETY: `available` said yes; the rows lie in
-                            // the plane and in its gradient.
-                            unsafe {
-                                super::maxpool512::backward_row(
-                                    plane,
-                                    w,
-                                    (r0, r1),
-                                    left,
-                                    (kw, sw),
-                                    row,
-                                    dx,
-                                )
-                            };
-                        }
-                        continue;
-                    }
-                    backward_row(plane, w, (r0, r1), cols, row, dx);
-                }
+                let at = (first + p) * out;
+                pooling.backward(plane, (&y[at..][..out], &dy[at..][..out]), dx);
             }
         },
     )

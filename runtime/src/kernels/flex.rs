@@ -9,7 +9,7 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::FloatTensor;
-use burn::tensor::{Distribution, Tensor, TensorData, TensorMetadata, TensorPrimitive};
+use burn::tensor::{Distribution, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -44,7 +44,7 @@ fn dims(x: &FlexTensor) -> [usize; 4] {
     x.shape().dims::<4>()
 }
 
-fn flex(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+fn flex(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
@@ -192,10 +192,7 @@ impl Backward<Flex, 1> for DropoutBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         if let Some(parent) = parent {
             let dx = ops.state.apply(&values(&dy));
-            grads.register::<Flex>(
-                parent.id,
-                FlexTensor::from_data(TensorData::new(dx, dy.shape())),
-            );
+            grads.register::<Flex>(parent.id, flex(dx, dy.shape()));
         }
     }
 }
@@ -311,8 +308,7 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             prob,
         );
         let x = x.into_primitive().tensor();
-        let y = mask.apply(&values(&x.primitive));
-        let y = FlexTensor::from_data(TensorData::new(y, x.primitive.shape()));
+        let y = flex(mask.apply(&values(&x.primitive)), x.primitive.shape());
         let y = match DropoutBackward
             .prepare::<C>([x.node.clone()])
             .compute_bound()

@@ -115,9 +115,10 @@ pub unsafe fn backward_row(
     assert!((stride == 1 || stride == 2) && r1 * w <= i32::MAX as usize);
     let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    // Lanes whose column `first + lane` lies in 0..w.
-    let inside = |first: isize| -> __mmask16 {
-        let col = _mm512_add_epi32(lane, _mm512_set1_epi32(first as i32));
+    let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride as i32));
+    let plus = |v: __m512i, k: isize| _mm512_add_epi32(v, _mm512_set1_epi32(k as i32));
+    // Lanes whose column lies in 0..w: padding never holds the value.
+    let within = |col: __m512i| -> __mmask16 {
         _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
             & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(w as i32))
     };
@@ -131,36 +132,25 @@ pub unsafe fn backward_row(
         for r in r0..r1 {
             let row = plane.as_ptr().add(r * w);
             for t in 0..kernel {
-                // Column of cell t of the first window of the 16.
+                // Column of cell t of the first window of the 16, and of
+                // each lane's window.
                 let first = (j * stride + t) as isize - left as isize;
+                let col = plus(step, first);
+                let ok = within(col);
                 // Masked lanes read nothing, so the address may lie
                 // outside the row.
                 let at = |k: isize| row.wrapping_offset(first + k);
-                let (v, ok) = if stride == 1 {
-                    let ok = inside(first);
-                    (_mm512_maskz_loadu_ps(ok, at(0)), ok)
+                let v = if stride == 1 {
+                    _mm512_maskz_loadu_ps(ok, at(0))
                 } else {
-                    let (lo, hi) = (inside(first), inside(first + 16));
-                    let lo = _mm512_maskz_loadu_ps(lo, at(0));
-                    let hi = _mm512_maskz_loadu_ps(hi, at(16));
-                    let col = _mm512_add_epi32(
-                        _mm512_add_epi32(lane, lane),
-                        _mm512_set1_epi32(first as i32),
-                    );
-                    let ok = _mm512_cmpge_epi32_mask(col, _mm512_setzero_si512())
-                        & _mm512_cmplt_epi32_mask(col, _mm512_set1_epi32(w as i32));
-                    (_mm512_permutex2var_ps(lo, even, hi), ok)
+                    let lo = _mm512_maskz_loadu_ps(within(plus(lane, first)), at(0));
+                    let hi = _mm512_maskz_loadu_ps(within(plus(lane, first + 16)), at(16));
+                    _mm512_permutex2var_ps(lo, even, hi)
                 };
                 let same = _mm512_cmp_ps_mask::<_CMP_EQ_OQ>(v, top)
                     | (top_nan & _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v));
                 let hit = open & ok & same;
-                if hit == 0 {
-                    continue;
-                }
-                // Cell of lane m: row r, column first + m * stride.
-                let step = _mm512_mullo_epi32(lane, _mm512_set1_epi32(stride as i32));
-                let base = _mm512_set1_epi32((r * w) as i32 + first as i32);
-                cell = _mm512_mask_mov_epi32(cell, hit, _mm512_add_epi32(base, step));
+                cell = _mm512_mask_mov_epi32(cell, hit, plus(col, (r * w) as isize));
                 open &= !hit;
             }
         }
