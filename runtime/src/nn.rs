@@ -129,6 +129,27 @@ fn conv_spec<B: Backend>(layer: &Conv2d<B>, [h, w]: [usize; 2], relu: bool) -> k
     }
 }
 
+/// A fully connected layer through netc's kernels: `Linear::forward` on a
+/// batch of vectors.
+pub fn dense<B: Kernels>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    dense_with(layer, false, x)
+}
+
+/// `dense` followed by ReLU, in one pass.
+pub fn dense_relu<B: Kernels>(layer: &Linear<B>, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    dense_with(layer, true, x)
+}
+
+fn dense_with<B: Kernels>(layer: &Linear<B>, relu: bool, x: Tensor<B, 2>) -> Tensor<B, 2> {
+    let bias = layer.bias.as_ref().map(|b| primitive(b.val()));
+    tensor(B::dense(
+        primitive(x),
+        primitive(layer.weight.val()),
+        bias,
+        relu,
+    ))
+}
+
 /// Feature maps joined along channels, through netc's kernel (pairwise).
 pub fn concat<B: Kernels>(parts: Vec<Tensor<B, 4>>) -> Tensor<B, 4> {
     parts

@@ -397,3 +397,70 @@ fn dropout_drops_the_asked_share_and_its_gradient_follows_the_mask() {
     let inference = layer.forward(x.clone());
     assert_eq!(flat(inference), xs);
 }
+
+/// Fully connected layers through netc (`nn::dense`, `nn::dense_relu`):
+/// burn's `Linear` in inference, for a few rows (netc's kernel) and for
+/// more (burn's product), from a view too; and in training, the same input
+/// and weight gradients.
+#[test]
+fn fully_connected_layers_match_burn_in_inference_and_training() {
+    use burn::module::AutodiffModule;
+    use burn::nn::LinearConfig;
+    let device = Default::default();
+    for (rows, k, units, bias) in [
+        (1, 3456, 384, true),
+        (2, 300, 17, false),
+        (4, 129, 10, true),
+        (5, 64, 33, true),
+        (128, 70, 20, false),
+    ] {
+        Flex::seed(&device, rows as u64);
+        let layer = LinearConfig::new(k, units)
+            .with_bias(bias)
+            .init::<B>(&device);
+        // Columns 1.. of a wider tensor: a view, not contiguous.
+        let x = Tensor::<Flex, 2>::random([rows, k + 1], Distribution::Normal(0.0, 1.0), &device)
+            .narrow(1, 1, k);
+        let inner = layer.valid();
+        for relu in [false, true] {
+            let what = format!("{rows}x{k}x{units}, bias {bias}, relu {relu}");
+            let ours = match relu {
+                true => netc_runtime::nn::dense_relu(&inner, x.clone()),
+                false => netc_runtime::nn::dense(&inner, x.clone()),
+            };
+            let reference = inner.forward(x.clone());
+            let reference = match relu {
+                true => burn::tensor::activation::relu(reference),
+                false => reference,
+            };
+            close(ours.unsqueeze(), reference.unsqueeze(), &what);
+        }
+        // Training: the output and the gradients of the input and weight.
+        let grads = |ours: bool| {
+            let x = Tensor::<B, 2>::from_inner(x.clone()).require_grad();
+            let y = match ours {
+                true => netc_runtime::nn::dense_relu(&layer, x.clone()),
+                false => burn::tensor::activation::relu(layer.forward(x.clone())),
+            };
+            let g = y.clone().sum().backward();
+            let dw = layer.weight.grad(&g).expect("a weight gradient");
+            (y.inner(), x.grad(&g).expect("an input gradient"), dw)
+        };
+        let (ours, reference) = (grads(true), grads(false));
+        close(
+            ours.0.unsqueeze(),
+            reference.0.unsqueeze(),
+            "training output",
+        );
+        close(
+            ours.1.unsqueeze(),
+            reference.1.unsqueeze(),
+            "input gradient",
+        );
+        close(
+            ours.2.unsqueeze(),
+            reference.2.unsqueeze(),
+            "weight gradient",
+        );
+    }
+}

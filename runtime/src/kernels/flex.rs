@@ -2,7 +2,7 @@
 //! autodiff operations whose backward passes are netc's own.
 
 use super::conv::{self, Geometry};
-use super::{cpu, dropout, ConvSpec, Kernels, Lrn, Window};
+use super::{composed, cpu, dense, dropout, primitive, tensor, ConvSpec, Kernels, Lrn, Window};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -118,6 +118,30 @@ impl Kernels for Flex {
         win: Window,
     ) -> FloatTensor<Self> {
         convolved(x, weight, bias, spec, Some(win))
+    }
+
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        let [rows, _] = x.shape().dims::<2>();
+        if rows == 0 || rows > dense::FEW {
+            let (x, weight, bias) = (tensor(x), tensor(weight), bias.map(tensor));
+            return primitive(composed::dense::<Self>(x, weight, bias, relu));
+        }
+        let units = weight.shape().dims::<2>()[1];
+        let bias = bias.as_ref().map(values);
+        let y = dense::forward(
+            &values(&x),
+            rows,
+            &values(&weight),
+            units,
+            bias.as_deref(),
+            relu,
+        );
+        flex(y, [rows, units])
     }
 
     fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {

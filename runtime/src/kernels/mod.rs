@@ -5,6 +5,7 @@
 
 pub mod conv;
 pub mod cpu;
+pub mod dense;
 pub mod dropout;
 mod flex;
 pub mod int8;
@@ -47,6 +48,24 @@ pub trait Kernels: Backend {
         burn::nn::DropoutConfig::new(prob).init().forward(x)
     }
 
+    /// x (rows x k) times weight (k x units), plus bias, then the ReLU if
+    /// `relu`: a fully connected layer. burn's `linear` by default; burn's
+    /// CPU backend runs a few rows (batch-1 inference) on every thread
+    /// (`dense.rs`).
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        relu: bool,
+    ) -> FloatTensor<Self> {
+        primitive(composed::dense::<Self>(
+            tensor(x),
+            tensor(weight),
+            bias.map(tensor),
+            relu,
+        ))
+    }
+
     /// Two feature maps joined along channels.
     fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         primitive(Tensor::cat(vec![tensor::<Self, 4>(a), tensor(b)], 1))
@@ -81,6 +100,20 @@ pub trait Kernels: Backend {
     ) -> FloatTensor<Self> {
         Self::max_pool(Self::conv(x, weight, bias, spec), win)
     }
+}
+
+/// Reproducible values in [-0.5, 0.5) for the kernels' tests.
+#[cfg(test)]
+fn noise(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+        })
+        .collect()
 }
 
 /// A backend's float primitive as a tensor, and back: kernels take primitives.
@@ -125,6 +158,20 @@ pub mod composed {
         let options = ConvOptions::new(spec.stride, padding, [1, 1], spec.groups);
         let y = conv2d(x, weight, bias, options);
         if spec.relu {
+            burn::tensor::activation::relu(y)
+        } else {
+            y
+        }
+    }
+
+    pub fn dense<B: Backend>(
+        x: Tensor<B, 2>,
+        weight: Tensor<B, 2>,
+        bias: Option<Tensor<B, 1>>,
+        relu: bool,
+    ) -> Tensor<B, 2> {
+        let y = burn::tensor::module::linear(x, weight, bias);
+        if relu {
             burn::tensor::activation::relu(y)
         } else {
             y

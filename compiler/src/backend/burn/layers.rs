@@ -171,6 +171,8 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     let mut conv_relu = false;
     let mut conv_pool = false;
     let mut conv_relu_pool = false;
+    let mut dense = false;
+    let mut dense_relu = false;
     let mut relu = false;
     let mut concat = false;
     for (s, step) in &steps {
@@ -178,6 +180,8 @@ pub fn imports(layout: &Layout) -> Vec<String> {
             StepKind::Apply { field, relu: r } => match (&s.fields[*field].layer, r) {
                 (Layer::Conv { .. }, true) => conv_relu = true,
                 (Layer::Conv { .. }, false) => conv = true,
+                (Layer::Dense { .. }, true) => dense_relu = true,
+                (Layer::Dense { .. }, false) => dense = true,
                 (_, true) => relu = true,
                 _ => {}
             },
@@ -237,6 +241,12 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     }
     if conv_relu_pool {
         rt.push("conv_relu_pool");
+    }
+    if dense {
+        rt.push("dense");
+    }
+    if dense_relu {
+        rt.push("dense_relu");
     }
     if has(&|l| matches!(l, Layer::Dropout { .. })) {
         rt.push("Dropout");

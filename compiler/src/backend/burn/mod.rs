@@ -89,6 +89,9 @@ impl Syntax for Rust<'_> {
                     // netc's kernels, with TensorFlow's padding, rather than Conv2d::forward.
                     Layer::Conv { .. } if *r => format!("conv_relu(&self.{name}, {input})"),
                     Layer::Conv { .. } => format!("conv(&self.{name}, {input})"),
+                    // netc's kernels rather than Linear::forward: every thread at batch 1.
+                    Layer::Dense { .. } if *r => format!("dense_relu(&self.{name}, {input})"),
+                    Layer::Dense { .. } => format!("dense(&self.{name}, {input})"),
                     _ => relu(format!("self.{name}.forward({input})"), *r),
                 }
             }
