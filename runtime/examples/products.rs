@@ -1,11 +1,12 @@
 //! The matrix products of the zoo's convolutions on one core: `gemm` 0.19
 //! (weights packed by gemm on every call, as `conv.rs` calls it) against
-//! `panel.rs` (weights packed once), in GFLOP/s, the best of 5 runs of
+//! `panel.rs` (weights packed once) with AVX-512 and with AVX2 (NaN where
+//! the CPU lacks it), in GFLOP/s, the best of 5 runs of
 //! about 2 GFLOP each. `bench/layers/fma_peak.c` measures the core's peak.
 //!
 //!     cargo run --release -p netc-runtime --example products
 use gemm::{gemm, Parallelism};
-use netc_runtime::kernels::panel::{self, Cols, Weights};
+use netc_runtime::kernels::panel::{self, Cols, Isa, Weights};
 use std::time::Instant;
 
 fn gflops(m: usize, n: usize, k: usize, mut product: impl FnMut()) -> f64 {
@@ -22,7 +23,7 @@ fn gflops(m: usize, n: usize, k: usize, mut product: impl FnMut()) -> f64 {
 
 fn main() {
     netc_runtime::memory::keep_freed_memory();
-    println!("m,n,k,gemm_gflops,panel_gflops");
+    println!("m,n,k,gemm_gflops,panel_avx512_gflops,panel_avx2_gflops");
     // (channels out, output positions, channels in x kernel): alex4's conv1
     // and conv2, squeeze1's fire1.e3x3, nin2's nin2.conv.
     for (m, n, k) in [
@@ -58,13 +59,17 @@ fn main() {
                 Parallelism::None,
             )
         });
-        let with_panel = match Weights::pack(&a, m, k) {
-            Some(w) => gflops(m, n, k, || {
-                let cols = Cols::Matrix { data: &b, ld: n };
-                panel::product(&w, cols, n, None, false, &mut c, false);
-            }),
-            None => f64::NAN,
+        let mut on = |isa: Isa| match panel::has(isa) {
+            true => {
+                let w = Weights::pack_for(isa, &a, m, k).expect("weights");
+                gflops(m, n, k, || {
+                    let cols = Cols::Matrix { data: &b, ld: n };
+                    panel::product(&w, cols, n, None, false, &mut c, false);
+                })
+            }
+            false => f64::NAN,
         };
-        println!("{m},{n},{k},{with_gemm:.1},{with_panel:.1}");
+        let (wide, avx2) = (on(Isa::Avx512), on(Isa::Avx2));
+        println!("{m},{n},{k},{with_gemm:.1},{wide:.1},{avx2:.1}");
     }
 }

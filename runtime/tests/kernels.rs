@@ -184,15 +184,20 @@ fn conv_run(
     out
 }
 
-/// Both paths of the products: `panel.rs` where the CPU has AVX-512, and
-/// `gemm`, which every other CPU runs. The only test here that uses
-/// convolutions, so the switch (process-wide) meets no other test.
+/// Every path of the products: `panel.rs` with AVX-512 where the CPU has
+/// it, with AVX2 where it has that (CPUs without AVX-512 run this one), and
+/// `gemm`, which the rest run. The only test here that uses convolutions,
+/// so the switches (process-wide) meet no other test.
 #[test]
 fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
+    use netc_runtime::kernels::panel;
     on_two_threads(convolution_cases);
-    netc_runtime::kernels::panel::prefer_gemm(true);
+    panel::limit_to_avx2(true);
     on_two_threads(convolution_cases);
-    netc_runtime::kernels::panel::prefer_gemm(false);
+    panel::limit_to_avx2(false);
+    panel::prefer_gemm(true);
+    on_two_threads(convolution_cases);
+    panel::prefer_gemm(false);
 }
 
 fn convolution_cases() {

@@ -423,7 +423,7 @@ fn convolve(
     let (tile, par) = (g.tile(), g.parallelism());
     let direct = ohw >= DIRECT;
     let products = if direct { 0 } else { cog * tile * ohw };
-    // On CPUs with AVX-512 the per-image products of large maps are netc's
+    // On CPUs with AVX-512 or AVX2 the per-image products of large maps are netc's
     // own (`panel.rs`), with each group's weights packed once for the call;
     // and where the column matrix's rows are shifted planes, they are read
     // from the input where they lie, and no column matrix is written.
@@ -636,7 +636,7 @@ pub fn backward(
     g: &Geometry,
     want_x: bool,
 ) -> Grads {
-    // On CPUs with AVX-512 a stride-1 convolution's input gradient is
+    // On CPUs with AVX-512 or AVX2 a stride-1 convolution's input gradient is
     // itself a convolution: of dy, through the weights flipped and
     // transposed, padded on the other sides (`transposed`). That runs on
     // `panel.rs` like the forward pass, and no column matrix is written
@@ -671,7 +671,7 @@ fn relu_mask(dy: &[f32], y: &[f32]) -> Vec<f32> {
 }
 
 /// The convolution that maps dy onto dx, for stride-1 convolutions on CPUs
-/// with AVX-512: cin and cout swap, and each side's padding becomes the
+/// with AVX-512 or AVX2: cin and cout swap, and each side's padding becomes the
 /// kernel's size less one less the other side's. None elsewhere (and
 /// where a padding outgrows the kernel).
 fn transposed(g: &Geometry) -> Option<Geometry> {
