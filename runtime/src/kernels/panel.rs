@@ -14,7 +14,7 @@
 //! the padding), the image itself for 1x1 convolutions, and gathers for
 //! the rest. Layer by layer on that Xeon: docs/performance.md.
 //! CPUs with AVX2 and FMA but not AVX-512 run the same blocks through
-//! 4 x 16 tiles (`Isa::Avx2`), with the same bits; the others keep `gemm`
+//! 4 x 24 tiles (`Isa::Avx2`), with the same bits; the others keep `gemm`
 //! (`Weights::pack` says None).
 
 use super::conv::Shift;
@@ -53,11 +53,8 @@ pub struct Weights<'a> {
 pub enum Isa {
     /// 8 x 48 register tiles: 24 of the 32 vector registers.
     Avx512,
-    /// AVX2 and FMA (AMD's Zen 3, say): each 8 x 48 tile as six tiles of
-    /// 4 x 16, 8 accumulators of AVX2's 16 registers. With 4 x 24 the 12
-    /// accumulators, 3 column vectors and a broadcast took all 16, and the
-    /// compiler spilled accumulators on every step (61-62 GFLOP/s per core
-    /// on the Xeon against 76-80 for 4 x 16; `examples/products.rs`).
+    /// AVX2 and FMA (AMD's Zen 3, say): each 8 x 48 tile as four tiles of
+    /// 4 x 24, 12 accumulators of AVX2's 16 registers (`steps2`).
     Avx2,
 }
 
@@ -735,25 +732,119 @@ unsafe fn pack2(
 
 /// Rows and 8-lane vectors of an AVX2 tile.
 const ROWS2: usize = 4;
-const VECTORS2: usize = 2;
+const VECTORS2: usize = 3;
 
-/// `step` with AVX2: 4 weights times 16 columns at `b`.
+/// Where an AVX2 tile's 4 weights of each step of k lie: 8 apart in a
+/// packed panel (from the tile's first row), or in 4 rows of their own.
+#[cfg(target_arch = "x86_64")]
+enum A2 {
+    Packed(*const f32),
+    Raw([*const f32; ROWS2]),
+}
+
+/// `depth` steps of k: 4 weights times the 24 columns at `b`, then `b`'s
+/// next row (48 values on). The 12 accumulators, the 3 column vectors and
+/// the broadcast take all 16 of AVX2's registers: written in Rust, the
+/// compiler spilled accumulators on every step, so the loop is assembly
+/// with each accumulator in its own register. One core of the Xeon
+/// (`examples/products.rs`, zoo shapes): 95-98 GFLOP/s, against 61-62 for
+/// the same tile in Rust, 76-80 for 4 x 16 tiles in Rust, 85-89 for
+/// `gemm`'s AVX2 kernel; the core's AVX2 peak is about 99.
+/// `vfmadd231ps acc, a, b` is `_mm256_fmadd_ps(a, b, acc)`: the same
+/// multiply-adds in the same order as AVX-512's `step`.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `b` holds `depth` rows of 48 values, 32-byte
+/// aligned; the weights hold `depth` steps.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-#[inline]
-unsafe fn step2(acc: &mut [[__m256; VECTORS2]; ROWS2], b: *const f32, a: impl Fn(usize) -> f32) {
-    let bv: [__m256; VECTORS2] = std::array::from_fn(|v| _mm256_load_ps(b.add(8 * v)));
-    for (r, row) in acc.iter_mut().enumerate() {
-        let av = _mm256_set1_ps(a(r));
-        for (acc, &bv) in row.iter_mut().zip(&bv) {
-            *acc = _mm256_fmadd_ps(av, bv, *acc);
-        }
+unsafe fn steps2(acc: &mut [[__m256; VECTORS2]; ROWS2], b: *const f32, a: A2, depth: usize) {
+    if depth == 0 {
+        return;
     }
+    // One variable per accumulator, each bound to its register below.
+    let [row0, row1, row2, row3] = *acc;
+    let ([mut c0, mut c1, mut c2], [mut c3, mut c4, mut c5]) = (row0, row1);
+    let ([mut c6, mut c7, mut c8], [mut c9, mut c10, mut c11]) = (row2, row3);
+    match a {
+        A2::Packed(a) => std::arch::asm!(
+            "2:",
+            "vmovaps ymm12, ymmword ptr [{b}]",
+            "vmovaps ymm13, ymmword ptr [{b} + 32]",
+            "vmovaps ymm14, ymmword ptr [{b} + 64]",
+            "vbroadcastss ymm15, dword ptr [{a}]",
+            "vfmadd231ps ymm0, ymm15, ymm12",
+            "vfmadd231ps ymm1, ymm15, ymm13",
+            "vfmadd231ps ymm2, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{a} + 4]",
+            "vfmadd231ps ymm3, ymm15, ymm12",
+            "vfmadd231ps ymm4, ymm15, ymm13",
+            "vfmadd231ps ymm5, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{a} + 8]",
+            "vfmadd231ps ymm6, ymm15, ymm12",
+            "vfmadd231ps ymm7, ymm15, ymm13",
+            "vfmadd231ps ymm8, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{a} + 12]",
+            "vfmadd231ps ymm9, ymm15, ymm12",
+            "vfmadd231ps ymm10, ymm15, ymm13",
+            "vfmadd231ps ymm11, ymm15, ymm14",
+            "add {b}, 192",
+            "add {a}, 32",
+            "dec {n}",
+            "jnz 2b",
+            b = inout(reg) b => _,
+            a = inout(reg) a => _,
+            n = inout(reg) depth => _,
+            inout("ymm0") c0, inout("ymm1") c1, inout("ymm2") c2,
+            inout("ymm3") c3, inout("ymm4") c4, inout("ymm5") c5,
+            inout("ymm6") c6, inout("ymm7") c7, inout("ymm8") c8,
+            inout("ymm9") c9, inout("ymm10") c10, inout("ymm11") c11,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        ),
+        A2::Raw([r0, r1, r2, r3]) => std::arch::asm!(
+            "2:",
+            "vmovaps ymm12, ymmword ptr [{b}]",
+            "vmovaps ymm13, ymmword ptr [{b} + 32]",
+            "vmovaps ymm14, ymmword ptr [{b} + 64]",
+            "vbroadcastss ymm15, dword ptr [{r0} + 4 * {k}]",
+            "vfmadd231ps ymm0, ymm15, ymm12",
+            "vfmadd231ps ymm1, ymm15, ymm13",
+            "vfmadd231ps ymm2, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{r1} + 4 * {k}]",
+            "vfmadd231ps ymm3, ymm15, ymm12",
+            "vfmadd231ps ymm4, ymm15, ymm13",
+            "vfmadd231ps ymm5, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{r2} + 4 * {k}]",
+            "vfmadd231ps ymm6, ymm15, ymm12",
+            "vfmadd231ps ymm7, ymm15, ymm13",
+            "vfmadd231ps ymm8, ymm15, ymm14",
+            "vbroadcastss ymm15, dword ptr [{r3} + 4 * {k}]",
+            "vfmadd231ps ymm9, ymm15, ymm12",
+            "vfmadd231ps ymm10, ymm15, ymm13",
+            "vfmadd231ps ymm11, ymm15, ymm14",
+            "add {b}, 192",
+            "inc {k}",
+            "cmp {k}, {n}",
+            "jne 2b",
+            b = inout(reg) b => _,
+            k = inout(reg) 0usize => _,
+            n = in(reg) depth,
+            r0 = in(reg) r0, r1 = in(reg) r1, r2 = in(reg) r2, r3 = in(reg) r3,
+            inout("ymm0") c0, inout("ymm1") c1, inout("ymm2") c2,
+            inout("ymm3") c3, inout("ymm4") c4, inout("ymm5") c5,
+            inout("ymm6") c6, inout("ymm7") c7, inout("ymm8") c8,
+            inout("ymm9") c9, inout("ymm10") c10, inout("ymm11") c11,
+            out("ymm12") _, out("ymm13") _, out("ymm14") _, out("ymm15") _,
+            options(nostack, readonly),
+        ),
+    }
+    *acc = [[c0, c1, c2], [c3, c4, c5], [c6, c7, c8], [c9, c10, c11]];
 }
 
 #[cfg(target_arch = "x86_64")]
 impl Tile<'_> {
-    /// `run` with AVX2: the tile as up to six tiles of 4 rows by 16
+    /// `run` with AVX2: the tile as up to four tiles of 4 rows by 24
     /// columns, each over the whole depth, each value's products added in
     /// the same order as `run` adds them.
     #[target_feature(enable = "avx2,fma")]
@@ -778,23 +869,17 @@ impl Tile<'_> {
                     };
                 }
                 let b = b.add(c0);
-                match &self.a {
+                let a = match &self.a {
                     A::Packed(a) => {
                         assert!(a.len() >= depth * ROWS);
-                        let a = a.as_ptr().add(r0);
-                        for kk in 0..depth {
-                            step2(&mut acc, b.add(kk * COLS), |r| *a.add(kk * ROWS + r));
-                        }
+                        A2::Packed(a.as_ptr().add(r0))
                     }
                     A::Raw(rows) => {
                         assert!(rows.iter().all(|row| row.len() >= depth));
-                        let rows: [*const f32; ROWS2] =
-                            std::array::from_fn(|r| rows[r0 + r].as_ptr());
-                        for kk in 0..depth {
-                            step2(&mut acc, b.add(kk * COLS), |r| *rows[r].add(kk));
-                        }
+                        A2::Raw(std::array::from_fn(|r| rows[r0 + r].as_ptr()))
                     }
-                }
+                };
+                steps2(&mut acc, b, a, depth);
                 for (r, row) in acc.iter().enumerate().take(self.rows - r0) {
                     let out = y[(r0 + r) * ldy..].as_mut_ptr().wrapping_add(c0);
                     for (v, &value) in row.iter().enumerate() {
