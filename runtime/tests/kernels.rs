@@ -195,9 +195,58 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
     panel::limit_to_avx2(true);
     on_two_threads(convolution_cases);
     panel::limit_to_avx2(false);
+    on_two_threads(avx2_gives_the_avx512_bits);
     panel::prefer_gemm(true);
     on_two_threads(convolution_cases);
     panel::prefer_gemm(false);
+}
+
+/// The AVX2 products give AVX-512's bits on every source of columns:
+/// shifted planes (stride 1, as wide as the input), gathers (stride 2; 6 x
+/// 6 maps, a tile of images per product), the image itself (1x1); at batch
+/// 1 and at a batch. Nothing to compare where the CPU lacks either.
+fn avx2_gives_the_avx512_bits() {
+    use netc_runtime::kernels::conv::{forward, Geometry};
+    use netc_runtime::kernels::panel::{self, Isa};
+    if !panel::has(Isa::Avx512) || !panel::has(Isa::Avx2) {
+        eprintln!("this CPU lacks AVX-512 or AVX2: nothing to compare");
+        return;
+    }
+    for (n, cin, h, cout, k, stride) in [
+        (3, 5, 12, 20, 5, 1),
+        (1, 5, 12, 20, 5, 1),
+        (4, 6, 13, 9, 3, 2),
+        (5, 8, 6, 16, 3, 1),
+        (2, 7, 10, 12, 1, 1),
+    ] {
+        let p = (k - 1) / 2;
+        let g = Geometry {
+            n,
+            cin,
+            h,
+            w: h,
+            cout,
+            kernel: [k, k],
+            stride: [stride, stride],
+            pad: [p, k - 1 - p, p, k - 1 - p],
+            groups: 1,
+        };
+        let values = |len: usize, seed: u64| -> Vec<f32> {
+            random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
+        };
+        let (x, w, b) = (
+            values(n * cin * h * h, 1),
+            values(cout * cin * k * k, 2),
+            values(cout, 3),
+        );
+        let run = |avx2: bool| {
+            panel::limit_to_avx2(avx2);
+            let y = forward(&x, &w, Some(&b), &g, true);
+            panel::limit_to_avx2(false);
+            y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        };
+        assert_eq!(run(true), run(false), "{g:?}");
+    }
 }
 
 fn convolution_cases() {

@@ -218,6 +218,31 @@ mod tests {
                 .for_each(|(y, b)| *y = (*y + b).max(0.0));
         }
         assert_eq!(one, want);
+        // Each width's loop on one chunk, against the portable one.
+        let (first, w1) = (CHUNK, &w[CHUNK * units..2 * CHUNK * units]);
+        let mut want = vec![0.0f32; rows * units];
+        rows_portable(&x, k, first, w1, units, &mut want);
+        let mut p = vec![0.0f32; rows * units];
+        super::rows(&x, k, first, w1, units, &mut p);
+        assert_eq!(p, want, "portable");
+        #[cfg(target_arch = "x86_64")]
+        for (isa, has) in [
+            ("avx512f", std::arch::is_x86_feature_detected!("avx512f")),
+            ("avx2", std::arch::is_x86_feature_detected!("avx2")),
+        ] {
+            if !has {
+                continue;
+            }
+            let mut p = vec![0.0f32; rows * units];
+            // SAFETY: this CPU has the loop's instructions (checked above).
+            unsafe {
+                match isa {
+                    "avx512f" => wide(&x, k, first, w1, units, &mut p),
+                    _ => avx2(&x, k, first, w1, units, &mut p),
+                }
+            }
+            assert_eq!(p, want, "{isa}");
+        }
     }
 
     /// `rows` without any vector feature enabled around it.
