@@ -489,25 +489,53 @@ struct Line([f32; 16]);
 /// cache lines.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack(
+unsafe fn pack(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [Line]) {
+    let mut out = out.as_mut_ptr() as *mut f32;
+    let zero = _mm512_setzero_ps();
+    each_row(cols, k, block, |source, lanes| {
+        for (v, &mask) in lanes.iter().enumerate() {
+            let value = match source {
+                Source::Row(row) => _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v)),
+                Source::Gathered(plane, offsets) => {
+                    let at = _mm512_loadu_si512(offsets.as_ptr().add(16 * v).cast());
+                    _mm512_mask_i32gather_ps::<4>(zero, mask, at, plane)
+                }
+            };
+            _mm512_store_ps(out.add(16 * v), value);
+        }
+        out = out.add(COLS);
+    });
+}
+
+/// Where one row of a packed block comes from: 48 values from a row, or
+/// gathered from a plane at the offsets; in either case only the lanes
+/// given beside it.
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Row(*const f32),
+    Gathered(*const f32, &'a [i32; COLS]),
+}
+
+/// The walk `pack` and `pack2` share: `row(source, lanes)` for rows `k0..k0
+/// + depth` of `cols`, in order, over block `b`'s columns (48 from column
+/// `b * 48` on, `width` of them).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn each_row(
     cols: Cols,
     (k0, depth): (usize, usize),
     (b, width): (usize, usize),
-    block: &mut [Line],
+    mut row: impl FnMut(Source, [u16; VECTORS]),
 ) {
     let j = b * COLS;
-    let mut out = block.as_mut_ptr() as *mut f32;
     match cols {
         Cols::Matrix { data, ld } => {
-            let masks = masks(width);
-            let mut row = data.as_ptr().wrapping_add(k0 * ld + j);
+            let lanes = masks(width);
+            let mut at = data.as_ptr().wrapping_add(k0 * ld + j);
             for _ in 0..depth {
-                for (v, &mask) in masks.iter().enumerate() {
-                    let value = _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v));
-                    _mm512_store_ps(out.add(16 * v), value);
-                }
-                out = out.add(COLS);
-                row = row.wrapping_add(ld);
+                row(Source::Row(at), lanes);
+                at = at.wrapping_add(ld);
             }
         }
         Cols::Shifted { planes, hw, shifts } => {
@@ -515,13 +543,8 @@ unsafe fn pack(
             let lanes = &shifts.lanes[b * per..][..per];
             for c in k0 / per..(k0 + depth) / per {
                 let plane = planes.as_ptr().wrapping_add(c * hw + j);
-                for (s, lanes) in shifts.shifts.iter().zip(lanes) {
-                    let row = plane.wrapping_offset(s.d);
-                    for (v, &mask) in lanes.iter().enumerate() {
-                        let value = _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v));
-                        _mm512_store_ps(out.add(16 * v), value);
-                    }
-                    out = out.add(COLS);
+                for (s, &lanes) in shifts.shifts.iter().zip(lanes) {
+                    row(Source::Row(plane.wrapping_offset(s.d)), lanes);
                 }
             }
         }
@@ -533,16 +556,10 @@ unsafe fn pack(
             let per = gathers.per;
             let index = &gathers.index[b * per..][..per];
             let lanes = &gathers.lanes[b * per..][..per];
-            let zero = _mm512_setzero_ps();
             for c in k0 / per..(k0 + depth) / per {
                 let plane = planes.as_ptr().wrapping_add(c * hw);
-                for (offsets, lanes) in index.iter().zip(lanes) {
-                    for (v, &mask) in lanes.iter().enumerate() {
-                        let at = _mm512_loadu_si512(offsets.as_ptr().add(16 * v).cast());
-                        let value = _mm512_mask_i32gather_ps::<4>(zero, mask, at, plane);
-                        _mm512_store_ps(out.add(16 * v), value);
-                    }
-                    out = out.add(COLS);
+                for (offsets, &lanes) in index.iter().zip(lanes) {
+                    row(Source::Gathered(plane, offsets), lanes);
                 }
             }
         }
@@ -669,65 +686,23 @@ unsafe fn halves(masks: [u16; VECTORS]) -> [__m256i; 2 * VECTORS] {
 /// same lanes, the same block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack2(
-    cols: Cols,
-    (k0, depth): (usize, usize),
-    (b, width): (usize, usize),
-    block: &mut [Line],
-) {
-    let j = b * COLS;
-    let mut out = block.as_mut_ptr() as *mut f32;
-    match cols {
-        Cols::Matrix { data, ld } => {
-            let masks = halves(masks(width));
-            let mut row = data.as_ptr().wrapping_add(k0 * ld + j);
-            for _ in 0..depth {
-                for (h, &mask) in masks.iter().enumerate() {
-                    let value = _mm256_maskload_ps(row.wrapping_add(8 * h), mask);
-                    _mm256_store_ps(out.add(8 * h), value);
+unsafe fn pack2(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [Line]) {
+    let mut out = out.as_mut_ptr() as *mut f32;
+    let zero = _mm256_setzero_ps();
+    each_row(cols, k, block, |source, lanes| {
+        for (h, &mask) in halves(lanes).iter().enumerate() {
+            let value = match source {
+                Source::Row(row) => _mm256_maskload_ps(row.wrapping_add(8 * h), mask),
+                Source::Gathered(plane, offsets) => {
+                    let at = _mm256_loadu_si256(offsets.as_ptr().add(8 * h).cast());
+                    let mask = _mm256_castsi256_ps(mask);
+                    _mm256_mask_i32gather_ps::<4>(zero, plane, at, mask)
                 }
-                out = out.add(COLS);
-                row = row.wrapping_add(ld);
-            }
+            };
+            _mm256_store_ps(out.add(8 * h), value);
         }
-        Cols::Shifted { planes, hw, shifts } => {
-            let per = shifts.shifts.len();
-            let lanes = &shifts.lanes[b * per..][..per];
-            for c in k0 / per..(k0 + depth) / per {
-                let plane = planes.as_ptr().wrapping_add(c * hw + j);
-                for (s, &lanes) in shifts.shifts.iter().zip(lanes) {
-                    let row = plane.wrapping_offset(s.d);
-                    for (h, &mask) in halves(lanes).iter().enumerate() {
-                        let value = _mm256_maskload_ps(row.wrapping_add(8 * h), mask);
-                        _mm256_store_ps(out.add(8 * h), value);
-                    }
-                    out = out.add(COLS);
-                }
-            }
-        }
-        Cols::Gathered {
-            planes,
-            hw,
-            gathers,
-        } => {
-            let per = gathers.per;
-            let index = &gathers.index[b * per..][..per];
-            let lanes = &gathers.lanes[b * per..][..per];
-            let zero = _mm256_setzero_ps();
-            for c in k0 / per..(k0 + depth) / per {
-                let plane = planes.as_ptr().wrapping_add(c * hw);
-                for (offsets, &lanes) in index.iter().zip(lanes) {
-                    for (h, &mask) in halves(lanes).iter().enumerate() {
-                        let at = _mm256_loadu_si256(offsets.as_ptr().add(8 * h).cast());
-                        let mask = _mm256_castsi256_ps(mask);
-                        let value = _mm256_mask_i32gather_ps::<4>(zero, plane, at, mask);
-                        _mm256_store_ps(out.add(8 * h), value);
-                    }
-                    out = out.add(COLS);
-                }
-            }
-        }
-    }
+        out = out.add(COLS);
+    });
 }
 
 /// Rows and 8-lane vectors of an AVX2 tile.
