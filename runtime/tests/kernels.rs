@@ -196,6 +196,7 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
     on_two_threads(convolution_cases);
     panel::limit_to_avx2(false);
     on_two_threads(avx2_gives_the_avx512_bits);
+    on_two_threads(avx2_stays_inside_its_buffers);
     panel::prefer_gemm(true);
     on_two_threads(convolution_cases);
     panel::prefer_gemm(false);
@@ -246,6 +247,153 @@ fn avx2_gives_the_avx512_bits() {
             y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
         };
         assert_eq!(run(true), run(false), "{g:?}");
+    }
+}
+
+/// `values` copied into memory between two pages that can be neither read
+/// nor written, flush against the end of its pages or against their start:
+/// an access past the copy's edge faults, unless the CPU suppresses the
+/// fault as Intel's do for masked-out lanes.
+struct Guarded {
+    map: *mut libc::c_void,
+    size: usize,
+    values: *mut f32,
+    len: usize,
+}
+
+impl Guarded {
+    fn new(values: &[f32], at_end: bool) -> Guarded {
+        // SAFETY: sysconf, mmap and mprotect on a fresh private mapping;
+        // the copy lies inside its readable pages.
+        unsafe {
+            let page = libc::sysconf(libc::_SC_PAGESIZE) as usize;
+            let inner = (values.len() * 4).div_ceil(page).max(1) * page;
+            let size = inner + 2 * page;
+            let map = libc::mmap(
+                std::ptr::null_mut(),
+                size,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert_ne!(map, libc::MAP_FAILED, "mmap");
+            let first = (map as *mut u8).add(page);
+            let rw = libc::PROT_READ | libc::PROT_WRITE;
+            assert_eq!(libc::mprotect(first.cast(), inner, rw), 0, "mprotect");
+            let offset = if at_end { inner - values.len() * 4 } else { 0 };
+            let at = first.add(offset) as *mut f32;
+            std::ptr::copy_nonoverlapping(values.as_ptr(), at, values.len());
+            Guarded {
+                map,
+                size,
+                values: at,
+                len: values.len(),
+            }
+        }
+    }
+
+    fn get(&mut self) -> &mut [f32] {
+        // SAFETY: `new` copied `len` values there; the mapping lives as
+        // long as `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.values, self.len) }
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // SAFETY: the mapping `new` made, unmapped once.
+        unsafe { libc::munmap(self.map, self.size) };
+    }
+}
+
+/// AVX2's masked loads and stores read and write lanes past a row's end
+/// and in a shift's padding, masked out; AMD's manual calls a fault on
+/// such a lane "implementation dependent", so `panel.rs` takes a vector
+/// that leaves its buffer lane by lane. Here every buffer of the AVX2
+/// products (input planes, column matrix, output) lies against a page
+/// that faults, at its end and at its start: no fault, and the bits of the
+/// same call with AVX-512 on ordinary memory (where the CPU has only AVX2:
+/// with AVX2 on ordinary memory). On Intel's cores the old masked accesses
+/// passed this too; on an AMD core that faults, only the lane-by-lane
+/// edges do.
+fn avx2_stays_inside_its_buffers() {
+    use netc_runtime::kernels::conv::{forward, Geometry};
+    use netc_runtime::kernels::panel::{self, Cols, Isa, Weights};
+    if !panel::has(Isa::Avx2) {
+        eprintln!("this CPU lacks AVX2: no AVX2 products to check");
+        return;
+    }
+    let values = |len: usize, seed: u64| -> Vec<f32> {
+        random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
+    };
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let reference = if panel::has(Isa::Avx512) {
+        Isa::Avx512
+    } else {
+        Isa::Avx2
+    };
+    // Shifted planes with padding (5 x 5 and 3 x 3, stride 1), gathers
+    // (stride 2), the image itself (1x1); at batch 1 and at a batch.
+    for (n, cin, h, cout, k, stride) in [
+        (2, 3, 12, 20, 5, 1),
+        (1, 5, 7, 9, 3, 1),
+        (3, 4, 13, 9, 3, 2),
+        (2, 7, 10, 12, 1, 1),
+    ] {
+        let p = (k - 1) / 2;
+        let g = Geometry {
+            n,
+            cin,
+            h,
+            w: h,
+            cout,
+            kernel: [k, k],
+            stride: [stride, stride],
+            pad: [p, k - 1 - p, p, k - 1 - p],
+            groups: 1,
+        };
+        let (x, w, b) = (
+            values(n * cin * h * h, 4),
+            values(cout * cin * k * k, 5),
+            values(cout, 6),
+        );
+        let heap = bits(&forward(&x, &w, Some(&b), &g, true));
+        panel::limit_to_avx2(true);
+        for at_end in [true, false] {
+            let mut x = Guarded::new(&x, at_end);
+            let y = forward(x.get(), &w, Some(&b), &g, true);
+            assert_eq!(
+                bits(&y),
+                heap,
+                "{g:?}, input at the end of its pages: {at_end}"
+            );
+        }
+        panel::limit_to_avx2(false);
+    }
+    // A column matrix and an output whose rows end short of a vector (13
+    // columns), deeper than one pass (300 > 128), so the tiles also read
+    // their earlier sums back from the output.
+    let (m, n, k) = (5, 13, 300);
+    let (w, cols) = (values(m * k, 7), values(k * n, 8));
+    let mut heap = vec![0.0; m * n];
+    let matrix = Cols::Matrix { data: &cols, ld: n };
+    let weights = Weights::pack_for(reference, &w, m, k).expect("vectors");
+    panel::product(&weights, matrix, n, None, true, &mut heap, false);
+    let weights = Weights::pack_for(Isa::Avx2, &w, m, k).expect("AVX2");
+    for at_end in [true, false] {
+        let nan = vec![f32::NAN; m * n];
+        let (mut data, mut y) = (Guarded::new(&cols, at_end), Guarded::new(&nan, at_end));
+        let matrix = Cols::Matrix {
+            data: data.get(),
+            ld: n,
+        };
+        panel::product(&weights, matrix, n, None, true, y.get(), false);
+        assert_eq!(
+            bits(y.get()),
+            bits(&heap),
+            "at the end of its pages: {at_end}"
+        );
     }
 }
 

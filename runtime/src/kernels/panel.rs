@@ -21,6 +21,8 @@ use super::conv::Shift;
 use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+#[cfg(target_arch = "x86_64")]
+use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Output channels per tile: one broadcast weight each per step of k.
@@ -495,7 +497,8 @@ unsafe fn pack(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [
     each_row(cols, k, block, |source, lanes| {
         for (v, &mask) in lanes.iter().enumerate() {
             let value = match source {
-                Source::Row(row) => _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v)),
+                // AVX-512's masked-out lanes never fault, on any vendor's cores.
+                Source::Row(row, _) => _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v)),
                 Source::Gathered(plane, offsets) => {
                     let at = _mm512_loadu_si512(offsets.as_ptr().add(16 * v).cast());
                     _mm512_mask_i32gather_ps::<4>(zero, mask, at, plane)
@@ -507,13 +510,13 @@ unsafe fn pack(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [
     });
 }
 
-/// Where one row of a packed block comes from: 48 values from a row, or
-/// gathered from a plane at the offsets; in either case only the lanes
-/// given beside it.
+/// Where one row of a packed block comes from: 48 values from a row (in
+/// the buffer beside it), or gathered from a plane at the offsets; in
+/// either case only the lanes given beside it.
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 enum Source<'a> {
-    Row(*const f32),
+    Row(*const f32, &'a [f32]),
     Gathered(*const f32, &'a [i32; COLS]),
 }
 
@@ -534,7 +537,7 @@ fn each_row(
             let lanes = masks(width);
             let mut at = data.as_ptr().wrapping_add(k0 * ld + j);
             for _ in 0..depth {
-                row(Source::Row(at), lanes);
+                row(Source::Row(at, data), lanes);
                 at = at.wrapping_add(ld);
             }
         }
@@ -544,7 +547,7 @@ fn each_row(
             for c in k0 / per..(k0 + depth) / per {
                 let plane = planes.as_ptr().wrapping_add(c * hw + j);
                 for (s, &lanes) in shifts.shifts.iter().zip(lanes) {
-                    row(Source::Row(plane.wrapping_offset(s.d)), lanes);
+                    row(Source::Row(plane.wrapping_offset(s.d), planes), lanes);
                 }
             }
         }
@@ -682,6 +685,109 @@ unsafe fn halves(masks: [u16; VECTORS]) -> [__m256i; 2 * VECTORS] {
     std::array::from_fn(|h| lanes8(masks[h / 2] >> (8 * (h % 2))))
 }
 
+/// Whether the `len` values from `p` on lie in `buffer`. AVX2's masked
+/// loads and stores (`vmaskmovps`) never touch a masked-out lane on
+/// Intel's cores, but AMD's manual calls faults on masked-out lanes
+/// "implementation dependent"; the lanes past a row's end or in a shift's
+/// padding can lie past the buffer, even on an unmapped page. So a row or
+/// vector that is not wholly inside its buffer goes lane by lane
+/// (`read_row`, `load8`, `store8`): no access, masked or not, leaves it.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn inside(p: *const f32, len: usize, buffer: &Range<usize>) -> bool {
+    let at = p as usize;
+    at >= buffer.start && at.checked_add(4 * len).is_some_and(|end| end <= buffer.end)
+}
+
+/// A packed row's 48 values lane by lane: those of `lanes` from `row`, 0
+/// for the others. Out of line, so that the vector path stays small
+/// enough to inline into the packing loop (twice as slow when it did not).
+///
+/// # Safety
+/// Each value of `lanes` is readable; `out` holds 48 values.
+#[cfg(target_arch = "x86_64")]
+#[cold]
+#[inline(never)]
+unsafe fn read_row(row: *const f32, lanes: [u16; VECTORS], out: *mut f32) {
+    for i in 0..COLS {
+        *out.add(i) = match lanes[i / 16] >> (i % 16) & 1 {
+            1 => *row.add(i),
+            _ => 0.0,
+        };
+    }
+}
+
+/// Where `buffer` lies, as addresses for `inside`.
+#[cfg(target_arch = "x86_64")]
+fn bounds(buffer: &[f32]) -> Range<usize> {
+    let range = buffer.as_ptr_range();
+    range.start as usize..range.end as usize
+}
+
+/// The lanes of `p`'s 8 whose bit is set in `bits`, 0 in the others, every
+/// read inside `buffer` (`inside`).
+///
+/// # Safety
+/// The CPU has AVX2; each set lane's value lies in `buffer`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn load8(p: *const f32, bits: u8, buffer: &Range<usize>) -> __m256 {
+    if inside(p, 8, buffer) {
+        _mm256_maskload_ps(p, lanes8(u16::from(bits)))
+    } else {
+        _mm256_loadu_ps(read_lanes(p, bits).as_ptr())
+    }
+}
+
+/// `load8`'s edge, lane by lane, out of line: a tile's last columns only.
+///
+/// # Safety
+/// Each set lane's value is readable.
+#[cfg(target_arch = "x86_64")]
+#[cold]
+#[inline(never)]
+unsafe fn read_lanes(p: *const f32, bits: u8) -> [f32; 8] {
+    std::array::from_fn(|i| match bits >> i & 1 {
+        1 => *p.add(i),
+        _ => 0.0,
+    })
+}
+
+/// Writes the lanes of `v` whose bit is set in `bits` to `p`'s 8, every
+/// write inside `buffer` (`inside`).
+///
+/// # Safety
+/// The CPU has AVX2; each set lane's place lies in `buffer`, which the
+/// caller may write.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn store8(p: *mut f32, bits: u8, v: __m256, buffer: &Range<usize>) {
+    if inside(p, 8, buffer) {
+        _mm256_maskstore_ps(p, lanes8(u16::from(bits)), v);
+    } else {
+        let mut lanes = [0.0f32; 8];
+        _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+        write_lanes(p, bits, &lanes);
+    }
+}
+
+/// `store8`'s edge, lane by lane, out of line as `read_lanes`.
+///
+/// # Safety
+/// Each set lane's place is writable.
+#[cfg(target_arch = "x86_64")]
+#[cold]
+#[inline(never)]
+unsafe fn write_lanes(p: *mut f32, bits: u8, lanes: &[f32; 8]) {
+    for (i, &value) in lanes.iter().enumerate() {
+        if bits >> i & 1 == 1 {
+            *p.add(i) = value;
+        }
+    }
+}
+
 /// `pack` with AVX2: 8 lanes a load, masked loads and gathers through the
 /// same lanes, the same block.
 #[cfg(target_arch = "x86_64")]
@@ -690,9 +796,18 @@ unsafe fn pack2(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut 
     let mut out = out.as_mut_ptr() as *mut f32;
     let zero = _mm256_setzero_ps();
     each_row(cols, k, block, |source, lanes| {
+        if let Source::Row(row, buffer) = source {
+            if !inside(row, COLS, &bounds(buffer)) {
+                read_row(row, lanes, out);
+                out = out.add(COLS);
+                return;
+            }
+        }
         for (h, &mask) in halves(lanes).iter().enumerate() {
             let value = match source {
-                Source::Row(row) => _mm256_maskload_ps(row.wrapping_add(8 * h), mask),
+                Source::Row(row, _) => _mm256_maskload_ps(row.wrapping_add(8 * h), mask),
+                // A gather reads only its lanes: AMD's manual and Intel's
+                // both say masked-out elements are not accessed.
                 Source::Gathered(plane, offsets) => {
                     let at = _mm256_loadu_si256(offsets.as_ptr().add(8 * h).cast());
                     let mask = _mm256_castsi256_ps(mask);
@@ -741,8 +856,12 @@ unsafe fn steps2(acc: &mut [[__m256; VECTORS2]; ROWS2], b: *const f32, a: A2, de
     let [row0, row1, row2, row3] = *acc;
     let ([mut c0, mut c1, mut c2], [mut c3, mut c4, mut c5]) = (row0, row1);
     let ([mut c6, mut c7, mut c8], [mut c9, mut c10, mut c11]) = (row2, row3);
+    // Each loop starts a cache line (`.p2align 6`), wherever the code
+    // around it falls: between two builds that differed elsewhere, the
+    // same loop ran a few per cent apart.
     match a {
         A2::Packed(a) => std::arch::asm!(
+            ".p2align 6",
             "2:",
             "vmovaps ymm12, ymmword ptr [{b}]",
             "vmovaps ymm13, ymmword ptr [{b} + 32]",
@@ -778,6 +897,7 @@ unsafe fn steps2(acc: &mut [[__m256; VECTORS2]; ROWS2], b: *const f32, a: A2, de
             options(nostack, readonly),
         ),
         A2::Raw([r0, r1, r2, r3]) => std::arch::asm!(
+            ".p2align 6",
             "2:",
             "vmovaps ymm12, ymmword ptr [{b}]",
             "vmovaps ymm13, ymmword ptr [{b} + 32]",
@@ -827,18 +947,23 @@ impl Tile<'_> {
         let b = self.b.as_ptr() as *const f32;
         let depth = self.b.len() / VECTORS;
         let zero = _mm256_setzero_ps();
+        let within = bounds(y);
         for r0 in (0..self.rows).step_by(ROWS2) {
             for c0 in (0..self.width).step_by(8 * VECTORS2) {
-                let masks: [__m256i; VECTORS2] = std::array::from_fn(|v| {
+                let bits: [u8; VECTORS2] = std::array::from_fn(|v| {
                     let left = (self.width - c0).saturating_sub(8 * v).min(8);
-                    lanes8(((1u32 << left) - 1) as u16)
+                    ((1u32 << left) - 1) as u8
                 });
                 let mut acc = [[zero; VECTORS2]; ROWS2];
                 for (r, row) in acc.iter_mut().enumerate() {
                     let rr = r0 + r;
                     *row = if self.resume && rr < self.rows {
-                        let y = y[rr * ldy..].as_ptr().wrapping_add(c0);
-                        std::array::from_fn(|v| _mm256_maskload_ps(y.wrapping_add(8 * v), masks[v]))
+                        let at = y[rr * ldy..].as_ptr().wrapping_add(c0);
+                        // Whole vectors plainly, as they are stored below.
+                        std::array::from_fn(|v| match c0 + 8 * (v + 1) <= self.width {
+                            true => _mm256_loadu_ps(at.add(8 * v)),
+                            false => load8(at.wrapping_add(8 * v), bits[v], &within),
+                        })
                     } else {
                         [_mm256_set1_ps(self.start[rr]); VECTORS2]
                     };
@@ -869,7 +994,7 @@ impl Tile<'_> {
                         if c0 + 8 * (v + 1) <= self.width {
                             _mm256_storeu_ps(out.add(8 * v), value);
                         } else {
-                            _mm256_maskstore_ps(out.wrapping_add(8 * v), masks[v], value);
+                            store8(out.wrapping_add(8 * v), bits[v], value, &within);
                         }
                     }
                 }
