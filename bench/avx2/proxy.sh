@@ -5,9 +5,9 @@
 # and memory are the Xeon's.
 #
 # netc: a worktree of HEAD whose runtime builds gemm without its AVX-512
-# kernels (x86-v4), keeps the AVX-512 pooling and dense loops off and runs
-# the products on AVX2 (panel::limit_to_avx2). PyTorch: oneDNN, MKL and
-# ATen capped at AVX2 through their environment variables.
+# kernels (x86-v4) and starts as panel::limit_to_avx2(true) leaves it: the
+# products, poolings and dense loops on AVX2. PyTorch: oneDNN, MKL and ATen
+# capped at AVX2 through their environment variables.
 #
 #   bash bench/avx2/proxy.sh [OUT] [netc bench options...]
 set -euo pipefail
@@ -31,8 +31,6 @@ open(path, "w").write(text.replace(old, new))
 PY
 }
 edit runtime/Cargo.toml 'gemm = { version = "0.19", features = ["x86-v4"] }' 'gemm = { version = "0.19" }'
-edit runtime/src/kernels/maxpool512.rs 'is_x86_feature_detected!("avx512f")' 'is_x86_feature_detected!("avx512f") && false'
-edit runtime/src/kernels/dense.rs 'if std::arch::is_x86_feature_detected!("avx512f") {' 'if false {'
 edit runtime/src/kernels/panel.rs 'static AVX2_ONLY: AtomicBool = AtomicBool::new(false);' 'static AVX2_ONLY: AtomicBool = AtomicBool::new(true);'
 
 # The checkout's build folder, copied, saves most of a cold build.

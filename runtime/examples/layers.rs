@@ -2,9 +2,10 @@
 //! batch 128 (or the batch given): the median of 15 timed calls of each,
 //! as CSV. `bench/layers/torch_layers.py` times the same layers in
 //! PyTorch. With `--gemm` the convolutions' products go to `gemm` even on
-//! a CPU with AVX-512, as on every other CPU (`panel::prefer_gemm`).
+//! a CPU with AVX-512 (`panel::prefer_gemm`); with `--avx2` the products
+//! and poolings run as on a CPU with AVX2 only (`panel::limit_to_avx2`).
 //!
-//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [batch]
+//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [batch]
 use netc_runtime::kernels::conv::{forward, Geometry};
 use netc_runtime::kernels::cpu::{max_pool, Window};
 use std::time::Instant;
@@ -64,11 +65,12 @@ fn main() {
         .use_current_thread()
         .build_global();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let gemm = args.iter().any(|a| a == "--gemm");
-    netc_runtime::kernels::panel::prefer_gemm(gemm);
+    let flag = |name: &str| args.iter().any(|a| a == name);
+    netc_runtime::kernels::panel::prefer_gemm(flag("--gemm"));
+    netc_runtime::kernels::panel::limit_to_avx2(flag("--avx2"));
     let n: usize = args
         .iter()
-        .find(|a| *a != "--gemm")
+        .find(|a| !a.starts_with("--"))
         .map_or(128, |s| s.parse().expect("a batch size"));
     println!("layer,ms");
     let layers: [(&str, &dyn Fn() -> f64); 13] = [

@@ -4,6 +4,7 @@
 //! a reshape, a pooling pass and five element-wise passes. These do each job
 //! in one or two passes, parallel over images or channel planes.
 
+use super::panel::Isa;
 use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
@@ -84,7 +85,7 @@ impl Window {
 /// Chosen with a bit mask, not a branch, so that loops of it need no
 /// branch per value.
 #[inline]
-fn larger(best: f32, v: f32) -> f32 {
+pub(super) fn larger(best: f32, v: f32) -> f32 {
     let take = (v > best) | v.is_nan();
     let mask = (take as u32).wrapping_neg();
     f32::from_bits((v.to_bits() & mask) | (best.to_bits() & !mask))
@@ -104,10 +105,21 @@ pub(crate) struct Pooling {
     win: Window,
     rows: Spans,
     cols: Spans,
-    /// On CPUs with AVX-512 (strides across of 1 and 2) a row at a time in
-    /// `maxpool512.rs`, which pads a scratch row with -inf; else two passes
-    /// here, down the window's rows into `best` and then across.
-    fast: bool,
+    /// Which loop takes each output row.
+    vectors: Rows,
+}
+
+/// How a pooling's output rows are computed. For strides across of 1 and
+/// 2: on CPUs with AVX-512, a row at a time in `maxpool512.rs`, which pads
+/// a scratch row with -inf, forward and backward; on CPUs with AVX2 only,
+/// forward in `maxpool256.rs` through the same scratch row. Else (and the
+/// gradient on AVX2) in two passes here, down the window's rows into
+/// `best` and then across.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    Portable,
+    Avx2,
+    Avx512,
 }
 
 impl Pooling {
@@ -119,14 +131,19 @@ impl Pooling {
         let cols = (0..ow)
             .map(|j| Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w))
             .collect();
-        let fast = super::maxpool512::available(win.stride[1]);
+        let stride = win.stride[1];
+        let vectors = match super::panel::vectors() {
+            Some(Isa::Avx512) if super::maxpool512::available(stride) => Rows::Avx512,
+            Some(_) if super::maxpool256::available(stride) => Rows::Avx2,
+            _ => Rows::Portable,
+        };
         Pooling {
             h,
             w,
             win,
             rows,
             cols,
-            fast,
+            vectors,
         }
     }
 
@@ -143,9 +160,11 @@ impl Pooling {
     /// A thread's scratch row for `run`.
     pub(crate) fn scratch(&self) -> Vec<f32> {
         let (kw, left, sw) = self.across();
-        match self.fast {
-            true => super::maxpool512::scratch(self.w, left, self.cols.len(), kw, sw),
-            false => vec![0.0f32; self.w],
+        match self.vectors {
+            Rows::Avx512 | Rows::Avx2 => {
+                super::maxpool512::scratch(self.w, left, self.cols.len(), kw, sw)
+            }
+            Rows::Portable => vec![0.0f32; self.w],
         }
     }
 
@@ -154,17 +173,21 @@ impl Pooling {
         let (h, w, ow) = (self.h, self.w, self.cols.len());
         for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
             for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&self.rows) {
-                if self.fast {
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        let (kw, left, sw) = self.across();
-                        // SAFETY: `available` said yes; `scratch` came from
-                        // `maxpool512::scratch` with these sizes; the rows
-                        // lie in the plane.
-                        unsafe {
-                            super::maxpool512::run(plane, w, (r0, r1), left, (kw, sw), scratch, y)
-                        };
-                    }
+                #[cfg(target_arch = "x86_64")]
+                if self.vectors != Rows::Portable {
+                    let (kw, left, sw) = self.across();
+                    let rows = (r0, r1);
+                    // SAFETY: `available` said yes; `scratch` came from
+                    // `maxpool512::scratch` with these sizes; the rows lie
+                    // in the plane.
+                    unsafe {
+                        match self.vectors {
+                            Rows::Avx512 => {
+                                super::maxpool512::run(plane, w, rows, left, (kw, sw), scratch, y)
+                            }
+                            _ => super::maxpool256::run(plane, w, rows, left, (kw, sw), scratch, y),
+                        }
+                    };
                     continue;
                 }
                 let best = &mut scratch[..w];
@@ -185,7 +208,7 @@ impl Pooling {
         let (w, ow) = (self.w, self.cols.len());
         for (i, &(r0, r1)) in self.rows.iter().enumerate() {
             let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
-            if self.fast {
+            if self.vectors == Rows::Avx512 {
                 #[cfg(target_arch = "x86_64")]
                 {
                     let (kw, left, sw) = self.across();
@@ -397,7 +420,7 @@ pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>)
 
 #[cfg(test)]
 mod tests {
-    use super::{larger, max_pool, max_pool_backward, Window};
+    use super::{larger, max_pool, max_pool_backward, Isa, Rows, Window};
 
     /// A NaN in a window is its maximum, and its gradient goes to the first
     /// NaN of the window, row by row.
@@ -431,16 +454,11 @@ mod tests {
         assert!(y[2].is_nan());
     }
 
-    /// The AVX-512 search routes every gradient where the portable loop
-    /// does, bit for bit, on inputs full of ties (a few levels, zeros of
-    /// both signs, NaNs, -inf), with padding on the left and a last,
-    /// shorter vector of outputs.
-    #[test]
-    #[cfg(target_arch = "x86_64")]
-    fn the_avx512_gradient_rows_route_as_the_portable_loop() {
-        if !crate::kernels::maxpool512::available(1) {
-            return;
-        }
+    /// Planes full of ties (a few levels, zeros of both signs, NaNs, -inf)
+    /// and windows over them: 4 fixed and 300 of random sizes, planes 1-70
+    /// wide, windows up to 4 x 6, padding short of a whole window, with
+    /// padding on the left and a last, shorter vector of outputs.
+    fn tied_planes() -> Vec<(usize, usize, Window, Vec<f32>)> {
         let levels = [0.0, -0.0, 1.0, f32::NAN, f32::NEG_INFINITY, 2.0, 1.0, 0.0];
         let mut seed = 7u64;
         let mut next = move || {
@@ -470,8 +488,59 @@ mod tests {
             let w = (1 + next() % 70).max(kw.saturating_sub(pad[2] + pad[3]));
             cases.push((h, w, window([kh, kw], stride, pad)));
         }
-        for (h, w, win) in cases {
-            let x: Vec<f32> = (0..h * w).map(|_| levels[next() % levels.len()]).collect();
+        cases
+            .into_iter()
+            .map(|(h, w, win)| {
+                let x = (0..h * w).map(|_| levels[next() % levels.len()]).collect();
+                (h, w, win, x)
+            })
+            .collect()
+    }
+
+    /// The AVX-512 and AVX2 rows pool as the portable loop does, bit for
+    /// bit, on `tied_planes` (whose strides across are all 1 or 2), each
+    /// where the CPU has it.
+    #[test]
+    fn the_vector_rows_pool_as_the_portable_loop() {
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let planes = tied_planes();
+        let mut compared = 0;
+        for (h, w, win, x) in &planes {
+            let (h, w, win) = (*h, *w, *win);
+            let pool = |vectors| {
+                let mut pooling = super::Pooling::new(h, w, win);
+                pooling.vectors = vectors;
+                let mut y = vec![0.0; pooling.out()];
+                pooling.run(x, &mut y, &mut pooling.scratch());
+                bits(&y)
+            };
+            let portable = pool(Rows::Portable);
+            let stride = win.stride[1];
+            #[cfg(target_arch = "x86_64")]
+            for (rows, has) in [
+                (Rows::Avx512, crate::kernels::maxpool512::available(stride)),
+                (Rows::Avx2, crate::kernels::maxpool256::available(stride)),
+            ] {
+                if has {
+                    assert_eq!(pool(rows), portable, "{rows:?}: {h} x {w}, {win:?}");
+                    compared += 1;
+                }
+            }
+        }
+        // Not a quiet pass on a CPU with neither.
+        eprintln!("{compared} comparisons on {} planes", planes.len());
+        assert!(compared >= planes.len() || !crate::kernels::panel::has(Isa::Avx2));
+    }
+
+    /// The AVX-512 search routes every gradient where the portable loop
+    /// does, bit for bit, on `tied_planes`.
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_avx512_gradient_rows_route_as_the_portable_loop() {
+        if !crate::kernels::maxpool512::available(1) {
+            return;
+        }
+        for (h, w, win, x) in tied_planes() {
             let y = max_pool(&x, h, w, win);
             let dy: Vec<f32> = (0..y.len()).map(|i| 0.5 + i as f32).collect();
             let pooling = super::Pooling::new(h, w, win);

@@ -7,6 +7,8 @@
 //! order: the same bits on any number of threads. No fused multiply-add
 //! either, so the same bits on any CPU; wide vectors where it has them.
 
+#[cfg(target_arch = "x86_64")]
+use super::panel::Isa;
 use rayon::prelude::*;
 
 /// The most rows this kernel takes; more go to `gemm`, whose blocked
@@ -66,16 +68,15 @@ pub fn forward(
 /// Adds, for every row r of `x` and every weight row `first + i` in `w`,
 /// x[r][first + i] times that weight row to `p`'s row r.
 fn accumulate(x: &[f32], k: usize, first: usize, w: &[f32], units: usize, p: &mut [f32]) {
+    // `panel::vectors`: AVX2 also on a CPU with AVX-512 where the process
+    // runs as an AVX2 CPU would (`panel::limit_to_avx2`).
     #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: this CPU has AVX-512, the only thing `wide` assumes.
-            return unsafe { wide(x, k, first, w, units, p) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: this CPU has AVX2, the only thing `avx2` assumes.
-            return unsafe { avx2(x, k, first, w, units, p) };
-        }
+    match super::panel::vectors() {
+        // SAFETY: this CPU has AVX-512, the only thing `wide` assumes.
+        Some(Isa::Avx512) => return unsafe { wide(x, k, first, w, units, p) },
+        // SAFETY: this CPU has AVX2, the only thing `avx2` assumes.
+        Some(Isa::Avx2) => return unsafe { avx2(x, k, first, w, units, p) },
+        None => {}
     }
     rows(x, k, first, w, units, p)
 }

@@ -9,6 +9,7 @@ pub mod dense;
 pub mod dropout;
 mod flex;
 pub mod int8;
+mod maxpool256;
 mod maxpool512;
 pub mod panel;
 

@@ -188,9 +188,9 @@ pub fn prefer_gemm(yes: bool) {
     GEMM.store(yes, Ordering::Relaxed);
 }
 
-/// Runs the products with AVX2 even on CPUs with AVX-512 (true), for the
-/// whole process, as a CPU without AVX-512 runs them: for the tests, and to
-/// measure that path on a CPU that has both.
+/// Runs the products and the poolings with AVX2 even on CPUs with AVX-512
+/// (true), for the whole process, as a CPU without AVX-512 runs them: for
+/// the tests, and to measure that path on a CPU that has both.
 pub fn limit_to_avx2(yes: bool) {
     AVX2_ONLY.store(yes, Ordering::Relaxed);
 }
@@ -214,13 +214,19 @@ pub fn has(isa: Isa) -> bool {
     }
 }
 
-/// The instructions `Weights::pack` and `raw` choose: AVX-512 where the CPU
-/// has it, else AVX2 with FMA; None where it has neither or `gemm` is
-/// preferred.
+/// The instructions `Weights::pack` and `raw` choose: `vectors()`, or None
+/// where `gemm` is preferred.
 pub fn isa() -> Option<Isa> {
-    if GEMM.load(Ordering::Relaxed) {
-        return None;
+    match GEMM.load(Ordering::Relaxed) {
+        true => None,
+        false => vectors(),
     }
+}
+
+/// The widest vectors netc's kernels use on this CPU: AVX-512 where it has
+/// it (unless `limit_to_avx2`), else AVX2 with FMA; None where it has
+/// neither.
+pub fn vectors() -> Option<Isa> {
     let wide = !AVX2_ONLY.load(Ordering::Relaxed) && has(Isa::Avx512);
     [Isa::Avx512, Isa::Avx2]
         .into_iter()
