@@ -61,8 +61,31 @@ fn on_two_threads(f: impl FnOnce() + Send) {
         .install(f)
 }
 
+/// The process-wide switches (`panel::limit_to_avx2`, `panel::prefer_gemm`)
+/// reach the products, the poolings and the dense loop: each test that runs
+/// any of those holds this, so that it runs the paths it names whatever the
+/// others do. Released, it turns both switches off, even after a panic.
+struct Switches(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+
+fn switches() -> Switches {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    Switches(LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+}
+
+impl Drop for Switches {
+    fn drop(&mut self) {
+        use netc_runtime::kernels::panel;
+        panel::limit_to_avx2(false);
+        panel::prefer_gemm(false);
+    }
+}
+
+/// With each CPU's rows, and with AVX2's on a CPU with AVX-512 too.
 #[test]
 fn max_pooling_matches_burn_on_odd_shapes_strides_and_paddings() {
+    let _switches = switches();
+    on_two_threads(max_pooling_cases);
+    netc_runtime::kernels::panel::limit_to_avx2(true);
     on_two_threads(max_pooling_cases);
 }
 
@@ -186,17 +209,16 @@ fn conv_run(
 
 /// Every path of the products: `panel.rs` with AVX-512 where the CPU has
 /// it, with AVX2 where it has that (CPUs without AVX-512 run this one), and
-/// `gemm`, which the rest run. The only test here that uses convolutions,
-/// so the switches (process-wide) meet no other test.
+/// `gemm`, which the rest run.
 #[test]
 fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
     use netc_runtime::kernels::panel;
+    let _switches = switches();
     on_two_threads(convolution_cases);
     panel::limit_to_avx2(true);
     on_two_threads(convolution_cases);
     panel::limit_to_avx2(false);
     on_two_threads(avx2_gives_the_avx512_bits);
-    on_two_threads(avx2_stays_inside_its_buffers);
     panel::prefer_gemm(true);
     on_two_threads(convolution_cases);
     panel::prefer_gemm(false);
@@ -205,17 +227,36 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
 /// The AVX2 products give AVX-512's bits on every source of columns:
 /// shifted planes (stride 1, as wide as the input), gathers (stride 2; 6 x
 /// 6 maps, a tile of images per product), the image itself (1x1); at batch
-/// 1 and at a batch. Nothing to compare where the CPU lacks either.
+/// 1 and at a batch. And they read and write nothing outside their
+/// buffers: AVX2's masked loads and stores touch lanes past a row's end
+/// and in a shift's padding, masked out, and AMD's manual calls a fault on
+/// such a lane "implementation dependent", so `panel.rs` takes a vector
+/// that leaves its buffer lane by lane. Here each input (and, for a
+/// product alone, its column matrix and output) also lies against a page
+/// that faults, at its end and at its start: no fault, and the same bits.
+/// On Intel's cores the old masked accesses passed this too; on an AMD
+/// core that faults, only the lane-by-lane edges do. Where the CPU lacks
+/// AVX-512, AVX2's bits on ordinary memory are the reference.
 fn avx2_gives_the_avx512_bits() {
     use netc_runtime::kernels::conv::{forward, Geometry};
-    use netc_runtime::kernels::panel::{self, Isa};
-    if !panel::has(Isa::Avx512) || !panel::has(Isa::Avx2) {
-        eprintln!("this CPU lacks AVX-512 or AVX2: nothing to compare");
+    use netc_runtime::kernels::panel::{self, Cols, Isa, Weights};
+    if !panel::has(Isa::Avx2) {
+        eprintln!("this CPU lacks AVX2: no AVX2 products to check");
         return;
     }
+    let reference = if panel::has(Isa::Avx512) {
+        Isa::Avx512
+    } else {
+        Isa::Avx2
+    };
+    let values = |len: usize, seed: u64| -> Vec<f32> {
+        random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
+    };
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for (n, cin, h, cout, k, stride) in [
         (3, 5, 12, 20, 5, 1),
         (1, 5, 12, 20, 5, 1),
+        (1, 5, 7, 9, 3, 1),
         (4, 6, 13, 9, 3, 2),
         (5, 8, 6, 16, 3, 1),
         (2, 7, 10, 12, 1, 1),
@@ -232,21 +273,47 @@ fn avx2_gives_the_avx512_bits() {
             pad: [p, k - 1 - p, p, k - 1 - p],
             groups: 1,
         };
-        let values = |len: usize, seed: u64| -> Vec<f32> {
-            random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
-        };
         let (x, w, b) = (
             values(n * cin * h * h, 1),
             values(cout * cin * k * k, 2),
             values(cout, 3),
         );
-        let run = |avx2: bool| {
-            panel::limit_to_avx2(avx2);
-            let y = forward(&x, &w, Some(&b), &g, true);
+        let run = |isa: Isa, x: &[f32]| {
+            panel::limit_to_avx2(isa == Isa::Avx2);
+            let y = forward(x, &w, Some(&b), &g, true);
             panel::limit_to_avx2(false);
-            y.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+            bits(&y)
         };
-        assert_eq!(run(true), run(false), "{g:?}");
+        let want = run(reference, &x);
+        assert_eq!(run(Isa::Avx2, &x), want, "{g:?}");
+        for at_end in [true, false] {
+            let mut x = Guarded::new(&x, at_end);
+            let y = run(Isa::Avx2, x.get());
+            assert_eq!(y, want, "{g:?}, input at the end of its pages: {at_end}");
+        }
+    }
+    // A product alone, on a column matrix and an output whose rows end
+    // short of a vector (13 columns), deeper than one pass (300 > 128), so
+    // the tiles also read their earlier sums back from the output; 13 rows,
+    // two panels of 8 for the threads.
+    let (m, n, k) = (13, 13, 300);
+    let (w, cols) = (values(m * k, 7), values(k * n, 8));
+    let mut want = vec![0.0; m * n];
+    let matrix = Cols::Matrix { data: &cols, ld: n };
+    let weights = Weights::pack_for(reference, &w, m, k).expect("vectors");
+    panel::product(&weights, matrix, n, None, true, &mut want, false);
+    let weights = Weights::pack_for(Isa::Avx2, &w, m, k).expect("AVX2");
+    // On one thread, and spread over the threads by panels of 8 rows.
+    for (at_end, parallel) in [(true, false), (false, false), (true, true), (false, true)] {
+        let nan = vec![f32::NAN; m * n];
+        let (mut data, mut y) = (Guarded::new(&cols, at_end), Guarded::new(&nan, at_end));
+        let matrix = Cols::Matrix {
+            data: data.get(),
+            ld: n,
+        };
+        panel::product(&weights, matrix, n, None, true, y.get(), parallel);
+        let what = format!("at the end of its pages: {at_end}, parallel: {parallel}");
+        assert_eq!(bits(y.get()), bits(&want), "{what}");
     }
 }
 
@@ -304,96 +371,6 @@ impl Drop for Guarded {
     fn drop(&mut self) {
         // SAFETY: the mapping `new` made, unmapped once.
         unsafe { libc::munmap(self.map, self.size) };
-    }
-}
-
-/// AVX2's masked loads and stores read and write lanes past a row's end
-/// and in a shift's padding, masked out; AMD's manual calls a fault on
-/// such a lane "implementation dependent", so `panel.rs` takes a vector
-/// that leaves its buffer lane by lane. Here every buffer of the AVX2
-/// products (input planes, column matrix, output) lies against a page
-/// that faults, at its end and at its start: no fault, and the bits of the
-/// same call with AVX-512 on ordinary memory (where the CPU has only AVX2:
-/// with AVX2 on ordinary memory). On Intel's cores the old masked accesses
-/// passed this too; on an AMD core that faults, only the lane-by-lane
-/// edges do.
-fn avx2_stays_inside_its_buffers() {
-    use netc_runtime::kernels::conv::{forward, Geometry};
-    use netc_runtime::kernels::panel::{self, Cols, Isa, Weights};
-    if !panel::has(Isa::Avx2) {
-        eprintln!("this CPU lacks AVX2: no AVX2 products to check");
-        return;
-    }
-    let values = |len: usize, seed: u64| -> Vec<f32> {
-        random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
-    };
-    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-    let reference = if panel::has(Isa::Avx512) {
-        Isa::Avx512
-    } else {
-        Isa::Avx2
-    };
-    // Shifted planes with padding (5 x 5 and 3 x 3, stride 1), gathers
-    // (stride 2), the image itself (1x1); at batch 1 and at a batch.
-    for (n, cin, h, cout, k, stride) in [
-        (2, 3, 12, 20, 5, 1),
-        (1, 5, 7, 9, 3, 1),
-        (3, 4, 13, 9, 3, 2),
-        (2, 7, 10, 12, 1, 1),
-    ] {
-        let p = (k - 1) / 2;
-        let g = Geometry {
-            n,
-            cin,
-            h,
-            w: h,
-            cout,
-            kernel: [k, k],
-            stride: [stride, stride],
-            pad: [p, k - 1 - p, p, k - 1 - p],
-            groups: 1,
-        };
-        let (x, w, b) = (
-            values(n * cin * h * h, 4),
-            values(cout * cin * k * k, 5),
-            values(cout, 6),
-        );
-        let heap = bits(&forward(&x, &w, Some(&b), &g, true));
-        panel::limit_to_avx2(true);
-        for at_end in [true, false] {
-            let mut x = Guarded::new(&x, at_end);
-            let y = forward(x.get(), &w, Some(&b), &g, true);
-            assert_eq!(
-                bits(&y),
-                heap,
-                "{g:?}, input at the end of its pages: {at_end}"
-            );
-        }
-        panel::limit_to_avx2(false);
-    }
-    // A column matrix and an output whose rows end short of a vector (13
-    // columns), deeper than one pass (300 > 128), so the tiles also read
-    // their earlier sums back from the output.
-    let (m, n, k) = (5, 13, 300);
-    let (w, cols) = (values(m * k, 7), values(k * n, 8));
-    let mut heap = vec![0.0; m * n];
-    let matrix = Cols::Matrix { data: &cols, ld: n };
-    let weights = Weights::pack_for(reference, &w, m, k).expect("vectors");
-    panel::product(&weights, matrix, n, None, true, &mut heap, false);
-    let weights = Weights::pack_for(Isa::Avx2, &w, m, k).expect("AVX2");
-    for at_end in [true, false] {
-        let nan = vec![f32::NAN; m * n];
-        let (mut data, mut y) = (Guarded::new(&cols, at_end), Guarded::new(&nan, at_end));
-        let matrix = Cols::Matrix {
-            data: data.get(),
-            ld: n,
-        };
-        panel::product(&weights, matrix, n, None, true, y.get(), false);
-        assert_eq!(
-            bits(y.get()),
-            bits(&heap),
-            "at the end of its pages: {at_end}"
-        );
     }
 }
 
@@ -608,6 +585,7 @@ fn dropout_drops_the_asked_share_and_its_gradient_follows_the_mask() {
 fn fully_connected_layers_match_burn_in_inference_and_training() {
     use burn::module::AutodiffModule;
     use burn::nn::LinearConfig;
+    let _switches = switches();
     let device = Default::default();
     for (rows, k, units, bias) in [
         (1, 3456, 384, true),

@@ -131,10 +131,9 @@ impl Pooling {
         let cols = (0..ow)
             .map(|j| Window::span(j, win.stride[1], win.kernel[1], win.pad[2], w))
             .collect();
-        let stride = win.stride[1];
-        let vectors = match super::panel::vectors() {
-            Some(Isa::Avx512) if super::maxpool512::available(stride) => Rows::Avx512,
-            Some(_) if super::maxpool256::available(stride) => Rows::Avx2,
+        let vectors = match (super::panel::vectors(), win.stride[1]) {
+            (Some(Isa::Avx512), 1 | 2) => Rows::Avx512,
+            (Some(Isa::Avx2), 1 | 2) => Rows::Avx2,
             _ => Rows::Portable,
         };
         Pooling {
@@ -177,7 +176,8 @@ impl Pooling {
                 if self.vectors != Rows::Portable {
                     let (kw, left, sw) = self.across();
                     let rows = (r0, r1);
-                    // SAFETY: `available` said yes; `scratch` came from
+                    // SAFETY: `new` chose these rows for this CPU and
+                    // stride; `scratch` came from
                     // `maxpool512::scratch` with these sizes; the rows lie
                     // in the plane.
                     unsafe {
@@ -212,7 +212,8 @@ impl Pooling {
                 #[cfg(target_arch = "x86_64")]
                 {
                     let (kw, left, sw) = self.across();
-                    // SAFETY: `available` said yes; the rows lie in the
+                    // SAFETY: `new` chose AVX-512 for this CPU and stride;
+                    // the rows lie in the
                     // plane and in its gradient.
                     unsafe {
                         super::maxpool512::backward_row(plane, w, (r0, r1), left, (kw, sw), row, dx)
@@ -421,6 +422,7 @@ pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>)
 #[cfg(test)]
 mod tests {
     use super::{larger, max_pool, max_pool_backward, Isa, Rows, Window};
+    use crate::kernels::panel::has;
 
     /// A NaN in a window is its maximum, and its gradient goes to the first
     /// NaN of the window, row by row.
@@ -515,13 +517,13 @@ mod tests {
                 bits(&y)
             };
             let portable = pool(Rows::Portable);
-            let stride = win.stride[1];
-            #[cfg(target_arch = "x86_64")]
-            for (rows, has) in [
-                (Rows::Avx512, crate::kernels::maxpool512::available(stride)),
-                (Rows::Avx2, crate::kernels::maxpool256::available(stride)),
+            // The vector rows take only these.
+            assert!(win.stride[1] == 1 || win.stride[1] == 2);
+            for (rows, cpu_has) in [
+                (Rows::Avx512, has(Isa::Avx512)),
+                (Rows::Avx2, has(Isa::Avx2)),
             ] {
-                if has {
+                if cpu_has {
                     assert_eq!(pool(rows), portable, "{rows:?}: {h} x {w}, {win:?}");
                     compared += 1;
                 }
@@ -529,7 +531,7 @@ mod tests {
         }
         // Not a quiet pass on a CPU with neither.
         eprintln!("{compared} comparisons on {} planes", planes.len());
-        assert!(compared >= planes.len() || !crate::kernels::panel::has(Isa::Avx2));
+        assert!(compared >= planes.len() || !has(Isa::Avx2));
     }
 
     /// The AVX-512 search routes every gradient where the portable loop
@@ -537,7 +539,7 @@ mod tests {
     #[test]
     #[cfg(target_arch = "x86_64")]
     fn the_avx512_gradient_rows_route_as_the_portable_loop() {
-        if !crate::kernels::maxpool512::available(1) {
+        if !has(Isa::Avx512) {
             return;
         }
         for (h, w, win, x) in tied_planes() {
@@ -549,7 +551,8 @@ mod tests {
             for (i, &(r0, r1)) in pooling.rows.iter().enumerate() {
                 let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
                 let (kw, left, sw) = (win.kernel[1], win.pad[2], win.stride[1]);
-                // SAFETY: `available` said yes; the rows lie in the plane.
+                // SAFETY: this CPU has AVX-512 and the stride across is
+                // 1 or 2 (`tied_planes`); the rows lie in the plane.
                 unsafe {
                     crate::kernels::maxpool512::backward_row(
                         &x,

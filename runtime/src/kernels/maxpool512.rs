@@ -8,20 +8,6 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Whether `Row::run` may be called: the CPU has AVX-512 and the stride
-/// across is 1 or 2.
-pub fn available(stride: usize) -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        (stride == 1 || stride == 2) && std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        let _ = stride;
-        false
-    }
-}
-
 /// A scratch row for a plane `w` wide, padded by `left` on the left, for
 /// `ow` outputs of windows `kernel` wide, `stride` apart: -inf outside the
 /// plane's columns, which `run` rewrites for every output row, and 32
@@ -36,7 +22,7 @@ pub fn scratch(w: usize, left: usize, ow: usize, kernel: usize, stride: usize) -
 /// from column `-left`. A NaN always wins, as in `cpu::larger`.
 ///
 /// # Safety
-/// `available(stride)` must be true; `row` must come from `scratch` with
+/// The CPU has AVX-512; the stride across is 1 or 2; `row` must come from `scratch` with
 /// the same sizes; `plane` must hold the rows `r0..r1`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
@@ -97,7 +83,7 @@ pub unsafe fn run(
 /// the outputs.
 ///
 /// # Safety
-/// `available(stride)` must be true; `plane` and `dx` must hold the rows
+/// The CPU has AVX-512; the stride across is 1 or 2; `plane` and `dx` must hold the rows
 /// `r0..r1` (each `w` wide), and `y` and `dy` the same number of values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]

@@ -225,7 +225,8 @@ pub fn isa() -> Option<Isa> {
 
 /// The widest vectors netc's kernels use on this CPU: AVX-512 where it has
 /// it (unless `limit_to_avx2`), else AVX2 with FMA; None where it has
-/// neither.
+/// neither (a CPU with AVX2 but no FMA, which this project has not met,
+/// runs the portable loops).
 pub fn vectors() -> Option<Isa> {
     let wide = !AVX2_ONLY.load(Ordering::Relaxed) && has(Isa::Avx512);
     [Isa::Avx512, Isa::Avx2]
@@ -715,11 +716,10 @@ fn inside(p: *const f32, len: usize, buffer: &Range<usize>) -> bool {
 #[cold]
 #[inline(never)]
 unsafe fn read_row(row: *const f32, lanes: [u16; VECTORS], out: *mut f32) {
-    for i in 0..COLS {
-        *out.add(i) = match lanes[i / 16] >> (i % 16) & 1 {
-            1 => *row.add(i),
-            _ => 0.0,
-        };
+    for h in 0..2 * VECTORS {
+        let bits = (lanes[h / 2] >> (8 * (h % 2))) as u8;
+        let values = read_lanes(row.wrapping_add(8 * h), bits);
+        std::ptr::copy_nonoverlapping(values.as_ptr(), out.add(8 * h), 8);
     }
 }
 
@@ -754,8 +754,10 @@ unsafe fn load8(p: *const f32, bits: u8, buffer: &Range<usize>) -> __m256 {
 #[cold]
 #[inline(never)]
 unsafe fn read_lanes(p: *const f32, bits: u8) -> [f32; 8] {
+    // `wrapping_add`: `p` itself may lie outside the buffer (a shift's
+    // padding before the first plane), where `add` would be undefined.
     std::array::from_fn(|i| match bits >> i & 1 {
-        1 => *p.add(i),
+        1 => *p.wrapping_add(i),
         _ => 0.0,
     })
 }
@@ -789,7 +791,7 @@ unsafe fn store8(p: *mut f32, bits: u8, v: __m256, buffer: &Range<usize>) {
 unsafe fn write_lanes(p: *mut f32, bits: u8, lanes: &[f32; 8]) {
     for (i, &value) in lanes.iter().enumerate() {
         if bits >> i & 1 == 1 {
-            *p.add(i) = value;
+            *p.wrapping_add(i) = value;
         }
     }
 }
