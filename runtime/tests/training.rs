@@ -231,6 +231,10 @@ fn init_from_starts_with_the_given_weights() {
 
 #[test]
 fn bench_measures_positive_speeds() {
+    // `bench::run` seeds burn's generator and draws from it: between a
+    // training's seed and its draws, it made a resumed run differ from an
+    // uninterrupted one in about 1 run of the binary's tests in 15.
+    let _turn = one_at_a_time();
     let plan = netc_runtime::bench::Plan {
         batch_size: 8,
         steps: 2,
@@ -247,12 +251,15 @@ fn bench_measures_positive_speeds() {
     assert!(b.train_examples_per_second > 0.0 && b.infer_examples_per_second > 0.0);
     assert!(b.latency_ms_median > 0.0 && b.latency_ms_p95 >= b.latency_ms_median);
     // The kernel's high-water mark only rises: the peak reported lies
-    // between its values before and after the bench, in bytes.
+    // between its values before and after the bench, in bytes. Within a
+    // MiB: the kernel sums each CPU's count of resident pages only
+    // approximately, and a read once came out 168 KiB above the next.
     if cfg!(target_os = "linux") {
         let peak = b.peak_memory_bytes.expect("Linux reports peak memory");
         let after = proc_status("VmHWM:");
+        let slack = 1 << 20;
         assert!(
-            before <= peak && peak <= after,
+            before <= peak + slack && peak <= after + slack && peak > 0,
             "peak {peak} bytes, high-water mark {before} before and {after} after"
         );
     } else {
