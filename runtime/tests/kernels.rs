@@ -65,11 +65,15 @@ fn on_two_threads(f: impl FnOnce() + Send) {
 /// reach the products, the poolings and the dense loop: each test that runs
 /// any of those holds this, so that it runs the paths it names whatever the
 /// others do. Released, it turns both switches off, even after a panic.
-struct Switches(#[allow(dead_code)] std::sync::MutexGuard<'static, ()>);
+struct Switches {
+    _turn: std::sync::MutexGuard<'static, ()>,
+}
 
 fn switches() -> Switches {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    Switches(LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+    Switches {
+        _turn: LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner()),
+    }
 }
 
 impl Drop for Switches {
