@@ -5,7 +5,9 @@
 //! a CPU with AVX-512 (`panel::prefer_gemm`); with `--avx2` the products
 //! and poolings run as on a CPU with AVX2 only (`panel::limit_to_avx2`).
 //!
-//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [batch]
+//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [batch] [name...]
+//!
+//! A name times only the layers whose names contain it.
 use netc_runtime::kernels::conv::{forward, Geometry};
 use netc_runtime::kernels::cpu::{max_pool, Window};
 use std::time::Instant;
@@ -68,10 +70,10 @@ fn main() {
     let flag = |name: &str| args.iter().any(|a| a == name);
     netc_runtime::kernels::panel::prefer_gemm(flag("--gemm"));
     netc_runtime::kernels::panel::limit_to_avx2(flag("--avx2"));
-    let n: usize = args
-        .iter()
-        .find(|a| !a.starts_with("--"))
-        .map_or(128, |s| s.parse().expect("a batch size"));
+    let plain = || args.iter().filter(|a| !a.starts_with("--"));
+    let n: usize = plain().find_map(|a| a.parse().ok()).unwrap_or(128);
+    // Any other plain argument picks the layers whose names contain it.
+    let only: Vec<&String> = plain().filter(|a| a.parse::<usize>().is_err()).collect();
     println!("layer,ms");
     let layers: [(&str, &dyn Fn() -> f64); 13] = [
         ("alex4.conv1", &|| conv(n, 3, 24, 96, 5)),
@@ -89,6 +91,9 @@ fn main() {
         ("nin2.nin3.conv", &|| conv(n, 192, 6, 192, 3)),
     ];
     for (name, run) in layers {
+        if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {
+            continue;
+        }
         println!("{name},{:.3}", run());
     }
 }

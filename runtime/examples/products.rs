@@ -61,7 +61,7 @@ fn main() {
         });
         let mut on = |isa: Isa| match panel::has(isa) {
             true => {
-                let w = Weights::pack_for(isa, &a, m, k).expect("weights");
+                let w = Weights::pack_for(isa, &a, m, k, 1).expect("weights");
                 gflops(m, n, k, || {
                     let cols = Cols::Matrix { data: &b, ld: n };
                     panel::product(&w, cols, n, None, false, &mut c, false);

@@ -304,9 +304,9 @@ fn avx2_gives_the_avx512_bits() {
     let (w, cols) = (values(m * k, 7), values(k * n, 8));
     let mut want = vec![0.0; m * n];
     let matrix = Cols::Matrix { data: &cols, ld: n };
-    let weights = Weights::pack_for(reference, &w, m, k).expect("vectors");
+    let weights = Weights::pack_for(reference, &w, m, k, 1).expect("vectors");
     panel::product(&weights, matrix, n, None, true, &mut want, false);
-    let weights = Weights::pack_for(Isa::Avx2, &w, m, k).expect("AVX2");
+    let weights = Weights::pack_for(Isa::Avx2, &w, m, k, 1).expect("AVX2");
     // On one thread, and spread over the threads by panels of 8 rows.
     for (at_end, parallel) in [(true, false), (false, false), (true, true), (false, true)] {
         let nan = vec![f32::NAN; m * n];

@@ -433,13 +433,15 @@ fn convolve(
     // Threads inside each product (batch 1): each image's product reads
     // the weights where they lie; else they are packed once for the call.
     let parallel = !matches!(par, Parallelism::None);
+    // A pass of the product covers whole input channels: `per` rows of k each.
+    let per = g.kernel[0] * g.kernel[1];
     let packed: Vec<panel::Weights> = if cog >= panel::ROWS {
         (0..g.groups)
             .map(|group| {
                 let w = &weight[group * cog * k..][..cog * k];
                 match parallel {
-                    true => panel::Weights::raw(w, cog, k),
-                    false => panel::Weights::pack(w, cog, k),
+                    true => panel::Weights::raw(w, cog, k, per),
+                    false => panel::Weights::pack(w, cog, k, per),
                 }
             })
             .collect::<Option<_>>()

@@ -38,13 +38,20 @@ const COLS: usize = 16 * VECTORS;
 /// ms with the whole depth in one pass (three alternating runs).
 const DEPTH: usize = 128;
 
-/// One group's weights (m x k): packed in panels of `ROWS` channels,
-/// k-major within a panel (`panel[kk * ROWS + r]`, rows past m zero), or
-/// read where they lie, row-major.
+/// One group's weights (m x k): packed, or read where they lie (row-major).
+/// Packed, they lie pass by pass (`depth` rows of k each, the last pass
+/// shorter), and within a pass in panels of `ROWS` channels, k-major within
+/// a panel (`panel[kk * ROWS + r]`, rows past m zero). So a pass's weights,
+/// which every block of columns reads tile after tile, are one run of
+/// memory that the hardware prefetcher follows from tile to tile; with each
+/// panel's whole k in one run, each tile's weights lay `k` rows from the
+/// last one's and began a new stream.
 pub struct Weights<'a> {
     panels: Panels<'a>,
     m: usize,
     k: usize,
+    /// Rows of k per pass: whole input channels of `per` kernel offsets.
+    depth: usize,
     /// The instructions every product with these weights uses.
     isa: Isa,
 }
@@ -72,45 +79,59 @@ enum Panels<'a> {
 impl<'a> Weights<'a> {
     /// The weights read where they lie; None without AVX-512 or AVX2, as
     /// `pack`.
-    pub fn raw(w: &'a [f32], m: usize, k: usize) -> Option<Weights<'a>> {
-        Self::raw_for(isa()?, w, m, k)
+    pub fn raw(w: &'a [f32], m: usize, k: usize, per: usize) -> Option<Weights<'a>> {
+        Self::raw_for(isa()?, w, m, k, per)
     }
 
     /// For the products on `isa`, which this CPU must have.
-    pub fn raw_for(isa: Isa, w: &'a [f32], m: usize, k: usize) -> Option<Weights<'a>> {
+    pub fn raw_for(isa: Isa, w: &'a [f32], m: usize, k: usize, per: usize) -> Option<Weights<'a>> {
         assert!(w.len() >= m * k && has(isa));
         Some(Weights {
             panels: Panels::Raw(w),
             m,
             k,
+            depth: depth(per),
             isa,
         })
     }
 
-    /// None where this CPU has neither AVX-512 nor AVX2 with FMA (the
-    /// caller then uses `gemm`).
-    pub fn pack(w: &[f32], m: usize, k: usize) -> Option<Weights<'a>> {
-        Self::pack_for(isa()?, w, m, k)
+    /// For products whose columns come in runs of `per` rows of k (the
+    /// kernel offsets of an input channel: `Cols::Shifted` and `Gathered`;
+    /// 1 for a matrix). None where this CPU has neither AVX-512 nor AVX2
+    /// with FMA (the caller then uses `gemm`).
+    pub fn pack(w: &[f32], m: usize, k: usize, per: usize) -> Option<Weights<'a>> {
+        Self::pack_for(isa()?, w, m, k, per)
     }
 
     /// For the products on `isa`, which this CPU must have.
-    pub fn pack_for(isa: Isa, w: &[f32], m: usize, k: usize) -> Option<Weights<'a>> {
+    pub fn pack_for(isa: Isa, w: &[f32], m: usize, k: usize, per: usize) -> Option<Weights<'a>> {
         assert!(has(isa));
-        assert!(w.len() >= m * k && i32::try_from(ROWS * k).is_ok());
-        let mut panels = vec![0.0f32; m.div_ceil(ROWS) * ROWS * k];
-        // `max(1)`: with k = 0 there are no panels (and no zero-sized chunks).
-        let one = |(p, panel): (usize, &mut [f32])| {
+        assert!(w.len() >= m * k && i32::try_from(k).is_ok());
+        let (count, depth) = (m.div_ceil(ROWS), depth(per));
+        let mut panels = vec![0.0f32; count * ROWS * k];
+        // Each panel of each pass: (its first channel's panel, the pass's
+        // first row of k and depth, where it goes).
+        let mut jobs = Vec::with_capacity(count * k.div_ceil(depth));
+        let mut rest = &mut panels[..];
+        for k0 in (0..k).step_by(depth) {
+            let depth = depth.min(k - k0);
+            let (pass, after) = rest.split_at_mut(count * ROWS * depth);
+            let pass = pass.chunks_exact_mut(ROWS * depth).enumerate();
+            jobs.extend(pass.map(|(p, panel)| (p, (k0, depth), panel)));
+            rest = after;
+        }
+        let one = |(p, (k0, depth), panel): (usize, (usize, usize), &mut [f32])| {
             let rows = ROWS.min(m - p * ROWS);
             let w = &w[p * ROWS * k..][..rows * k];
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `has(isa)` said this CPU has AVX-512; the
-                // panel's rows lie in `w` (asserted above).
-                Isa::Avx512 => unsafe { pack_panel(w, rows, k, panel) },
+                // panel's rows lie in `w`, its steps of k in `k0..k`.
+                Isa::Avx512 => unsafe { pack_panel(w, rows, k, (k0, depth), panel) },
                 // Once per layer call, and the AVX2 CPUs' gather is slow.
                 _ => {
-                    for (r, w) in w.chunks_exact(k.max(1)).enumerate() {
-                        for (kk, &v) in w.iter().enumerate() {
+                    for (r, w) in w.chunks_exact(k).enumerate() {
+                        for (kk, &v) in w[k0..][..depth].iter().enumerate() {
                             panel[kk * ROWS + r] = v;
                         }
                     }
@@ -120,26 +141,40 @@ impl<'a> Weights<'a> {
         // Packed one value at a time, nin2's weights took 12 % of its
         // batch-1 latency on one thread; the gather below moves 16 a step,
         // and large layers spread their panels over the threads.
-        let len = (ROWS * k).max(1);
         if m * k >= 1 << 16 {
-            panels.par_chunks_exact_mut(len).enumerate().for_each(one);
+            jobs.into_par_iter().for_each(one);
         } else {
-            panels.chunks_exact_mut(len).enumerate().for_each(one);
+            jobs.into_iter().for_each(one);
         }
         Some(Weights {
             panels: Panels::Packed(panels),
             m,
             k,
+            depth,
             isa,
         })
     }
 }
 
-/// One panel: `panel[kk * ROWS + r] = w[r * k + kk]` for the `rows` rows of
-/// `w`, 0 for rows past them. Two steps of k (16 values) per gather.
+/// Rows of k per pass for columns that come in runs of `per` rows: about
+/// `DEPTH`, whole runs, so that a pass of shifted planes starts at shift 0.
+fn depth(per: usize) -> usize {
+    let per = per.max(1);
+    DEPTH.div_ceil(per) * per
+}
+
+/// One panel's steps `k0..k0 + depth`: `panel[kk * ROWS + r]` is
+/// `w[r * k + k0 + kk]` for the `rows` rows of `w`, 0 for rows past them.
+/// Two steps of k (16 values) per gather.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack_panel(w: &[f32], rows: usize, k: usize, panel: &mut [f32]) {
+unsafe fn pack_panel(
+    w: &[f32],
+    rows: usize,
+    k: usize,
+    (k0, depth): (usize, usize),
+    panel: &mut [f32],
+) {
     let (row, step) = (k as i32, 1i32);
     let index = _mm512_setr_epi32(
         0,
@@ -162,15 +197,15 @@ unsafe fn pack_panel(w: &[f32], rows: usize, k: usize, panel: &mut [f32]) {
     // Lanes of rows past `rows` are not read and stay 0.
     let half = (1u16 << rows) - 1;
     let zero = _mm512_setzero_ps();
-    let out = panel.as_mut_ptr();
+    let (out, w) = (panel.as_mut_ptr(), w.as_ptr().add(k0));
     let mut kk = 0;
-    while kk + 2 <= k {
-        let v = _mm512_mask_i32gather_ps::<4>(zero, half | half << 8, index, w.as_ptr().add(kk));
+    while kk + 2 <= depth {
+        let v = _mm512_mask_i32gather_ps::<4>(zero, half | half << 8, index, w.add(kk));
         _mm512_storeu_ps(out.add(kk * ROWS), v);
         kk += 2;
     }
-    if kk < k {
-        let v = _mm512_mask_i32gather_ps::<4>(zero, half, index, w.as_ptr().add(kk));
+    if kk < depth {
+        let v = _mm512_mask_i32gather_ps::<4>(zero, half, index, w.add(kk));
         _mm512_mask_storeu_ps(out.add(kk * ROWS), 0xff, v);
     }
 }
@@ -380,11 +415,12 @@ pub fn product(
         }
         return;
     }
-    // Rows of k per pass.
-    let depth = match cols {
+    // Rows of k per pass: whole runs of `per` for shifts and gathers, so
+    // that a pass starts at shift 0.
+    let depth = w.depth;
+    match cols {
         Cols::Matrix { data, ld } => {
             assert!(data.len() >= (k - 1).saturating_mul(ld).saturating_add(n));
-            DEPTH
         }
         Cols::Shifted { planes, hw, shifts } => {
             let per = shifts.shifts.len();
@@ -397,8 +433,7 @@ pub fn product(
                         || (s.lo as isize + s.d >= 0 && s.hi as isize + s.d <= hw as isize)
                 );
             }
-            // Whole channels per pass, so that a pass starts at shift 0.
-            DEPTH.div_ceil(per) * per
+            assert!(depth.is_multiple_of(per));
         }
         Cols::Gathered {
             planes,
@@ -408,10 +443,10 @@ pub fn product(
             let per = gathers.per;
             assert!(per > 0 && k % per == 0 && gathers.n == n);
             assert!(gathers.end == 0 || (k / per - 1) * hw + gathers.end <= planes.len());
-            DEPTH.div_ceil(per) * per
+            assert!(depth.is_multiple_of(per));
         }
-    };
-    let y = &mut y[..m * n];
+    }
+    let (y, count) = (&mut y[..m * n], m.div_ceil(ROWS));
     // Panels `first..` of `y` (its rows from `first * ROWS` on), a block
     // of `depth` rows of the columns at a time, packed first: the block's
     // 48 columns stay in the L1 cache while every panel of weights passes
@@ -443,7 +478,8 @@ pub fn product(
                     {
                         let a = match &w.panels {
                             Panels::Packed(panels) => {
-                                A::Packed(&panels[(p * k + k0) * ROWS..][..ROWS * depth])
+                                let pass = &panels[k0 * count * ROWS..];
+                                A::Packed(&pass[p * ROWS * depth..][..ROWS * depth])
                             }
                             // Rows past m read the panel's last row again;
                             // their sums are not stored.
@@ -472,7 +508,6 @@ pub fn product(
             }
         }
     };
-    let count = m.div_ceil(ROWS);
     if parallel {
         let per = count.div_ceil(rayon::current_num_threads()).max(1);
         y.par_chunks_mut(per * ROWS * n)
@@ -1046,7 +1081,7 @@ mod tests {
                     eprintln!("this CPU has no {isa:?}: panel::product not run on it");
                     continue;
                 }
-                let packed = Weights::pack_for(isa, &w, m, k).unwrap();
+                let packed = Weights::pack_for(isa, &w, m, k, 1).unwrap();
                 let mut y = vec![f32::NAN; m * n];
                 let b = with_bias.then_some(&bias[..]);
                 product(
@@ -1088,7 +1123,7 @@ mod tests {
     fn raw_weights_give_the_packed_bits() {
         for &(m, n, k) in &[(13, 50, 300), (8, 48, 1), (21, 100, 75)] {
             let (w, cols) = (noise(m * k, 4), noise(k * n, 5));
-            let (Some(packed), Some(raw)) = (Weights::pack(&w, m, k), Weights::raw(&w, m, k))
+            let (Some(packed), Some(raw)) = (Weights::pack(&w, m, k, 1), Weights::raw(&w, m, k, 1))
             else {
                 eprintln!("this CPU has neither AVX-512 nor AVX2: panel::product not run");
                 return;
@@ -1129,8 +1164,8 @@ mod tests {
             for relu in [false, true] {
                 let run = |isa: Isa, raw: bool, parallel: bool| {
                     let w = match raw {
-                        true => Weights::raw_for(isa, &w, m, k),
-                        false => Weights::pack_for(isa, &w, m, k),
+                        true => Weights::raw_for(isa, &w, m, k, 1),
+                        false => Weights::pack_for(isa, &w, m, k, 1),
                     };
                     let mut y = vec![f32::NAN; m * n];
                     let cols = Cols::Matrix { data: &cols, ld: n };
@@ -1149,7 +1184,7 @@ mod tests {
     /// No rows of columns: every output is its bias, through the ReLU.
     #[test]
     fn a_product_over_nothing_is_the_bias() {
-        let Some(packed) = Weights::pack(&[], 3, 0) else {
+        let Some(packed) = Weights::pack(&[], 3, 0, 1) else {
             eprintln!("this CPU has neither AVX-512 nor AVX2: panel::product not run");
             return;
         };
@@ -1169,7 +1204,7 @@ mod tests {
 
     #[test]
     fn a_nan_through_the_relu_becomes_zero_as_with_f32_max() {
-        let Some(packed) = Weights::pack(&[f32::NAN, 1.0], 1, 2) else {
+        let Some(packed) = Weights::pack(&[f32::NAN, 1.0], 1, 2, 1) else {
             eprintln!("this CPU has neither AVX-512 nor AVX2: panel::product not run");
             return;
         };
