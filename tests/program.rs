@@ -207,6 +207,30 @@ fn a_generated_program_matches_the_reference_then_trains_evaluates_and_labels() 
     assert!(String::from_utf8_lossy(&out.stderr).contains("netc build --cuda"));
 }
 
+/// A max pooling after a block whose last step is a convolution runs in
+/// that convolution's pass (`forward_pool`, as nin2's blocks): the program
+/// still matches the reference implementation and the PyTorch module, with
+/// the block called pooled through two windows and unpooled, on odd maps.
+#[test]
+fn a_pooling_after_a_block_runs_in_its_last_convolution_and_matches_the_reference() {
+    let source = "block nin(f, g) {\n    conv: conv 3x3 f relu\n    mlp: conv 1x1 g\n}\n\n\
+        model pooled {\n    input 13x13x3\n\n    b1: nin(8, 12)\n    pool1: maxpool 3x3 /2\n    \
+        b2: nin(8, 12)\n    pool2: maxpool 2x2 /2\n    b3: nin(8, 12)\n    logits: fc 10\n}\n";
+    let dir = tempfile::tempdir().unwrap();
+    let program = build(dir.path(), "pooled.net", source);
+    let code = std::fs::read_to_string(dir.path().join("pooled/src/model.rs")).unwrap();
+    for call in [
+        "self.b1.forward_pool(x, &self.pool1)",
+        "self.b2.forward_pool(x, &self.pool2)",
+        "self.b3.forward(x)",
+        "conv_pool(&self.mlp, pool, x)",
+    ] {
+        assert!(code.contains(call), "no `{call}` in\n{code}");
+    }
+    matches_reference(&program, dir.path());
+    pytorch_matches(&program.checked, dir.path(), "pooled.net", source);
+}
+
 /// Names that clash with Rust, Python and netc's generated code
 /// (tests/programs/hostile.net): the program builds, its tensors keep the
 /// `.net` paths, as many as `check` counts, and it matches the reference

@@ -33,6 +33,16 @@ struct Input {
 
 /// The lines of `forward`, leaving the result in `x`.
 pub fn lines(syntax: &dyn Syntax, s: &Struct, locals: &mut Namer) -> Vec<String> {
+    lines_of(syntax, s, &s.forward, locals)
+}
+
+/// The lines of `steps`, one of `s`'s forwards, leaving the result in `x`.
+pub fn lines_of(
+    syntax: &dyn Syntax,
+    s: &Struct,
+    steps: &[Step],
+    locals: &mut Namer,
+) -> Vec<String> {
     let mut p = Printer {
         syntax,
         s,
@@ -43,7 +53,7 @@ pub fn lines(syntax: &dyn Syntax, s: &Struct, locals: &mut Namer) -> Vec<String>
         var: "x".into(),
         last: true,
     };
-    let out = p.seq(&s.forward, &input, "x");
+    let out = p.seq(steps, &input, "x");
     if out != "x" {
         let line = syntax.assign("x", &out);
         p.lines.push(line);
@@ -70,7 +80,9 @@ impl Printer<'_> {
     /// step (`ConvPool`) comes from two.
     fn comment(&mut self, step: &Step, last: &mut Option<Span>) {
         let joined = match step.kind {
-            StepKind::ConvPool { pool_span, .. } => pool_span,
+            StepKind::ConvPool { pool_span, .. } | StepKind::BlockPool { pool_span, .. } => {
+                pool_span
+            }
             _ => None,
         };
         for span in [step.span, joined].into_iter().flatten() {

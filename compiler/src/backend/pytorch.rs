@@ -57,6 +57,11 @@ impl Syntax for Python<'_> {
             StepKind::ConvPool {
                 conv, relu, pool, ..
             } => self.apply(*pool, false, self.apply(*conv, *relu, input)),
+            StepKind::BlockPool { block, pool, .. } => {
+                self.apply(*pool, false, self.apply(*block, false, input))
+            }
+            // Only `pooled` forwards hold it, which this back end never prints.
+            StepKind::ConvPoolArg { .. } => unreachable!("a pooled forward's step in `forward`"),
             StepKind::Relu => format!("F.relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean((2, 3), keepdim=True)"),
             StepKind::Flatten => format!("{input}.flatten(1)"),

@@ -3,28 +3,73 @@
 //! A max pooling right after a convolution, in the same sequence, is the
 //! only reader of the convolution's output: netc's CPU kernel pools each
 //! tile of that output while it is still in cache instead of writing the
-//! whole map to memory and reading it back (`Kernels::conv_pool`). The burn
-//! back end prints the joined step; PyTorch and ONNX keep the two layers.
+//! whole map to memory and reading it back (`Kernels::conv_pool`). So is a
+//! max pooling right after a block whose last step is a convolution (nin2's
+//! `nin1` and `pool1`): the block's struct gets a second forward, `pooled`,
+//! whose last convolution pools through the caller's pooling. The burn
+//! back end prints the joined steps; PyTorch and ONNX keep the layers apart.
 
-use super::layout::{Field, Layer, Layout, Step, StepKind};
+use super::layout::{Field, Layer, Layout, Step, StepKind, Struct};
 
 /// `layout` with every convolution followed by a max pooling (one without
-/// a ReLU of its own) as one `StepKind::ConvPool`.
+/// a ReLU of its own) as one `StepKind::ConvPool`, and every block call
+/// followed by one, where the block ends with a convolution, as one
+/// `StepKind::BlockPool`.
 pub fn conv_pool(layout: &Layout) -> Layout {
     let mut fused = layout.clone();
     for s in &mut fused.structs {
-        s.forward = seq(&s.fields, std::mem::take(&mut s.forward));
+        s.forward = seq(&s.fields, std::mem::take(&mut s.forward), &mut |_| false);
+    }
+    // Blocks that end with a convolution, once their own steps are joined.
+    let ends: Vec<bool> = fused
+        .structs
+        .iter()
+        .map(|s| ends_with_conv(s).is_some())
+        .collect();
+    let mut wanted = vec![false; fused.structs.len()];
+    for s in &mut fused.structs {
+        let mut pools = |def: usize| {
+            wanted[def] |= ends[def];
+            ends[def]
+        };
+        s.forward = seq(&s.fields, std::mem::take(&mut s.forward), &mut pools);
+    }
+    for (s, wanted) in fused.structs.iter_mut().zip(wanted) {
+        if let (Some(last), true) = (ends_with_conv(s), wanted) {
+            let mut steps = s.forward.clone();
+            let StepKind::Apply { field, relu } = steps[last].kind else {
+                unreachable!("`ends_with_conv` found a convolution")
+            };
+            steps[last].kind = StepKind::ConvPoolArg { conv: field, relu };
+            s.pooled = Some(steps);
+        }
     }
     fused
 }
 
-fn seq(fields: &[Field], steps: Vec<Step>) -> Vec<Step> {
+/// Where a block's last step is, when it applies a convolution.
+fn ends_with_conv(s: &Struct) -> Option<usize> {
+    let last = s
+        .forward
+        .iter()
+        .rposition(|step| step.kind != StepKind::Identity)?;
+    match s.forward[last].kind {
+        StepKind::Apply { field, .. } if !s.is_model => {
+            matches!(s.fields[field].layer, Layer::Conv { .. }).then_some(last)
+        }
+        _ => None,
+    }
+}
+
+/// `steps` with each convolution, and each call of a block for which
+/// `pools(def)` says yes, joined to the max pooling right after it.
+fn seq(fields: &[Field], steps: Vec<Step>, pools: &mut dyn FnMut(usize) -> bool) -> Vec<Step> {
     let mut out: Vec<Step> = Vec::with_capacity(steps.len());
     for mut step in steps {
         if let StepKind::Join { branches, .. } = &mut step.kind {
             *branches = std::mem::take(branches)
                 .into_iter()
-                .map(|b| seq(fields, b))
+                .map(|b| seq(fields, b, pools))
                 .collect();
         }
         let last = out.last_mut().map(|s| &mut s.kind);
@@ -36,17 +81,30 @@ fn seq(fields: &[Field], steps: Vec<Step>) -> Vec<Step> {
             },
         ) = (last, &step.kind)
         {
-            if let StepKind::Apply { field: conv, relu } = *last {
-                let conv_then_pool = matches!(fields[conv].layer, Layer::Conv { .. })
-                    && matches!(fields[*pool].layer, Layer::MaxPool { .. });
-                if conv_then_pool {
-                    *last = StepKind::ConvPool {
-                        conv,
-                        relu,
-                        pool: *pool,
-                        pool_span: step.span,
+            let pool = *pool;
+            if matches!(fields[pool].layer, Layer::MaxPool { .. }) {
+                if let StepKind::Apply { field, relu } = *last {
+                    let joined = match fields[field].layer {
+                        Layer::Conv { .. } => Some(StepKind::ConvPool {
+                            conv: field,
+                            relu,
+                            pool,
+                            pool_span: step.span,
+                        }),
+                        // A ReLU after the block would come before the pooling.
+                        Layer::Block { def, .. } if !relu && pools(def) => {
+                            Some(StepKind::BlockPool {
+                                block: field,
+                                pool,
+                                pool_span: step.span,
+                            })
+                        }
+                        _ => None,
                     };
-                    continue;
+                    if let Some(joined) = joined {
+                        *last = joined;
+                        continue;
+                    }
                 }
             }
         }
@@ -168,6 +226,85 @@ mod tests {
         assert!(
             matches!(b[1][..], [StepKind::ConvPool { relu: false, .. }]),
             "{b:?}"
+        );
+    }
+
+    /// The whole fused layout of a checked source.
+    fn layout(source: &str) -> Layout {
+        let c = crate::check(source).unwrap_or_else(|d| panic!("{}", d.message));
+        conv_pool(&super::super::layout::layout(&c[0].model).unwrap())
+    }
+
+    #[test]
+    fn a_max_pooling_after_a_block_that_ends_with_a_convolution_joins_it() {
+        // nin2's shape: the block called, pooled, called again, pooled
+        // through another window, and called a third time unpooled.
+        let fused = layout(
+            "block nin(f) {\n c: conv 3x3 f relu\n m: conv 1x1 f\n}\n\
+             model m {\n input 12x12x3\n b1: nin(8)\n p1: maxpool 3x3 /2\n \
+             b2: nin(8)\n p2: maxpool 2x2 /2\n b3: nin(8)\n out: fc 10\n}\n",
+        );
+        let steps: Vec<&StepKind> = fused.model().forward.iter().map(|s| &s.kind).collect();
+        let pooled: Vec<(usize, usize)> = steps
+            .iter()
+            .filter_map(|k| match k {
+                StepKind::BlockPool {
+                    block,
+                    pool,
+                    pool_span: Some(_),
+                } => Some((*block, *pool)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(pooled, [(0, 1), (2, 3)], "{steps:?}");
+        assert!(
+            matches!(steps[2], StepKind::Apply { field: 4, .. }),
+            "b3 unpooled: {steps:?}"
+        );
+        // The block keeps its forward, and gains one whose last convolution
+        // (m, without a ReLU) pools through the caller's pooling.
+        let block = &fused.structs[0];
+        let kinds = |steps: &[Step]| steps.iter().map(|s| s.kind.clone()).collect::<Vec<_>>();
+        let pooled = kinds(block.pooled.as_ref().expect("a pooled forward"));
+        let mut forward = kinds(&block.forward);
+        assert_eq!(
+            forward.pop(),
+            Some(StepKind::Apply {
+                field: 1,
+                relu: false
+            })
+        );
+        assert_eq!(pooled[..forward.len()], forward[..]);
+        assert_eq!(
+            pooled[forward.len()..],
+            [StepKind::ConvPoolArg {
+                conv: 1,
+                relu: false
+            }]
+        );
+    }
+
+    #[test]
+    fn a_block_that_ends_otherwise_or_is_not_pooled_keeps_one_forward() {
+        // `j` ends with a join, `u` is never followed by a max pooling, and
+        // `a`'s call by an average pooling.
+        let fused = layout(
+            "block j() {\n concat {\n c: conv 1x1 4\n d: conv 3x3 4\n }\n}\n\
+             block u() {\n c: conv 1x1 4\n}\n\
+             block a() {\n c: conv 1x1 4\n}\n\
+             model m {\n input 12x12x3\n j()\n p1: maxpool 2x2 /1\n u()\n \
+             a()\n p2: avgpool 2x2 /1\n out: fc 10\n}\n",
+        );
+        for s in &fused.structs {
+            assert!(s.pooled.is_none(), "{}: {:?}", s.label, s.pooled);
+        }
+        assert!(
+            fused
+                .steps()
+                .iter()
+                .all(|(_, s)| !matches!(s.kind, StepKind::BlockPool { .. })),
+            "{:?}",
+            fused.model().forward
         );
     }
 }

@@ -175,7 +175,9 @@ fn step(
             let path = format!("{prefix}{}", f.label);
             layer(layout, &f.layer, b, &path, x, *relu, out)
         }
-        kind @ StepKind::ConvPool { .. } => {
+        // Only `pooled` forwards hold it, and only the burn back end prints those.
+        StepKind::ConvPoolArg { .. } => unreachable!("a pooled forward's step in `forward`"),
+        kind @ (StepKind::ConvPool { .. } | StepKind::BlockPool { .. }) => {
             kind.unfused().into_iter().flatten().fold(x, |x, kind| {
                 let part = Step {
                     span: step.span,

@@ -167,6 +167,23 @@ pub enum StepKind {
         pool: usize,
         pool_span: Option<Span>,
     },
+    /// A convolution (`fields[conv]`, then a ReLU when `relu`) pooled
+    /// through the max pooling that the struct's caller passes in: the last
+    /// step of a block's `pooled` forward (`Struct::pooled`), made by
+    /// `proc::fuse`.
+    ConvPoolArg {
+        conv: usize,
+        relu: bool,
+    },
+    /// A block (`fields[block]`, whose struct ends with a convolution) and
+    /// the max pooling (`fields[pool]`, from the statement at `pool_span`)
+    /// that alone reads its output, as one step: the block's `pooled`
+    /// forward, given the pooling. Made by `proc::fuse`, as `ConvPool`.
+    BlockPool {
+        block: usize,
+        pool: usize,
+        pool_span: Option<Span>,
+    },
     /// Every branch reads `x`; outputs are joined along channels (`Concat`)
     /// or summed. `maps` when the outputs are feature maps, not vectors.
     Join {
@@ -181,15 +198,20 @@ impl StepKind {
     /// The two steps a `ConvPool` joins, as `layout` made them, for back
     /// ends that run them apart.
     pub fn unfused(&self) -> Option<[StepKind; 2]> {
+        let pooled = |pool| StepKind::Apply {
+            field: pool,
+            relu: false,
+        };
         match *self {
             StepKind::ConvPool {
                 conv, relu, pool, ..
-            } => Some([
-                StepKind::Apply { field: conv, relu },
+            } => Some([StepKind::Apply { field: conv, relu }, pooled(pool)]),
+            StepKind::BlockPool { block, pool, .. } => Some([
                 StepKind::Apply {
-                    field: pool,
+                    field: block,
                     relu: false,
                 },
+                pooled(pool),
             ]),
             _ => None,
         }
@@ -212,6 +234,11 @@ pub struct Struct {
     pub params: Vec<Var>,
     pub fields: Vec<Field>,
     pub forward: Vec<Step>,
+    /// `forward` with its last step, a convolution, pooled through a max
+    /// pooling that the caller passes in (`ConvPoolArg`): for callers whose
+    /// next step pools the block's output (`BlockPool`). Made by
+    /// `proc::fuse`; `layout` leaves it None.
+    pub pooled: Option<Vec<Step>>,
     /// Whether `forward` takes and gives feature maps (rank 4) or vectors.
     pub input_map: bool,
     pub output_map: bool,
@@ -245,7 +272,7 @@ impl Layout {
             .flat_map(|s| s.fields.iter().map(|f| &f.layer))
     }
 
-    /// Every step in every struct, branches included.
+    /// Every step in every struct, branches and `pooled` forwards included.
     pub fn steps(&self) -> Vec<(&Struct, &Step)> {
         fn walk<'a>(s: &'a Struct, steps: &'a [Step], out: &mut Vec<(&'a Struct, &'a Step)>) {
             for step in steps {
@@ -260,6 +287,9 @@ impl Layout {
         let mut out = Vec::new();
         for s in &self.structs {
             walk(s, &s.forward, &mut out);
+            if let Some(pooled) = &s.pooled {
+                walk(s, pooled, &mut out);
+            }
         }
         out
     }
@@ -296,6 +326,7 @@ pub fn layout(model: &Typed) -> Result<Layout> {
         params: Vec::new(),
         fields: scope.fields,
         forward: scope.forward,
+        pooled: None,
         input_map: true,
         output_map: false,
     });
@@ -572,6 +603,7 @@ impl Pass {
             params,
             fields: scope.fields,
             forward: scope.forward,
+            pooled: None,
             input_map: input.is_map(),
             output_map: output.is_map(),
         };

@@ -185,8 +185,12 @@ pub fn imports(layout: &Layout) -> Vec<String> {
                 (_, true) => relu = true,
                 _ => {}
             },
-            StepKind::ConvPool { relu: true, .. } => conv_relu_pool = true,
-            StepKind::ConvPool { relu: false, .. } => conv_pool = true,
+            StepKind::ConvPool { relu: true, .. } | StepKind::ConvPoolArg { relu: true, .. } => {
+                conv_relu_pool = true
+            }
+            StepKind::ConvPool { relu: false, .. } | StepKind::ConvPoolArg { relu: false, .. } => {
+                conv_pool = true
+            }
             StepKind::Relu => relu = true,
             StepKind::Join {
                 join: JoinKind::Concat,

@@ -30,6 +30,8 @@ struct StructOut {
     input_rank: u8,
     output_rank: u8,
     forward: Vec<String>,
+    /// `forward_pool`'s lines, where a caller pools the output (`Struct::pooled`).
+    pooled: Option<Vec<String>>,
     /// No field holds a tensor: the backend parameter needs a marker, in this field.
     phantom: Option<String>,
     /// The model's weights under decay, as field paths.
@@ -102,6 +104,17 @@ impl Syntax for Rust<'_> {
                 let conv = rust_field(&s.fields[*conv].label);
                 let pool = rust_field(&s.fields[*pool].label);
                 format!("{call}(&self.{conv}, &self.{pool}, {input})")
+            }
+            // The pooling the caller passed to `forward_pool`.
+            StepKind::ConvPoolArg { conv, relu } => {
+                let call = if *relu { "conv_relu_pool" } else { "conv_pool" };
+                let conv = rust_field(&s.fields[*conv].label);
+                format!("{call}(&self.{conv}, pool, {input})")
+            }
+            StepKind::BlockPool { block, pool, .. } => {
+                let block = rust_field(&s.fields[*block].label);
+                let pool = rust_field(&s.fields[*pool].label);
+                format!("self.{block}.forward_pool({input}, &self.{pool})")
             }
             StepKind::Relu => format!("relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean_dim(2).mean_dim(3)"),
@@ -187,7 +200,18 @@ fn render_struct(layout: &Layout, index: usize, types: &[String], source: &Sourc
         .iter()
         .map(|v| format!("{}: usize, ", names.var(v)))
         .collect();
+    // `forward_pool` names its pooling `pool`: no local of its may take it.
+    let mut pooled_locals = locals.clone();
+    pooled_locals.reserve("pool");
     let forward = finish(forward::lines(&Rust { source }, s, &mut locals));
+    let pooled = s.pooled.as_ref().map(|steps| {
+        finish(forward::lines_of(
+            &Rust { source },
+            s,
+            steps,
+            &mut pooled_locals,
+        ))
+    });
     let what = if s.is_model { "Model" } else { "Block" };
     let decay = if s.is_model {
         layout
@@ -209,6 +233,7 @@ fn render_struct(layout: &Layout, index: usize, types: &[String], source: &Sourc
         input_rank: if s.input_map { 4 } else { 2 },
         output_rank: if s.output_map { 4 } else { 2 },
         forward,
+        pooled,
         phantom,
         decay,
     }
