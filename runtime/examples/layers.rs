@@ -75,7 +75,9 @@ fn main() {
     // Any other plain argument picks the layers whose names contain it.
     let only: Vec<&String> = plain().filter(|a| a.parse::<usize>().is_err()).collect();
     println!("layer,ms");
-    let layers: [(&str, &dyn Fn() -> f64); 13] = [
+    let layers: [(&str, &dyn Fn() -> f64); 15] = [
+        ("tuto.conv1", &|| conv(n, 3, 24, 64, 5)),
+        ("tuto.conv2", &|| conv(n, 64, 12, 64, 5)),
         ("alex4.conv1", &|| conv(n, 3, 24, 96, 5)),
         ("alex4.pool1", &|| pool(n, 96, 24)),
         ("alex4.conv2", &|| conv(n, 96, 12, 96, 3)),
