@@ -17,10 +17,8 @@ use super::layout::{Field, Layer, Layout, Step, StepKind, Struct};
 /// `StepKind::BlockPool`.
 pub fn conv_pool(layout: &Layout) -> Layout {
     let mut fused = layout.clone();
-    for s in &mut fused.structs {
-        s.forward = seq(&s.fields, std::mem::take(&mut s.forward), &mut |_| false);
-    }
-    // Blocks that end with a convolution, once their own steps are joined.
+    // Blocks that end with a convolution (one that a max pooling follows
+    // ends with that pooling, joined or not).
     let ends: Vec<bool> = fused
         .structs
         .iter()

@@ -106,11 +106,11 @@ impl<'a> Weights<'a> {
     /// For the products on `isa`, which this CPU must have.
     pub fn pack_for(isa: Isa, w: &[f32], m: usize, k: usize, per: usize) -> Option<Weights<'a>> {
         assert!(has(isa));
-        assert!(w.len() >= m * k && i32::try_from(k).is_ok());
+        assert!(w.len() >= m * k && i32::try_from(ROWS * k).is_ok());
         let (count, depth) = (m.div_ceil(ROWS), depth(per));
         let mut panels = vec![0.0f32; count * ROWS * k];
-        // Each panel of each pass: (its first channel's panel, the pass's
-        // first row of k and depth, where it goes).
+        // Each panel of each pass: (the panel, the pass's first row of k
+        // and depth, where it goes).
         let mut jobs = Vec::with_capacity(count * k.div_ceil(depth));
         let mut rest = &mut panels[..];
         for k0 in (0..k).step_by(depth) {
@@ -126,7 +126,8 @@ impl<'a> Weights<'a> {
             match isa {
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `has(isa)` said this CPU has AVX-512; the
-                // panel's rows lie in `w`, its steps of k in `k0..k`.
+                // panel's rows lie in `w`, its steps of k in `k0..k`, and
+                // the gather's offsets (under 8 k) fit an i32 (asserted).
                 Isa::Avx512 => unsafe { pack_panel(w, rows, k, (k0, depth), panel) },
                 // Once per layer call, and the AVX2 CPUs' gather is slow.
                 _ => {
@@ -1066,6 +1067,7 @@ mod tests {
             (5, 17, 30, 17),
             (17, 100, 75, 130),
             (1, 1, 3, 1),
+            (21, 60, 300, 60),
         ] {
             let w = noise(m * k, 1);
             let cols = noise(k * ld, 2);
@@ -1081,7 +1083,10 @@ mod tests {
                     eprintln!("this CPU has no {isa:?}: panel::product not run on it");
                     continue;
                 }
-                let packed = Weights::pack_for(isa, &w, m, k, 1).unwrap();
+                // Passes of 128 rows, or (odd m) of 135: whole runs of 9,
+                // the last one short (21 x 300: 135, 135, 30).
+                let per = 1 + 8 * (m % 2);
+                let packed = Weights::pack_for(isa, &w, m, k, per).unwrap();
                 let mut y = vec![f32::NAN; m * n];
                 let b = with_bias.then_some(&bias[..]);
                 product(
@@ -1112,18 +1117,25 @@ mod tests {
                 ran += 1;
             }
         }
-        // 6 shapes: 3 cases each on AVX-512, 2 on AVX2, where the CPU has them.
+        // 7 shapes: 3 cases each on AVX-512, 2 on AVX2, where the CPU has them.
         let cases = 3 * usize::from(has(Isa::Avx512)) + 2 * usize::from(has(Isa::Avx2));
-        assert_eq!(ran, 6 * cases);
+        assert_eq!(ran, 7 * cases);
     }
 
     /// Weights read where they lie give the same bits as packed ones:
     /// partial panels (rows past m), several blocks of k, threads or not.
     #[test]
     fn raw_weights_give_the_packed_bits() {
-        for &(m, n, k) in &[(13, 50, 300), (8, 48, 1), (21, 100, 75)] {
+        // The last: passes of 135 rows (runs of 9), three panels.
+        for &(m, n, k, per) in &[
+            (13, 50, 300, 1),
+            (8, 48, 1, 1),
+            (21, 100, 75, 1),
+            (21, 100, 180, 9),
+        ] {
             let (w, cols) = (noise(m * k, 4), noise(k * n, 5));
-            let (Some(packed), Some(raw)) = (Weights::pack(&w, m, k, 1), Weights::raw(&w, m, k, 1))
+            let (Some(packed), Some(raw)) =
+                (Weights::pack(&w, m, k, per), Weights::raw(&w, m, k, per))
             else {
                 eprintln!("this CPU has neither AVX-512 nor AVX2: panel::product not run");
                 return;
