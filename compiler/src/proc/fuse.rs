@@ -24,13 +24,17 @@ pub fn conv_pool(layout: &Layout) -> Layout {
         .iter()
         .map(|s| ends_with_conv(s).is_some())
         .collect();
-    let mut wanted = vec![false; fused.structs.len()];
     for s in &mut fused.structs {
-        let mut pools = |def: usize| {
-            wanted[def] |= ends[def];
-            ends[def]
-        };
-        s.forward = seq(&s.fields, std::mem::take(&mut s.forward), &mut pools);
+        s.forward = seq(&s.fields, std::mem::take(&mut s.forward), &ends);
+    }
+    // The blocks some caller now pools: they get a `pooled` forward.
+    let mut wanted = vec![false; fused.structs.len()];
+    for (s, step) in fused.steps() {
+        if let StepKind::BlockPool { block, .. } = step.kind {
+            if let Layer::Block { def, .. } = s.fields[block].layer {
+                wanted[def] = true;
+            }
+        }
     }
     for (s, wanted) in fused.structs.iter_mut().zip(wanted) {
         if let (Some(last), true) = (ends_with_conv(s), wanted) {
@@ -59,15 +63,15 @@ fn ends_with_conv(s: &Struct) -> Option<usize> {
     }
 }
 
-/// `steps` with each convolution, and each call of a block for which
-/// `pools(def)` says yes, joined to the max pooling right after it.
-fn seq(fields: &[Field], steps: Vec<Step>, pools: &mut dyn FnMut(usize) -> bool) -> Vec<Step> {
+/// `steps` with each convolution, and each call of a block that ends with
+/// one (`ends[def]`), joined to the max pooling right after it.
+fn seq(fields: &[Field], steps: Vec<Step>, ends: &[bool]) -> Vec<Step> {
     let mut out: Vec<Step> = Vec::with_capacity(steps.len());
     for mut step in steps {
         if let StepKind::Join { branches, .. } = &mut step.kind {
             *branches = std::mem::take(branches)
                 .into_iter()
-                .map(|b| seq(fields, b, pools))
+                .map(|b| seq(fields, b, ends))
                 .collect();
         }
         let last = out.last_mut().map(|s| &mut s.kind);
@@ -90,7 +94,7 @@ fn seq(fields: &[Field], steps: Vec<Step>, pools: &mut dyn FnMut(usize) -> bool)
                             pool_span: step.span,
                         }),
                         // A ReLU after the block would come before the pooling.
-                        Layer::Block { def, .. } if !relu && pools(def) => {
+                        Layer::Block { def, .. } if !relu && ends[def] => {
                             Some(StepKind::BlockPool {
                                 block: field,
                                 pool,

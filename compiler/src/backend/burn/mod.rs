@@ -97,19 +97,17 @@ impl Syntax for Rust<'_> {
                     _ => relu(format!("self.{name}.forward({input})"), *r),
                 }
             }
-            StepKind::ConvPool {
-                conv, relu, pool, ..
-            } => {
+            StepKind::ConvPool { conv, relu, .. } | StepKind::ConvPoolArg { conv, relu } => {
                 let call = if *relu { "conv_relu_pool" } else { "conv_pool" };
                 let conv = rust_field(&s.fields[*conv].label);
-                let pool = rust_field(&s.fields[*pool].label);
-                format!("{call}(&self.{conv}, &self.{pool}, {input})")
-            }
-            // The pooling the caller passed to `forward_pool`.
-            StepKind::ConvPoolArg { conv, relu } => {
-                let call = if *relu { "conv_relu_pool" } else { "conv_pool" };
-                let conv = rust_field(&s.fields[*conv].label);
-                format!("{call}(&self.{conv}, pool, {input})")
+                // A field, or the pooling the caller passed to `forward_pool`.
+                let pool = match step {
+                    StepKind::ConvPool { pool, .. } => {
+                        format!("&self.{}", rust_field(&s.fields[*pool].label))
+                    }
+                    _ => "pool".to_string(),
+                };
+                format!("{call}(&self.{conv}, {pool}, {input})")
             }
             StepKind::BlockPool { block, pool, .. } => {
                 let block = rust_field(&s.fields[*block].label);
