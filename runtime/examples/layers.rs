@@ -4,11 +4,13 @@
 //! PyTorch. With `--gemm` the convolutions' products go to `gemm` even on
 //! a CPU with AVX-512 (`panel::prefer_gemm`); with `--avx2` the products
 //! and poolings run as on a CPU with AVX2 only (`panel::limit_to_avx2`).
+//! `--weight` times the convolutions' weight and bias gradients instead
+//! (a first layer's backward), `--backward` every gradient.
 //!
-//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [batch] [name...]
+//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [--weight|--backward] [batch] [name...]
 //!
 //! A name times only the layers whose names contain it.
-use netc_runtime::kernels::conv::{forward, Geometry};
+use netc_runtime::kernels::conv::{backward, forward, Geometry};
 use netc_runtime::kernels::cpu::{max_pool, Window};
 use std::time::Instant;
 
@@ -27,6 +29,21 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
 
 /// A `same` convolution, stride 1, with bias and fused ReLU.
 fn conv(n: usize, cin: usize, h: usize, cout: usize, k: usize) -> f64 {
+    conv_pass(n, cin, h, cout, k, *PASS.get().unwrap_or(&Pass::Forward))
+}
+
+static PASS: std::sync::OnceLock<Pass> = std::sync::OnceLock::new();
+
+#[derive(Clone, Copy, PartialEq)]
+enum Pass {
+    Forward,
+    /// The weight and bias gradients only (a first layer's backward).
+    Weight,
+    /// Every gradient, through the fused ReLU.
+    Backward,
+}
+
+fn conv_pass(n: usize, cin: usize, h: usize, cout: usize, k: usize, pass: Pass) -> f64 {
     let p = (k - 1) / 2;
     let g = Geometry {
         n,
@@ -42,8 +59,18 @@ fn conv(n: usize, cin: usize, h: usize, cout: usize, k: usize) -> f64 {
     let x = vec![0.5f32; n * cin * h * h];
     let w = vec![0.01f32; cout * cin * k * k];
     let b = vec![0.1f32; cout];
-    median_ms(|| {
-        std::hint::black_box(forward(&x, &w, Some(&b), &g, true));
+    let y = forward(&x, &w, Some(&b), &g, true);
+    let dy: Vec<f32> = (0..y.len()).map(|i| (i % 7) as f32 * 0.01 - 0.03).collect();
+    median_ms(|| match pass {
+        Pass::Forward => {
+            std::hint::black_box(forward(&x, &w, Some(&b), &g, true));
+        }
+        Pass::Weight => {
+            std::hint::black_box(backward(&x, &w, &dy, Some(&y), &g, false));
+        }
+        Pass::Backward => {
+            std::hint::black_box(backward(&x, &w, &dy, Some(&y), &g, true));
+        }
     })
 }
 
@@ -70,6 +97,14 @@ fn main() {
     let flag = |name: &str| args.iter().any(|a| a == name);
     netc_runtime::kernels::panel::prefer_gemm(flag("--gemm"));
     netc_runtime::kernels::panel::limit_to_avx2(flag("--avx2"));
+    let pass = if flag("--backward") {
+        Pass::Backward
+    } else if flag("--weight") {
+        Pass::Weight
+    } else {
+        Pass::Forward
+    };
+    let _ = PASS.set(pass);
     let plain = || args.iter().filter(|a| !a.starts_with("--"));
     let n: usize = plain().find_map(|a| a.parse().ok()).unwrap_or(128);
     // Any other plain argument picks the layers whose names contain it.

@@ -7,7 +7,7 @@
 //! columns onto the images.
 
 use super::cpu::{filled, max_pool, zeros, Pooling, Window};
-use super::panel;
+use super::{panel, wgrad};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::borrow::Cow;
@@ -591,7 +591,7 @@ fn convolve(
 /// running sum is a chain of dependent additions, one per output value,
 /// that the compiler may not reorder; 8 sums vectorize. The order is fixed,
 /// so the same call still gives the same bits.
-fn sum(v: &[f32]) -> f32 {
+pub(super) fn sum(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = v.chunks_exact(8);
     let rest: f32 = chunks.remainder().iter().sum();
@@ -644,17 +644,32 @@ pub fn backward(
     // `panel.rs` like the forward pass, and no column matrix is written
     // or folded back (`col2im`).
     let transposed = want_x.then(|| transposed(g)).flatten();
+    // Where dx needs no column matrix, dW and db need none either: they
+    // run on `panel.rs`'s tiles too (`wgrad.rs`), when it takes the layer.
+    let own = (!want_x || transposed.is_some()) && g.groups == 1 && panel::available();
     let masked: Cow<[f32]> = match (relu_out, &transposed) {
         (Some(y), Some(_)) => Cow::Owned(relu_mask(dy, y)),
         _ => Cow::Borrowed(dy),
     };
+    let dx = |t: Geometry| forward(&masked, &flipped(weight, g), None, &t, false);
+    if own {
+        // dy is masked already where dx needed it so; else in the packing.
+        let gates = relu_out.filter(|_| transposed.is_none());
+        if let Some((dw, db)) = wgrad::weight_gradient(x, &masked, gates, g) {
+            return Grads {
+                x: transposed.map(dx),
+                weight: dw,
+                bias: db,
+            };
+        }
+    }
     let (dy, relu_out) = match &transposed {
         Some(_) => (&masked[..], None),
         None => (dy, relu_out),
     };
     let mut grads = gradients(x, weight, dy, relu_out, g, want_x && transposed.is_none());
     if let Some(t) = transposed {
-        grads.x = Some(forward(dy, &flipped(weight, g), None, &t, false));
+        grads.x = Some(dx(t));
     }
     grads
 }

@@ -12,6 +12,8 @@ pub mod int8;
 mod maxpool256;
 mod maxpool512;
 pub mod panel;
+mod transpose;
+pub mod wgrad;
 
 use burn::prelude::*;
 use burn::tensor::module::{avg_pool2d, conv2d, max_pool2d};

@@ -30,13 +30,13 @@ pub const ROWS: usize = 8;
 /// 16-lane vectors of output positions per tile: 8 x 3 accumulators, 24
 /// of the 32 vector registers.
 const VECTORS: usize = 3;
-const COLS: usize = 16 * VECTORS;
+pub(super) const COLS: usize = 16 * VECTORS;
 /// Rows of the column matrix per pass: 128 x 48 values, 24 KiB, half the
 /// L1 data cache of the Xeon measured (48 KiB); read from input planes,
 /// whole channels (135 or 150 rows for 3x3 and 5x5 kernels). alex4's conv2 (k = 864) at
 /// batch 128, from a column matrix, took 12.8-12.9 ms this way and 13.3-13.4
 /// ms with the whole depth in one pass (three alternating runs).
-const DEPTH: usize = 128;
+pub(super) const DEPTH: usize = 128;
 
 /// One group's weights (m x k): packed, or read where they lie (row-major).
 /// Packed, they lie pass by pass (`depth` rows of k each, the last pass
@@ -519,11 +519,49 @@ pub fn product(
     }
 }
 
+/// y (`rows` x `width`, rows `ldy` apart) += a x b, where `a` holds `depth`
+/// steps of `ROWS` values (`a[kk * ROWS + r]`, as a packed panel) and `b`
+/// the `depth` packed rows of 48 values (3 lines each): one register tile,
+/// for products `product` does not make (`wgrad.rs`). Values past `rows`
+/// and `width` are summed but not stored.
+pub(super) fn accumulate(
+    isa: Isa,
+    (a, rows): (&[f32], usize),
+    (b, width): (&[Line], usize),
+    y: &mut [f32],
+    ldy: usize,
+) {
+    let depth = b.len() / VECTORS;
+    assert!(has(isa) && b.len() == depth * VECTORS && a.len() >= depth * ROWS);
+    assert!((1..=ROWS).contains(&rows) && (1..=COLS).contains(&width) && width <= ldy);
+    assert!(y.len() >= (rows - 1) * ldy + width);
+    #[cfg(target_arch = "x86_64")]
+    {
+        let tile = Tile {
+            a: A::Packed(a),
+            b,
+            width,
+            rows,
+            start: [0.0; ROWS],
+            resume: true,
+            relu: false,
+        };
+        // SAFETY: this CPU has `isa` (asserted); `a` and `b` hold `depth`
+        // steps and `y` the tile's rows and columns (asserted).
+        unsafe {
+            match isa {
+                Isa::Avx512 => tile.run(y, ldy),
+                Isa::Avx2 => tile.run2(y, ldy),
+            }
+        }
+    }
+}
+
 /// 16 values on one 64-byte cache line: a packed block's rows are 3 of
 /// them, read with aligned loads.
 #[derive(Clone, Copy)]
 #[repr(C, align(64))]
-struct Line([f32; 16]);
+pub(super) struct Line(pub(super) [f32; 16]);
 
 /// Copies rows `k0..k0 + depth` of `cols`, block `b` of its columns (48
 /// from column `b * 48` on, `width` of them), into `block`, 48 values a
