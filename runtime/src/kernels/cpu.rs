@@ -48,6 +48,38 @@ where
     v
 }
 
+/// An output of `n` values made of copies, `len` values a chunk on every
+/// thread: chunk i is the two slices `parts(i)` one after the other, which
+/// fill it. Each value is written once: `filled` zeroes a chunk before its
+/// kernel writes it, a pass that copies do not need (in squeeze1's
+/// training, its concatenations and their gradients' splits).
+pub fn copied<'a, P>(n: usize, len: usize, parts: P) -> Vec<f32>
+where
+    P: Fn(usize) -> [&'a [f32]; 2] + Sync + Send,
+{
+    let mut v: Vec<f32> = Vec::with_capacity(n);
+    v.spare_capacity_mut()[..n]
+        .par_chunks_mut(len.max(1))
+        .enumerate()
+        .for_each(|(i, chunk)| {
+            let [a, b] = parts(i);
+            assert_eq!(a.len() + b.len(), chunk.len(), "the parts fill the chunk");
+            let (to_a, to_b) = chunk.split_at_mut(a.len());
+            for (to, from) in [(to_a, a), (to_b, b)] {
+                // SAFETY: `to` holds `from.len()` values (split above),
+                // MaybeUninit<f32> has f32's layout, and a new buffer
+                // overlaps no source. (`memcpy`: an element loop ran in
+                // 16-byte moves.)
+                unsafe {
+                    std::ptr::copy_nonoverlapping(from.as_ptr(), to.as_mut_ptr().cast(), from.len())
+                };
+            }
+        });
+    // SAFETY: the chunks cover 0..n and each was written whole (asserted).
+    unsafe { v.set_len(n) };
+    v
+}
+
 /// A pooling window with its padding (top, bottom, left, right), in cells.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Window {
@@ -393,29 +425,17 @@ pub fn lrn_backward(x: &[f32], s: &[f32], dy: &[f32], c: usize, hw: usize, p: Lr
 /// channels, `b` `cb`, `hw` cells per channel.
 pub fn concat(a: &[f32], b: &[f32], ca: usize, cb: usize, hw: usize) -> Vec<f32> {
     let (ia, ib) = (ca * hw, cb * hw);
-    filled(
-        a.len() + b.len(),
-        ia + ib,
-        || (),
-        |_, n, y| {
-            y[..ia].copy_from_slice(&a[n * ia..][..ia]);
-            y[ia..].copy_from_slice(&b[n * ib..][..ib]);
-        },
-    )
+    copied(a.len() + b.len(), ia + ib, |n| {
+        [&a[n * ia..][..ia], &b[n * ib..][..ib]]
+    })
 }
 
 /// The inverse of `concat`: the first `ca` channels of each image, and the rest.
 pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let (ia, ib) = (ca * hw, cb * hw);
     let n = y.len() / (ia + ib);
-    let part = |at: usize, len: usize| {
-        filled(
-            n * len,
-            len,
-            || (),
-            |_, i, out| out.copy_from_slice(&y[i * (ia + ib) + at..][..len]),
-        )
-    };
+    let part =
+        |at: usize, len: usize| copied(n * len, len, |i| [&y[i * (ia + ib) + at..][..len], &[]]);
     (part(0, ia), part(ia, ib))
 }
 
