@@ -4,8 +4,9 @@
 //! runs over the kernel rows, then the kernel columns, then the input
 //! channels. Laid out that way, the K values one output position sees in
 //! a kernel row are one run of memory in the image stored channels-last
-//! and padded (`Chunk::image`), for any stride: a block of 48 of them is a
-//! copy or two. dy is packed output position by position, 8 channels at a
+//! and padded (`Chunk::image`), for any stride: a block of 48 of them is
+//! one copy per kernel row it touches (one, where a row's run is 48 or
+//! more). dy is packed output position by position, 8 channels at a
 //! time, like `panel.rs`'s weights. Through `gemm` (im2col, then a product
 //! per tile of two images at nin2's 12 x 12 maps) the weight gradient took
 //! 1.5 to 2 times the forward product's time for the same multiply-adds.
@@ -31,8 +32,10 @@ const POSITIONS: usize = 256;
 /// (dW as cout x cin x kH x kW, db) for a convolution with one group,
 /// from its input `x` and its output's gradient `dy`; with `relu_out`,
 /// its output after a fused ReLU, through which dy passes where that is
-/// above 0. None where this CPU lacks AVX-512 (or `gemm` is preferred)
-/// or the convolution has groups: `conv.rs` then uses `gemm`. Each thread sums a fixed run of images and the runs are
+/// above 0. None where this CPU lacks AVX-512 (or `gemm` is preferred,
+/// or `panel::limit_to_avx2` holds), where the convolution has groups, and
+/// where there is nothing to sum (no image, no input value): `conv.rs` then
+/// uses `gemm`. Each thread sums a fixed run of images and the runs are
 /// added in order: the same bits on every call with the same threads.
 pub fn weight_gradient(
     x: &[f32],
@@ -45,7 +48,7 @@ pub fn weight_gradient(
     // through `gemm` (nin2.conv 212 ms against 182).
     let isa = panel::isa().filter(|&isa| isa == Isa::Avx512)?;
     let (oh, ow) = g.out();
-    if g.groups != 1 || g.n * oh * ow == 0 {
+    if g.groups != 1 || g.n * oh * ow * g.cin * g.h * g.w == 0 {
         return None;
     }
     let k = g.cin * g.kernel[0] * g.kernel[1];
@@ -58,7 +61,7 @@ pub fn weight_gradient(
             let images = r * per..((r + 1) * per).min(g.n);
             let mut sums = (vec![0.0f32; g.cout * k], vec![0.0f32; g.cout]);
             let chunk = POSITIONS.div_ceil(oh * ow).max(1);
-            let mut scratch = Chunk::new(g, chunk);
+            let mut scratch = Chunk::new(g, chunk.min(images.len()));
             for first in images.clone().step_by(chunk) {
                 let count = chunk.min(images.end - first);
                 scratch.load((x, dy, relu_out), (first, count), &mut sums.1);
@@ -120,7 +123,7 @@ impl<'g> Chunk<'g> {
 
     /// Images `first..first + count`: their inputs, and dy (through the
     /// gates `relu_out`, where given), whose sums per channel are added to
-    /// `db`, position after position.
+    /// `db`.
     fn load(&mut self, (x, dy, relu_out): Inputs, (first, count): (usize, usize), db: &mut [f32]) {
         let g = self.g;
         let (hw, ohw) = (g.h * g.w, g.out().0 * g.out().1);
@@ -179,8 +182,8 @@ impl<'g> Chunk<'g> {
     }
 
     /// dy into `self.dy`, through the gates, 16 channels (two panels) by
-    /// 16 positions at a time; its sums per channel into `sums`, position
-    /// after position.
+    /// 16 positions at a time; its sums per channel into `sums`, in the
+    /// fixed order in which `transpose::block` hands out the positions.
     ///
     /// # Safety
     /// The CPU has AVX-512F; `dy` (and `relu_out`) hold the chunk's images.
@@ -379,8 +382,9 @@ mod tests {
         (dw, db)
     }
 
-    /// Against the definition, on three threads (runs of images that
-    /// split chunks unevenly), through a fused ReLU's gates and without:
+    /// Against the definition, on three threads and on one (a run of
+    /// several chunks, the last shorter: 9 images of 12 x 12 make chunks of
+    /// 2), through a fused ReLU's gates and without:
     /// K past one block of 48 and not a multiple of it, channels that fill
     /// neither a panel of 8 nor a transposed block of 16, chunks deeper
     /// than one pass of positions, strides, uneven padding, 1x1 kernels.
@@ -402,7 +406,12 @@ mod tests {
             (4, 40, (6, 6), 33, [1, 1], [1, 1], [0, 0, 0, 0]),
             (2, 64, (5, 5), 16, [3, 3], [1, 1], [1, 1, 1, 1]),
             (1, 2, (3, 4), 3, [2, 3], [1, 1], [0, 0, 0, 0]),
+            (9, 5, (12, 12), 20, [5, 5], [1, 1], [2, 2, 2, 2]),
         ];
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
         for (case, (n, cin, (h, w), cout, kernel, stride, pad)) in cases.into_iter().enumerate() {
             let g = Geometry {
                 n,
@@ -423,10 +432,16 @@ mod tests {
             let mut y = noise(dy.len(), seed + 2);
             y.iter_mut().for_each(|v| *v += 0.17);
             y[dy.len() / 2] = f32::NAN;
-            for gates in [None, Some(&y[..])] {
+            let runs = [None, Some(&y[..])].into_iter();
+            for (gates, pool) in runs.flat_map(|gates| [(gates, &pool), (gates, &one)]) {
                 let (dw, db) = pool
                     .install(|| weight_gradient(&x, &dy, gates, &g))
                     .expect("AVX-512");
+                let again = pool.install(|| weight_gradient(&x, &dy, gates, &g));
+                assert!(
+                    again == Some((dw.clone(), db.clone())),
+                    "{g:?}: another call, other bits"
+                );
                 let (want_w, want_b) = definition(&x, &dy, gates, &g);
                 let close = |got: &[f32], want: &[f64], what: &str| {
                     assert_eq!(got.len(), want.len());
