@@ -27,14 +27,8 @@ fn median_ms(mut f: impl FnMut()) -> f64 {
     v[v.len() / 2]
 }
 
-/// A `same` convolution, stride 1, with bias and fused ReLU.
-fn conv(n: usize, cin: usize, h: usize, cout: usize, k: usize) -> f64 {
-    conv_pass(n, cin, h, cout, k, *PASS.get().unwrap_or(&Pass::Forward))
-}
-
-static PASS: std::sync::OnceLock<Pass> = std::sync::OnceLock::new();
-
-#[derive(Clone, Copy, PartialEq)]
+/// What a convolution's timing covers.
+#[derive(Clone, Copy)]
 enum Pass {
     Forward,
     /// The weight and bias gradients only (a first layer's backward).
@@ -43,7 +37,9 @@ enum Pass {
     Backward,
 }
 
-fn conv_pass(n: usize, cin: usize, h: usize, cout: usize, k: usize, pass: Pass) -> f64 {
+/// A `same` convolution, stride 1, with bias and fused ReLU: its forward
+/// pass or its gradients, as `pass` says.
+fn conv(n: usize, pass: Pass, cin: usize, h: usize, cout: usize, k: usize) -> f64 {
     let p = (k - 1) / 2;
     let g = Geometry {
         n,
@@ -104,28 +100,27 @@ fn main() {
     } else {
         Pass::Forward
     };
-    let _ = PASS.set(pass);
     let plain = || args.iter().filter(|a| !a.starts_with("--"));
     let n: usize = plain().find_map(|a| a.parse().ok()).unwrap_or(128);
     // Any other plain argument picks the layers whose names contain it.
     let only: Vec<&String> = plain().filter(|a| a.parse::<usize>().is_err()).collect();
     println!("layer,ms");
     let layers: [(&str, &dyn Fn() -> f64); 15] = [
-        ("tuto.conv1", &|| conv(n, 3, 24, 64, 5)),
-        ("tuto.conv2", &|| conv(n, 64, 12, 64, 5)),
-        ("alex4.conv1", &|| conv(n, 3, 24, 96, 5)),
+        ("tuto.conv1", &|| conv(n, pass, 3, 24, 64, 5)),
+        ("tuto.conv2", &|| conv(n, pass, 64, 12, 64, 5)),
+        ("alex4.conv1", &|| conv(n, pass, 3, 24, 96, 5)),
         ("alex4.pool1", &|| pool(n, 96, 24)),
-        ("alex4.conv2", &|| conv(n, 96, 12, 96, 3)),
+        ("alex4.conv2", &|| conv(n, pass, 96, 12, 96, 3)),
         ("alex4.pool2", &|| pool(n, 96, 12)),
-        ("squeeze1.fire1.e3x3", &|| conv(n, 32, 12, 64, 3)),
-        ("squeeze1.fire3.e3x3", &|| conv(n, 32, 6, 128, 3)),
-        ("squeeze1.fire3.e1x1", &|| conv(n, 32, 6, 128, 1)),
-        ("nin2.nin1.conv", &|| conv(n, 3, 24, 192, 5)),
-        ("nin2.nin1.mlp1", &|| conv(n, 192, 24, 160, 1)),
-        ("nin2.nin1.mlp2", &|| conv(n, 160, 24, 96, 1)),
-        ("nin2.nin2.conv", &|| conv(n, 96, 12, 192, 5)),
-        ("nin2.nin2.mlp1", &|| conv(n, 192, 12, 192, 1)),
-        ("nin2.nin3.conv", &|| conv(n, 192, 6, 192, 3)),
+        ("squeeze1.fire1.e3x3", &|| conv(n, pass, 32, 12, 64, 3)),
+        ("squeeze1.fire3.e3x3", &|| conv(n, pass, 32, 6, 128, 3)),
+        ("squeeze1.fire3.e1x1", &|| conv(n, pass, 32, 6, 128, 1)),
+        ("nin2.nin1.conv", &|| conv(n, pass, 3, 24, 192, 5)),
+        ("nin2.nin1.mlp1", &|| conv(n, pass, 192, 24, 160, 1)),
+        ("nin2.nin1.mlp2", &|| conv(n, pass, 160, 24, 96, 1)),
+        ("nin2.nin2.conv", &|| conv(n, pass, 96, 12, 192, 5)),
+        ("nin2.nin2.mlp1", &|| conv(n, pass, 192, 12, 192, 1)),
+        ("nin2.nin3.conv", &|| conv(n, pass, 192, 6, 192, 3)),
     ];
     for (name, run) in layers {
         if !only.is_empty() && !only.iter().any(|o| name.contains(o.as_str())) {

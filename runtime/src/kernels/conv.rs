@@ -593,7 +593,7 @@ fn convolve(
 /// running sum is a chain of dependent additions, one per output value,
 /// that the compiler may not reorder; 8 sums vectorize. The order is fixed,
 /// so the same call still gives the same bits.
-pub(super) fn sum(v: &[f32]) -> f32 {
+fn sum(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = v.chunks_exact(8);
     let rest: f32 = chunks.remainder().iter().sum();

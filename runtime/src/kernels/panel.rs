@@ -498,12 +498,7 @@ pub fn product(
                             relu: relu && k0 + depth == k,
                         };
                         // SAFETY: as for `pack`; `y` holds the tile's rows.
-                        unsafe {
-                            match w.isa {
-                                Isa::Avx512 => tile.run(&mut y[j..], n),
-                                Isa::Avx2 => tile.run2(&mut y[j..], n),
-                            }
-                        };
+                        unsafe { tile.run_on(w.isa, &mut y[j..], n) };
                     }
                 }
             }
@@ -548,12 +543,7 @@ pub(super) fn accumulate(
         };
         // SAFETY: this CPU has `isa` (asserted); `a` and `b` hold `depth`
         // steps and `y` the tile's rows and columns (asserted).
-        unsafe {
-            match isa {
-                Isa::Avx512 => tile.run(y, ldy),
-                Isa::Avx2 => tile.run2(y, ldy),
-            }
-        }
+        unsafe { tile.run_on(isa, y, ldy) }
     }
 }
 
@@ -698,6 +688,18 @@ unsafe fn step(acc: &mut [[__m512; VECTORS]; ROWS], b: *const f32, a: impl Fn(us
 
 #[cfg(target_arch = "x86_64")]
 impl Tile<'_> {
+    /// `run` or `run2`, as `isa` says.
+    ///
+    /// # Safety
+    /// This CPU has `isa`; as for `run`.
+    #[inline]
+    unsafe fn run_on(&self, isa: Isa, y: &mut [f32], ldy: usize) {
+        match isa {
+            Isa::Avx512 => self.run(y, ldy),
+            Isa::Avx2 => self.run2(y, ldy),
+        }
+    }
+
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, y: &mut [f32], ldy: usize) {
         let masks = masks(self.width);
