@@ -459,9 +459,11 @@ mod tests {
         }
     }
 
-    /// A layer with groups goes to `gemm`.
+    /// A layer with groups goes to `gemm`, and so does a call with nothing
+    /// to sum (no image, or images of no rows that padding gives outputs),
+    /// which `gemm`'s path answers with zeros.
     #[test]
-    fn a_layer_with_groups_steps_aside() {
+    fn a_layer_with_groups_or_nothing_to_sum_steps_aside() {
         let g = Geometry {
             n: 1,
             cin: 4,
@@ -475,5 +477,19 @@ mod tests {
         };
         let (x, dy) = (noise(36, 1), noise(36, 2));
         assert!(weight_gradient(&x, &dy, None, &g).is_none());
+        let empty = Geometry {
+            n: 0,
+            groups: 1,
+            ..g
+        };
+        assert!(weight_gradient(&[], &[], None, &empty).is_none());
+        let rowless = Geometry {
+            h: 0,
+            pad: [1, 1, 0, 0],
+            groups: 1,
+            ..g
+        };
+        assert_eq!(rowless.out(), (2, 3));
+        assert!(weight_gradient(&[], &noise(24, 3), None, &rowless).is_none());
     }
 }
