@@ -5,13 +5,14 @@
 //! a CPU with AVX-512 (`panel::prefer_gemm`); with `--avx2` the products
 //! and poolings run as on a CPU with AVX2 only (`panel::limit_to_avx2`).
 //! `--weight` times the convolutions' weight and bias gradients instead
-//! (a first layer's backward), `--backward` every gradient.
+//! (a first layer's backward), `--backward` every gradient (with either,
+//! the poolings' gradients).
 //!
 //!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [--weight|--backward] [batch] [name...]
 //!
 //! A name times only the layers whose names contain it.
 use netc_runtime::kernels::conv::{backward, forward, Geometry};
-use netc_runtime::kernels::cpu::{max_pool, Window};
+use netc_runtime::kernels::cpu::{max_pool, max_pool_backward, Window};
 use std::time::Instant;
 
 fn median_ms(mut f: impl FnMut()) -> f64 {
@@ -71,15 +72,26 @@ fn conv(n: usize, pass: Pass, cin: usize, h: usize, cout: usize, k: usize) -> f6
 }
 
 /// TensorFlow's `same` 3x3/2 max pooling (the extra cell at the end).
-fn pool(n: usize, c: usize, h: usize) -> f64 {
+/// A 3x3 max pooling, stride 2, TensorFlow's `same` padding: forward, or
+/// its gradient (`--weight`, `--backward`).
+fn pool(n: usize, pass: Pass, c: usize, h: usize) -> f64 {
     let win = Window {
         kernel: [3, 3],
         stride: [2, 2],
         pad: [0, 1, 0, 1],
     };
-    let x = vec![0.5f32; n * c * h * h];
-    median_ms(|| {
-        std::hint::black_box(max_pool(&x, h, h, win));
+    // Values without ties, so the gradient's search runs as on real maps.
+    let x: Vec<f32> = (0..n * c * h * h)
+        .map(|i| ((i * 7919) % 1009) as f32)
+        .collect();
+    let y = max_pool(&x, h, h, win);
+    median_ms(|| match pass {
+        Pass::Forward => {
+            std::hint::black_box(max_pool(&x, h, h, win));
+        }
+        Pass::Weight | Pass::Backward => {
+            std::hint::black_box(max_pool_backward(&x, &y, &y, h, h, win));
+        }
     })
 }
 
@@ -109,9 +121,9 @@ fn main() {
         ("tuto.conv1", &|| conv(n, pass, 3, 24, 64, 5)),
         ("tuto.conv2", &|| conv(n, pass, 64, 12, 64, 5)),
         ("alex4.conv1", &|| conv(n, pass, 3, 24, 96, 5)),
-        ("alex4.pool1", &|| pool(n, 96, 24)),
+        ("alex4.pool1", &|| pool(n, pass, 96, 24)),
         ("alex4.conv2", &|| conv(n, pass, 96, 12, 96, 3)),
-        ("alex4.pool2", &|| pool(n, 96, 12)),
+        ("alex4.pool2", &|| pool(n, pass, 96, 12)),
         ("squeeze1.fire1.e3x3", &|| conv(n, pass, 32, 12, 64, 3)),
         ("squeeze1.fire3.e3x3", &|| conv(n, pass, 32, 6, 128, 3)),
         ("squeeze1.fire3.e1x1", &|| conv(n, pass, 32, 6, 128, 1)),

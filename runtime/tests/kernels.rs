@@ -321,6 +321,61 @@ fn avx2_gives_the_avx512_bits() {
     }
 }
 
+/// AVX2's max pooling, forward and backward, reads nothing outside its
+/// planes (its vectors at a plane's edges go lane by lane, for the reason
+/// `avx2_gives_the_avx512_bits` gives): each input lies against a page that
+/// faults, at its end and at its start, and the pooling and its gradient
+/// keep the bits they have on ordinary memory. The planes are as wide as
+/// a vector or less (alex4's second pooling), wider, and padded on the left.
+#[test]
+fn avx2_pooling_reads_only_its_planes() {
+    use netc_runtime::kernels::cpu::{max_pool, max_pool_backward};
+    use netc_runtime::kernels::panel::{self, Isa};
+    if !panel::has(Isa::Avx2) {
+        eprintln!("this CPU lacks AVX2: no AVX2 pooling to check");
+        return;
+    }
+    let _switches = switches();
+    panel::limit_to_avx2(true);
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for (i, (c, h, w, kernel, stride, same)) in [
+        (3, 12, 12, [3, 3], [2, 2], true),
+        (2, 24, 24, [3, 3], [2, 2], true),
+        (2, 5, 7, [3, 3], [1, 1], true),
+        (1, 9, 17, [2, 3], [1, 2], false),
+        (4, 3, 3, [3, 3], [2, 2], true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let pad = if same {
+            same_pads([h, w], kernel, stride)
+        } else {
+            [0; 4]
+        };
+        let win = Window {
+            kernel,
+            stride,
+            pad,
+        };
+        let x: Vec<f32> = random([c, h, w, 1], i as u64).into_data().to_vec().unwrap();
+        let y = max_pool(&x, h, w, win);
+        let dy: Vec<f32> = (0..y.len()).map(|i| 0.25 + i as f32).collect();
+        let dx = max_pool_backward(&x, &y, &dy, h, w, win);
+        for at_end in [true, false] {
+            let mut guarded = Guarded::new(&x, at_end);
+            let what = format!("{c} x {h} x {w}, {win:?}, at the end of its pages: {at_end}");
+            assert_eq!(
+                bits(&max_pool(guarded.get(), h, w, win)),
+                bits(&y),
+                "{what}"
+            );
+            let ours = max_pool_backward(guarded.get(), &y, &dy, h, w, win);
+            assert_eq!(bits(&ours), bits(&dx), "{what}, gradient");
+        }
+    }
+}
+
 /// `values` copied into memory between two pages that can be neither read
 /// nor written, flush against the end of its pages or against their start:
 /// an access past the copy's edge faults, unless the CPU suppresses the

@@ -3,7 +3,8 @@
 //! row padded with -inf, with the same bits. On the Xeon run as an AVX2
 //! CPU (`examples/layers.rs --avx2`), alex4's first pooling at batch 128
 //! took 3.05 ms on these rows and 3.9-4.1 on the portable loop (AVX-512's
-//! rows: 2.6). The gradient keeps the portable loop.
+//! rows: 2.6). The gradient searches 8 windows at a time, as
+//! `maxpool512::backward_row` searches 16.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -96,6 +97,111 @@ pub unsafe fn run(
         for y in &mut y[at..] {
             *y = _mm_cvtss_f32(half);
             half = _mm_castsi128_ps(_mm_srli_si128::<4>(_mm_castps_si128(half)));
+        }
+    }
+}
+
+/// The gradient of one output row, as `maxpool512::backward_row` routes
+/// it, bit for bit: each output's (`y`, `dy`) goes to the first cell of its
+/// window, row by row, that holds the output's value (`==`, or both NaN).
+/// The search takes 8 outputs at a time, reading each cell of their
+/// windows as `run`'s rows are read (one load for stride 1; two and a
+/// shuffle for stride 2), with the lanes whose column lies outside the
+/// plane left out of the match; the gradients are then added one by one,
+/// in the order of the outputs. As in `run`, no read leaves the plane: a
+/// vector that would goes lane by lane.
+///
+/// # Safety
+/// The CPU has AVX2; the stride across is 1 or 2; `plane` and `dx` must
+/// hold the rows `r0..r1` (each `w` wide), and `y` and `dy` the same number
+/// of values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn backward_row(
+    plane: &[f32],
+    w: usize,
+    (r0, r1): (usize, usize),
+    left: usize,
+    (kernel, stride): (usize, usize),
+    (y, dy): (&[f32], &[f32]),
+    dx: &mut [f32],
+) {
+    assert!(plane.len() >= r1 * w && dx.len() >= r1 * w && y.len() == dy.len());
+    assert!((stride == 1 || stride == 2) && r1 * w <= i32::MAX as usize);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    let step = _mm256_mullo_epi32(lane, _mm256_set1_epi32(stride as i32));
+    let plus = |v: __m256i, k: isize| _mm256_add_epi32(v, _mm256_set1_epi32(k as i32));
+    // Lanes whose column lies in 0..w: padding never holds the value.
+    let (none, width) = (_mm256_set1_epi32(-1), _mm256_set1_epi32(w as i32));
+    let within = |col: __m256i| {
+        _mm256_and_si256(
+            _mm256_cmpgt_epi32(col, none),
+            _mm256_cmpgt_epi32(width, col),
+        )
+    };
+    let (start, end) = (plane.as_ptr(), plane.as_ptr().wrapping_add(plane.len()));
+    // 8 values from column `first` of `row`: those whose column lies in
+    // 0..w, the others whatever the plane holds there (or 0 at its ends).
+    let fetch = |row: *const f32, first: isize| {
+        let p = row.wrapping_offset(first);
+        if p >= start && p.wrapping_add(8) <= end {
+            _mm256_loadu_ps(p)
+        } else {
+            let lanes: [f32; 8] = std::array::from_fn(|i| {
+                let col = first + i as isize;
+                match col >= 0 && (col as usize) < w {
+                    true => *row.offset(col),
+                    false => 0.0,
+                }
+            });
+            _mm256_loadu_ps(lanes.as_ptr())
+        }
+    };
+    let (mut tops, mut cells) = ([0.0f32; 8], [0i32; 8]);
+    for j in (0..y.len()).step_by(8) {
+        let count = (y.len() - j).min(8);
+        tops[..count].copy_from_slice(&y[j..j + count]);
+        let top = _mm256_loadu_ps(tops.as_ptr());
+        let top_nan = _mm256_cmp_ps::<_CMP_UNORD_Q>(top, top);
+        let mut open = _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lane);
+        let mut cell = _mm256_setzero_si256();
+        for r in r0..r1 {
+            let row = plane.as_ptr().add(r * w);
+            for t in 0..kernel {
+                // Column of cell t of the first window of the 8, and of
+                // each lane's window.
+                let first = (j * stride + t) as isize - left as isize;
+                let col = plus(step, first);
+                let v = if stride == 1 {
+                    fetch(row, first)
+                } else {
+                    // The even columns of 16, as `run` picks its windows.
+                    let (lo, hi) = (fetch(row, first), fetch(row, first + 8));
+                    let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
+                        even,
+                    )))
+                };
+                let same = _mm256_or_ps(
+                    _mm256_cmp_ps::<_CMP_EQ_OQ>(v, top),
+                    _mm256_and_ps(top_nan, _mm256_cmp_ps::<_CMP_UNORD_Q>(v, v)),
+                );
+                let hit = _mm256_and_si256(
+                    _mm256_and_si256(open, within(col)),
+                    _mm256_castps_si256(same),
+                );
+                cell = _mm256_blendv_epi8(cell, plus(col, (r * w) as isize), hit);
+                open = _mm256_andnot_si256(hit, open);
+            }
+        }
+        _mm256_storeu_si256(cells.as_mut_ptr().cast(), cell);
+        let waiting = _mm256_movemask_ps(_mm256_castsi256_ps(open)) as u32;
+        let mut found = ((1u32 << count) - 1) & !waiting;
+        while found != 0 {
+            let l = found.trailing_zeros() as usize;
+            dx[cells[l] as usize] += dy[j + l];
+            found &= found - 1;
         }
     }
 }
