@@ -3,8 +3,8 @@
 //! thin matrices otherwise, where gemm runs far below its peak), tiles
 //! spread over the threads. The backward pass is the same shape of work: the
 //! weight gradient is dy times the columns transposed, summed over tiles
-//! (on CPUs with AVX-512, for one group where dx needs no col2im, in
-//! `wgrad.rs`'s tiles);
+//! (on CPUs with AVX-512 or AVX2, for one group where dx needs no col2im,
+//! in `wgrad.rs`'s tiles);
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images (for stride 1 on `panel.rs`, a convolution).
 

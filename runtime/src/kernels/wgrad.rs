@@ -1,4 +1,4 @@
-//! A convolution's weight gradient on CPUs with AVX-512, in
+//! A convolution's weight gradient on CPUs with AVX-512 or AVX2, in
 //! `panel.rs`'s register tiles: dW (cout x K) = dy (cout x P) x cols^T
 //! (P x K), summed over the P output positions of the images, where K
 //! runs over the kernel rows, then the kernel columns, then the input
@@ -11,7 +11,10 @@
 //! per tile of two images at nin2's 12 x 12 maps) the weight gradient took
 //! 1.5 to 2 times the forward product's time for the same multiply-adds.
 //! No column matrix is written, and `gemm` no longer packs both operands
-//! for every tile.
+//! for every tile. With AVX2 the packing transposes 8 x 8 blocks and the
+//! tiles are `panel.rs`'s 4 x 24: dW's bits are AVX-512's. (Its first
+//! version there packed value by value and was slower than `gemm` on every
+//! layer.)
 
 use super::conv::Geometry;
 use super::panel::{self, Isa, Line, COLS, DEPTH, ROWS};
@@ -32,8 +35,8 @@ const POSITIONS: usize = 256;
 /// (dW as cout x cin x kH x kW, db) for a convolution with one group,
 /// from its input `x` and its output's gradient `dy`; with `relu_out`,
 /// its output after a fused ReLU, through which dy passes where that is
-/// above 0. None where this CPU lacks AVX-512 (or `gemm` is preferred,
-/// or `panel::limit_to_avx2` holds), where the convolution has groups, and
+/// above 0. None where this CPU has neither AVX-512 nor AVX2 with FMA
+/// (or `gemm` is preferred), where the convolution has groups, and
 /// where there is nothing to sum (no image, no input value): `conv.rs` then
 /// uses `gemm`. Each thread sums a fixed run of images and the runs are
 /// added in order: the same bits on every call with the same threads.
@@ -43,10 +46,19 @@ pub fn weight_gradient(
     relu_out: Option<&[f32]>,
     g: &Geometry,
 ) -> Option<(Vec<f32>, Vec<f32>)> {
-    // With AVX2 only (`panel::limit_to_avx2` on the Xeon), this path's
-    // packing and 4 x 24 tiles made every layer's gradients slower than
-    // through `gemm` (nin2.conv 212 ms against 182).
-    let isa = panel::isa().filter(|&isa| isa == Isa::Avx512)?;
+    weight_gradient_on(panel::isa()?, x, dy, relu_out, g)
+}
+
+/// `weight_gradient` with `isa`'s transposes and tiles; this CPU must have
+/// it.
+fn weight_gradient_on(
+    isa: Isa,
+    x: &[f32],
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    g: &Geometry,
+) -> Option<(Vec<f32>, Vec<f32>)> {
+    assert!(panel::has(isa));
     let (oh, ow) = g.out();
     if g.groups != 1 || g.n * oh * ow * g.cin * g.h * g.w == 0 {
         return None;
@@ -64,7 +76,7 @@ pub fn weight_gradient(
             let mut scratch = Chunk::new(g, chunk.min(images.len()));
             for first in images.clone().step_by(chunk) {
                 let count = chunk.min(images.end - first);
-                scratch.load((x, dy, relu_out), (first, count), &mut sums.1);
+                scratch.load(isa, (x, dy, relu_out), (first, count), &mut sums.1);
                 scratch.accumulate(isa, &mut sums.0);
             }
             sums
@@ -124,7 +136,13 @@ impl<'g> Chunk<'g> {
     /// Images `first..first + count`: their inputs, and dy (through the
     /// gates `relu_out`, where given), whose sums per channel are added to
     /// `db`.
-    fn load(&mut self, (x, dy, relu_out): Inputs, (first, count): (usize, usize), db: &mut [f32]) {
+    fn load(
+        &mut self,
+        isa: Isa,
+        (x, dy, relu_out): Inputs,
+        (first, count): (usize, usize),
+        db: &mut [f32],
+    ) {
         let g = self.g;
         let (hw, ohw) = (g.h * g.w, g.out().0 * g.out().1);
         self.count = count;
@@ -133,16 +151,24 @@ impl<'g> Chunk<'g> {
         let relu_out = relu_out.map(|y| &y[first * g.cout * ohw..][..count * g.cout * ohw]);
         let mut sums = vec![0.0f32; g.cout];
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `weight_gradient` runs only where this CPU has AVX-512;
+        // SAFETY: `weight_gradient_on` runs only where this CPU has `isa`;
         // the slices above hold the chunk's images.
         unsafe {
-            self.channels_last(x);
-            self.pack_dy(dy, relu_out, &mut sums);
+            match isa {
+                Isa::Avx512 => {
+                    self.channels_last(x);
+                    self.pack_dy(dy, relu_out, &mut sums);
+                }
+                Isa::Avx2 => {
+                    self.channels_last8(x);
+                    self.pack_dy8(dy, relu_out, &mut sums);
+                }
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         unreachable!(
-            "AVX-512 only: {:?}",
-            (x.len(), dy.len(), relu_out.is_some())
+            "AVX-512 or AVX2 only: {:?}",
+            (isa, x.len(), dy.len(), relu_out.is_some())
         );
         db.iter_mut().zip(&sums).for_each(|(d, s)| *d += s);
     }
@@ -168,7 +194,7 @@ impl<'g> Chunk<'g> {
                 let channels = ((1u32 << count) - 1) as u16;
                 for p0 in (0..hw).step_by(16) {
                     let rows = std::array::from_fn(|r| x.as_ptr().wrapping_add((c0 + r) * hw + p0));
-                    transpose::fetch(x.as_ptr().wrapping_add((c0 + 16) * hw + p0 * 16));
+                    transpose::fetch(x.as_ptr().wrapping_add((c0 + 16) * hw + p0 * 16), 16);
                     let n = 16.min(hw - p0);
                     transpose::block(&rows, None, (count, n), |j, v| {
                         let (r, col) = ((p0 + j) / g.w, (p0 + j) % g.w);
@@ -206,9 +232,9 @@ impl<'g> Chunk<'g> {
                         .map(|y| std::array::from_fn(|r| y.as_ptr().wrapping_add(at(q0)(r))));
                     let n = 16.min(ohw - q0);
                     let next = at(q0 * 16)(16);
-                    transpose::fetch(dy.as_ptr().wrapping_add(next));
+                    transpose::fetch(dy.as_ptr().wrapping_add(next), 16);
                     if let Some(y) = relu_out {
-                        transpose::fetch(y.as_ptr().wrapping_add(next));
+                        transpose::fetch(y.as_ptr().wrapping_add(next), 16);
                     }
                     transpose::block(&rows, gates.as_ref(), (count, n), |j, v| {
                         sum = _mm512_add_ps(sum, v);
@@ -233,6 +259,92 @@ impl<'g> Chunk<'g> {
             }
             let mut lanes = [0.0f32; 16];
             _mm512_storeu_ps(lanes.as_mut_ptr(), sum);
+            sums[c0..][..count].copy_from_slice(&lanes[..count]);
+        }
+    }
+
+    /// `channels_last` with AVX2: 8 channels by 8 positions at a time.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `x` holds the chunk's images.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn channels_last8(&mut self, x: &[f32]) {
+        let g = self.g;
+        let ((hp, wp), hw) = (padded(g), g.h * g.w);
+        let (top, left) = (g.pad[0], g.pad[2]);
+        for (x, out) in x
+            .chunks_exact(g.cin * hw)
+            .zip(self.image.chunks_exact_mut(hp * wp * g.cin))
+        {
+            for c0 in (0..g.cin).step_by(8) {
+                let count = 8.min(g.cin - c0);
+                for p0 in (0..hw).step_by(8) {
+                    let rows = std::array::from_fn(|r| x.as_ptr().wrapping_add((c0 + r) * hw + p0));
+                    transpose::fetch(x.as_ptr().wrapping_add((c0 + 8) * hw + p0 * 8), 4);
+                    let n = 8.min(hw - p0);
+                    // Short blocks (a plane's last) read 8 values where
+                    // they lie in `x`: all but the chunk's last.
+                    let whole = (c0 + count - 1) * hw + p0 + 8 <= x.len();
+                    transpose::block8(&rows, None, (count, n, whole), |j, v| {
+                        let (r, col) = ((p0 + j) / g.w, (p0 + j) % g.w);
+                        let at = ((r + top) * wp + left + col) * g.cin + c0;
+                        let out = &mut out[at..at + count];
+                        if count == 8 {
+                            _mm256_storeu_ps(out.as_mut_ptr(), v);
+                        } else {
+                            // The next position's channels follow: only
+                            // this one's are written.
+                            let mut lanes = [0.0f32; 8];
+                            _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                            out.copy_from_slice(&lanes[..count]);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// `pack_dy` with AVX2: 8 channels (one panel) by 8 positions at a
+    /// time; each channel's sum runs over the positions in order.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `dy` (and `relu_out`) hold the chunk's images.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn pack_dy8(&mut self, dy: &[f32], relu_out: Option<&[f32]>, sums: &mut [f32]) {
+        let g = self.g;
+        let ohw = g.out().0 * g.out().1;
+        let positions = self.count * ohw;
+        let panels = g.cout.div_ceil(ROWS);
+        let out = &mut self.dy[..panels * ROWS * positions];
+        for c0 in (0..g.cout).step_by(ROWS) {
+            let count = ROWS.min(g.cout - c0);
+            let mut sum = _mm256_setzero_ps();
+            for i in 0..self.count {
+                let at = |q: usize| move |r: usize| (i * g.cout + c0 + r) * ohw + q;
+                for q0 in (0..ohw).step_by(8) {
+                    let rows = std::array::from_fn(|r| dy.as_ptr().wrapping_add(at(q0)(r)));
+                    let gates: Option<[*const f32; 8]> = relu_out
+                        .map(|y| std::array::from_fn(|r| y.as_ptr().wrapping_add(at(q0)(r))));
+                    let n = 8.min(ohw - q0);
+                    let whole = at(q0)(count - 1) + 8 <= dy.len();
+                    let next = at(q0 * 8)(8);
+                    transpose::fetch(dy.as_ptr().wrapping_add(next), 4);
+                    if let Some(y) = relu_out {
+                        transpose::fetch(y.as_ptr().wrapping_add(next), 4);
+                    }
+                    transpose::block8(&rows, gates.as_ref(), (count, n, whole), |j, v| {
+                        sum = _mm256_add_ps(sum, v);
+                        let p = i * ohw + q0 + j;
+                        let (p0, d) = pass(p, positions);
+                        let at = p0 * panels * ROWS + (c0 / ROWS * d + p - p0) * ROWS;
+                        _mm256_storeu_ps(out[at..at + ROWS].as_mut_ptr(), v);
+                    });
+                }
+            }
+            let mut lanes = [0.0f32; 8];
+            _mm256_storeu_ps(lanes.as_mut_ptr(), sum);
             sums[c0..][..count].copy_from_slice(&lanes[..count]);
         }
     }
@@ -390,8 +502,12 @@ mod tests {
     /// than one pass of positions, strides, uneven padding, 1x1 kernels.
     #[test]
     fn the_weight_gradient_is_its_definition() {
-        if !panel::has(Isa::Avx512) {
-            eprintln!("no AVX-512 on this CPU: this path does not run here");
+        let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2]
+            .into_iter()
+            .filter(|&isa| panel::has(isa))
+            .collect();
+        if isas.is_empty() {
+            eprintln!("neither AVX-512 nor AVX2 on this CPU: this path does not run here");
             return;
         }
         let pool = rayon::ThreadPoolBuilder::new()
@@ -434,27 +550,37 @@ mod tests {
             y[dy.len() / 2] = f32::NAN;
             let runs = [None, Some(&y[..])].into_iter();
             for (gates, pool) in runs.flat_map(|gates| [(gates, &pool), (gates, &one)]) {
-                let (dw, db) = pool
-                    .install(|| weight_gradient(&x, &dy, gates, &g))
-                    .expect("AVX-512");
-                let again = pool.install(|| weight_gradient(&x, &dy, gates, &g));
-                assert!(
-                    again == Some((dw.clone(), db.clone())),
-                    "{g:?}: another call, other bits"
-                );
-                let (want_w, want_b) = definition(&x, &dy, gates, &g);
-                let close = |got: &[f32], want: &[f64], what: &str| {
-                    assert_eq!(got.len(), want.len());
-                    for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
-                        assert!(
-                            (a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()),
-                            "{g:?}, gates {}: {what}[{i}] {a} against {b}",
-                            gates.is_some()
-                        );
+                let mut first_dw: Option<Vec<f32>> = None;
+                for &isa in &isas {
+                    let (dw, db) = pool
+                        .install(|| weight_gradient_on(isa, &x, &dy, gates, &g))
+                        .expect("a layer it takes");
+                    let again = pool.install(|| weight_gradient_on(isa, &x, &dy, gates, &g));
+                    assert!(
+                        again == Some((dw.clone(), db.clone())),
+                        "{g:?}, {isa:?}: another call, other bits"
+                    );
+                    // The tiles add each value's products in the same order
+                    // on both (db's sums are ordered by each transpose).
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    match &first_dw {
+                        None => first_dw = Some(dw.clone()),
+                        Some(first) => assert_eq!(bits(&dw), bits(first), "{g:?}, {isa:?}"),
                     }
-                };
-                close(&dw, &want_w, "dW");
-                close(&db, &want_b, "db");
+                    let (want_w, want_b) = definition(&x, &dy, gates, &g);
+                    let close = |got: &[f32], want: &[f64], what: &str| {
+                        assert_eq!(got.len(), want.len());
+                        for (i, (&a, &b)) in got.iter().zip(want).enumerate() {
+                            assert!(
+                                (a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                                "{g:?}, {isa:?}, gates {}: {what}[{i}] {a} against {b}",
+                                gates.is_some()
+                            );
+                        }
+                    };
+                    close(&dw, &want_w, "dW");
+                    close(&db, &want_b, "db");
+                }
             }
         }
     }
