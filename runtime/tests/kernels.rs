@@ -182,20 +182,35 @@ fn conv_run(
     ours: bool,
     weights: &Tensor<Flex, 4>,
 ) -> Vec<Vec<f32>> {
+    with_grads((x, w, b), weights, |x, w, b| match ours {
+        true => kernel_conv(x, w, b, spec),
+        false => composed::conv(x, w, b, spec),
+    })
+}
+
+/// netc's convolution on the autodiff backend.
+fn kernel_conv(
+    x: Tensor<B, 4>,
+    w: Tensor<B, 4>,
+    b: Option<Tensor<B, 1>>,
+    spec: ConvSpec,
+) -> Tensor<B, 4> {
+    let p = |t: Tensor<B, 4>| t.into_primitive().tensor();
+    let bias = b.map(|b| b.into_primitive().tensor());
+    Tensor::from_primitive(TensorPrimitive::Float(B::conv(p(x), p(w), bias, spec)))
+}
+
+/// Output and the gradients of input, weights and bias of `f(x, w, b)`, the
+/// gradient taken of sum(output * weights).
+fn with_grads(
+    (x, w, b): (&Tensor<Flex, 4>, &Tensor<Flex, 4>, Option<&Tensor<Flex, 1>>),
+    weights: &Tensor<Flex, 4>,
+    f: impl Fn(Tensor<B, 4>, Tensor<B, 4>, Option<Tensor<B, 1>>) -> Tensor<B, 4>,
+) -> Vec<Vec<f32>> {
     let x = Tensor::<B, 4>::from_inner(x.clone()).require_grad();
     let w = Tensor::<B, 4>::from_inner(w.clone()).require_grad();
     let b = b.map(|b| Tensor::<B, 1>::from_inner(b.clone()).require_grad());
-    let y = if ours {
-        let bias = b.clone().map(|b| b.into_primitive().tensor());
-        Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(B::conv(
-            x.clone().into_primitive().tensor(),
-            w.clone().into_primitive().tensor(),
-            bias,
-            spec,
-        )))
-    } else {
-        composed::conv(x.clone(), w.clone(), b.clone(), spec)
-    };
+    let y = f(x.clone(), w.clone(), b.clone());
     let grads = (y.clone() * Tensor::from_inner(weights.clone()))
         .sum()
         .backward();
@@ -572,6 +587,34 @@ fn convolution_cases() {
                     "case {i} pooled: element {j}: {a} vs {b}"
                 );
             }
+            // And in training, where one operation keeps the convolution's
+            // output for both backward passes: the output and every
+            // gradient with the bits of the two operations.
+            let (ph, pw) = win.out(oh, ow);
+            let pooled_weights = random([shape[0], cout, ph, pw], 100 + i as u64);
+            let pooled = |fused: bool| {
+                with_grads((&x, &w, b.as_ref()), &pooled_weights, |x, w, b| {
+                    let p = |t: Tensor<B, 4>| t.into_primitive().tensor();
+                    let y = match fused {
+                        true => {
+                            let bias = b.map(|b| b.into_primitive().tensor());
+                            B::conv_pool(p(x), p(w), bias, spec, win)
+                        }
+                        false => B::max_pool(p(kernel_conv(x, w, b, spec)), win),
+                    };
+                    Tensor::from_primitive(TensorPrimitive::Float(y))
+                })
+            };
+            let bits = |v: &Vec<Vec<f32>>| -> Vec<Vec<u32>> {
+                v.iter()
+                    .map(|v| v.iter().map(|x| x.to_bits()).collect())
+                    .collect()
+            };
+            assert_eq!(
+                bits(&pooled(true)),
+                bits(&pooled(false)),
+                "case {i}: pooled in training"
+            );
         }
     }
 }

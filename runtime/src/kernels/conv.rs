@@ -8,7 +8,7 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images (for stride 1 on `panel.rs`, a convolution).
 
-use super::cpu::{filled, max_pool, zeros, Pooling, Window};
+use super::cpu::{filled, filled_pair, max_pool, zeros, Pooling, Window};
 use super::{panel, wgrad};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -392,7 +392,7 @@ pub fn forward(
     g: &Geometry,
     relu: bool,
 ) -> Vec<f32> {
-    convolve(x, weight, bias, g, relu, None)
+    convolve(x, weight, bias, g, relu, None).0
 }
 
 /// `forward`, then max pooling through `win`, as `cpu::max_pool` computes
@@ -408,17 +408,38 @@ pub fn forward_pooled(
     relu: bool,
     win: Window,
 ) -> Vec<f32> {
-    convolve(x, weight, bias, g, relu, Some(win))
+    convolve(x, weight, bias, g, relu, Some((win, false))).0
 }
 
+/// `forward_pooled` that also keeps the convolution's output, which the
+/// backward passes of the pooling and of the fused ReLU need: (pooled,
+/// convolved). Training pools each tile of images while its output is in
+/// cache, as inference does, instead of reading the whole output back from
+/// memory in a pass of its own.
+pub fn forward_and_pooled(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    relu: bool,
+    win: Window,
+) -> (Vec<f32>, Vec<f32>) {
+    match convolve(x, weight, bias, g, relu, Some((win, true))) {
+        (pooled, Some(y)) => (pooled, y),
+        (_, None) => unreachable!("convolve keeps the output when asked"),
+    }
+}
+
+/// The convolution, then with `pool` its max pooling: (the last output,
+/// the convolution's own when the pooling's `bool` asks to keep it).
 fn convolve(
     x: &[f32],
     weight: &[f32],
     bias: Option<&[f32]>,
     g: &Geometry,
     relu: bool,
-    pool: Option<Window>,
-) -> Vec<f32> {
+    pool: Option<(Window, bool)>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
     let ohw = g.ohw();
     let (k, cog) = (g.k(), g.cout / g.groups);
     let (image, out_image) = (g.cin * g.h * g.w, g.cout * ohw);
@@ -559,19 +580,33 @@ fn convolve(
     let (oh, ow) = g.out();
     match (par, pool) {
         (Parallelism::None, None) => {
-            filled(g.n * out_image, tile * out_image, scratch, |s, t, y| {
+            let y = filled(g.n * out_image, tile * out_image, scratch, |s, t, y| {
                 one(s, (t, y))
-            })
+            });
+            (y, None)
         }
-        (Parallelism::None, Some(win)) => {
+        (Parallelism::None, Some((win, false))) => {
             let pooling = Pooling::new(oh, ow, win);
             let pooled = g.cout * pooling.out();
             let init = || (scratch(), vec![0.0f32; tile * out_image], pooling.scratch());
-            filled(g.n * pooled, tile * pooled, init, |(s, conv, row), t, y| {
+            let y = filled(g.n * pooled, tile * pooled, init, |(s, conv, row), t, y| {
                 let conv = &mut conv[..y.len() / pooled * out_image];
                 one(s, (t, conv));
                 pooling.run(conv, y, row);
-            })
+            });
+            (y, None)
+        }
+        (Parallelism::None, Some((win, true))) => {
+            let pooling = Pooling::new(oh, ow, win);
+            let pooled = g.cout * pooling.out();
+            let sizes = (g.n * out_image, g.n * pooled);
+            let init = || (scratch(), pooling.scratch());
+            let chunks = (tile * out_image, tile * pooled);
+            let (conv, y) = filled_pair(sizes, chunks, init, |(s, row), t, conv, y| {
+                one(s, (t, conv));
+                pooling.run(conv, y, row);
+            });
+            (y, Some(conv))
         }
         // Threads inside each product (batch 1): the output whole, then
         // pooled by all threads.
@@ -582,8 +617,8 @@ fn convolve(
                 .enumerate()
                 .for_each(|item| one(&mut s, item));
             match pool {
-                Some(win) => max_pool(&y, oh, ow, win),
-                None => y,
+                Some((win, keep)) => (max_pool(&y, oh, ow, win), keep.then_some(y)),
+                None => (y, None),
             }
         }
     }

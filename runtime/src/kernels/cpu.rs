@@ -48,6 +48,44 @@ where
     v
 }
 
+/// Two outputs made together, as `filled` makes one: chunk i of each
+/// (`len.0` and `len.1` values, the last ones shorter) goes to `fill(state,
+/// i, a, b)`, zeroed just before. Both must have as many chunks: a
+/// convolution's output and its pooling, image tile by image tile.
+pub fn filled_pair<S, I, F>(
+    n: (usize, usize),
+    len: (usize, usize),
+    init: I,
+    fill: F,
+) -> (Vec<f32>, Vec<f32>)
+where
+    I: Fn() -> S + Sync + Send,
+    F: Fn(&mut S, usize, &mut [f32], &mut [f32]) + Sync + Send,
+{
+    let len = (len.0.max(1), len.1.max(1));
+    assert_eq!(n.0.div_ceil(len.0), n.1.div_ceil(len.1), "as many chunks");
+    let (mut a, mut b): (Vec<f32>, Vec<f32>) = (Vec::with_capacity(n.0), Vec::with_capacity(n.1));
+    a.spare_capacity_mut()[..n.0]
+        .par_chunks_mut(len.0)
+        .zip(b.spare_capacity_mut()[..n.1].par_chunks_mut(len.1))
+        .enumerate()
+        .for_each_init(init, |state, (i, (a, b))| {
+            a.fill(MaybeUninit::new(0.0));
+            b.fill(MaybeUninit::new(0.0));
+            // SAFETY: as in `filled`: both chunks were initialized just above.
+            let a = unsafe { &mut *(a as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            let b = unsafe { &mut *(b as *mut [MaybeUninit<f32>] as *mut [f32]) };
+            fill(state, i, a, b);
+        });
+    // SAFETY: the chunks of each cover it (as many of them, asserted) and
+    // each was initialized above.
+    unsafe {
+        a.set_len(n.0);
+        b.set_len(n.1);
+    }
+    (a, b)
+}
+
 /// An output of `n` values made of copies, `len` values a chunk on every
 /// thread: chunk i is the two slices `parts(i)` one after the other, which
 /// fill it. Each value is written once: `filled` zeroes a chunk before its

@@ -6,6 +6,7 @@ use super::{composed, cpu, dense, dropout, primitive, tensor, ConvSpec, Kernels,
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::ops::FloatTensor;
@@ -250,29 +251,91 @@ impl Backward<Flex, 3> for ConvBackward {
     type State = (FlexTensor, FlexTensor, Option<FlexTensor>, Geometry);
 
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [px, pw, pb] = ops.parents;
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, w, relu_out, g) = ops.state;
         let relu_out = relu_out.as_ref().map(values);
-        let d = conv::backward(
-            &values(&x),
-            &values(&w),
-            &values(&dy),
+        let dy = values(&dy);
+        conv_gradients(
+            ops.parents.map(|p| p.map(|p| p.id)),
+            grads,
+            (&x, &w),
+            &dy,
             relu_out.as_deref(),
             &g,
-            px.is_some(),
         );
-        if let (Some(p), Some(dx)) = (px, d.x) {
-            grads.register::<Flex>(p.id, flex(dx, [g.n, g.cin, g.h, g.w]));
-        }
-        if let Some(p) = pw {
-            grads.register::<Flex>(p.id, flex(d.weight, dims(&w)));
-        }
-        if let Some(p) = pb {
-            let bias = TensorData::new(d.bias, [g.cout]);
-            grads.register::<Flex>(p.id, FlexTensor::from_data(bias));
-        }
     }
+}
+
+/// The convolution's gradients from dy, each registered for its parent
+/// (input, weights, bias) where that needs one.
+fn conv_gradients(
+    [px, pw, pb]: [Option<NodeId>; 3],
+    grads: &mut Gradients,
+    (x, w): (&FlexTensor, &FlexTensor),
+    dy: &[f32],
+    relu_out: Option<&[f32]>,
+    g: &Geometry,
+) {
+    let d = conv::backward(&values(x), &values(w), dy, relu_out, g, px.is_some());
+    if let (Some(p), Some(dx)) = (px, d.x) {
+        grads.register::<Flex>(p, flex(dx, [g.n, g.cin, g.h, g.w]));
+    }
+    if let Some(p) = pw {
+        grads.register::<Flex>(p, flex(d.weight, dims(w)));
+    }
+    if let Some(p) = pb {
+        let bias = TensorData::new(d.bias, [g.cout]);
+        grads.register::<Flex>(p, FlexTensor::from_data(bias));
+    }
+}
+
+#[derive(Debug)]
+struct ConvPoolBackward;
+
+impl Backward<Flex, 3> for ConvPoolBackward {
+    /// The input, the weights, the convolution's output (the pooling's
+    /// input) and the pooled output, whether a ReLU is fused, the sizes and
+    /// the window: the pooling's gradient, then the convolution's.
+    type State = (
+        FlexTensor,
+        FlexTensor,
+        FlexTensor,
+        FlexTensor,
+        bool,
+        Geometry,
+        Window,
+    );
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, w, conv_out, y, relu, g, win) = ops.state;
+        let (oh, ow) = g.out();
+        let conv_out = values(&conv_out);
+        let dconv = cpu::max_pool_backward(&conv_out, &values(&y), &values(&dy), oh, ow, win);
+        let relu_out = relu.then_some(&conv_out[..]);
+        conv_gradients(
+            ops.parents.map(|p| p.map(|p| p.id)),
+            grads,
+            (&x, &w),
+            &dconv,
+            relu_out,
+            &g,
+        );
+    }
+}
+
+/// A convolution's bias values, and the bias as its operation's third
+/// parent: without a bias, a constant stands in.
+fn bias_parent<C: CheckpointStrategy>(
+    bias: Option<FloatTensor<Autodiff<Flex, C>>>,
+    cout: usize,
+) -> (Option<Vec<f32>>, FloatTensor<Autodiff<Flex, C>>) {
+    let values = bias.as_ref().map(|b| values(&b.primitive).into_owned());
+    let bias = bias.unwrap_or_else(|| {
+        let zeros = Tensor::<Autodiff<Flex, C>, 1>::zeros([cout], &Default::default());
+        zeros.into_primitive().tensor()
+    });
+    (values, bias)
 }
 
 impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
@@ -296,7 +359,7 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
         let g = geometry(dims(&x.primitive), dims(&weight.primitive), spec);
-        let bias_values = bias.as_ref().map(|b| values(&b.primitive).into_owned());
+        let (bias_values, bias) = bias_parent::<C>(bias, g.cout);
         let y = conv::forward(
             &values(&x.primitive),
             &values(&weight.primitive),
@@ -305,11 +368,6 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             spec.relu,
         );
         let y = flex(y, conv_output(&g));
-        // Without a bias, a constant stands in for the third parent.
-        let bias = bias.unwrap_or_else(|| {
-            let zeros = Tensor::<Self, 1>::zeros([g.cout], &Default::default());
-            zeros.into_primitive().tensor()
-        });
         match ConvBackward
             .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
             .compute_bound()
@@ -318,6 +376,41 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let relu_out = spec.relu.then(|| y.clone());
                 prep.finish((x.primitive, weight.primitive, relu_out, g), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    /// The convolution and its pooling as one operation: each tile of
+    /// images is pooled while its output is in cache (as in inference), and
+    /// the output is kept for the two backward passes.
+    fn conv_pool(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: Option<FloatTensor<Self>>,
+        spec: ConvSpec,
+        win: Window,
+    ) -> FloatTensor<Self> {
+        let g = geometry(dims(&x.primitive), dims(&weight.primitive), spec);
+        let (bias_values, bias) = bias_parent::<C>(bias, g.cout);
+        let (y, conv_out) = conv::forward_and_pooled(
+            &values(&x.primitive),
+            &values(&weight.primitive),
+            bias_values.as_deref(),
+            &g,
+            spec.relu,
+            win,
+        );
+        let y = flex(y, pooled_shape(conv_output(&g), win));
+        match ConvPoolBackward
+            .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let conv_out = flex(conv_out, conv_output(&g));
+                let (x, w) = (x.primitive, weight.primitive);
+                prep.finish((x, w, conv_out, y.clone(), spec.relu, g, win), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
