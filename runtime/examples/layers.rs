@@ -71,7 +71,6 @@ fn conv(n: usize, pass: Pass, cin: usize, h: usize, cout: usize, k: usize) -> f6
     })
 }
 
-/// TensorFlow's `same` 3x3/2 max pooling (the extra cell at the end).
 /// A 3x3 max pooling, stride 2, TensorFlow's `same` padding: forward, or
 /// its gradient (`--weight`, `--backward`).
 fn pool(n: usize, pass: Pass, c: usize, h: usize) -> f64 {

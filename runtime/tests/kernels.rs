@@ -391,6 +391,63 @@ fn avx2_pooling_reads_only_its_planes() {
     }
 }
 
+/// AVX2's weight gradients (`wgrad.rs`, whose transposes read a short
+/// block's 8 values where they lie in the buffer) read nothing outside their
+/// inputs: x, dy and the ReLU's gates each against a faulting page, at its
+/// end and at its start, give the bits they give on ordinary memory. The
+/// maps' positions, in and out, are not multiples of 8; one layer has fewer
+/// than 8 input channels; the output channels fill no whole panel of 8.
+#[test]
+fn avx2_weight_gradients_read_only_their_inputs() {
+    use netc_runtime::kernels::conv::Geometry;
+    use netc_runtime::kernels::panel::{self, Isa};
+    use netc_runtime::kernels::wgrad::weight_gradient;
+    if !panel::has(Isa::Avx2) {
+        eprintln!("this CPU lacks AVX2: no AVX2 weight gradients to check");
+        return;
+    }
+    let _switches = switches();
+    panel::limit_to_avx2(true);
+    let values = |len: usize, seed: u64| -> Vec<f32> {
+        random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
+    };
+    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    for (n, cin, h, w, cout, k) in [
+        (3, 5, 7, 9, 11, 3),
+        (2, 3, 5, 5, 13, 1),
+        (4, 12, 6, 6, 20, 3),
+    ] {
+        let p = (k - 1) / 2;
+        let g = Geometry {
+            n,
+            cin,
+            h,
+            w,
+            cout,
+            kernel: [k, k],
+            stride: [1, 1],
+            pad: [p, k - 1 - p, p, k - 1 - p],
+            groups: 1,
+        };
+        let (oh, ow) = g.out();
+        let (x, dy) = (values(n * cin * h * w, 1), values(n * cout * oh * ow, 2));
+        let y = values(dy.len(), 3);
+        for gated in [false, true] {
+            let (dw, db) = weight_gradient(&x, &dy, gated.then_some(&y[..]), &g).expect("AVX2");
+            for at_end in [true, false] {
+                let mut guarded = [&x, &dy, &y].map(|v| Guarded::new(v, at_end));
+                let [gx, gdy, gy] = &mut guarded;
+                let (x, dy, y) = (gx.get(), gdy.get(), gy.get());
+                let what = format!("{g:?}, gated {gated}, at the end of its pages: {at_end}");
+                let (ours_w, ours_b) =
+                    weight_gradient(x, dy, gated.then_some(&y[..]), &g).expect("AVX2");
+                assert_eq!(bits(&ours_w), bits(&dw), "{what}: dW");
+                assert_eq!(bits(&ours_b), bits(&db), "{what}: db");
+            }
+        }
+    }
+}
+
 /// `values` copied into memory between two pages that can be neither read
 /// nor written, flush against the end of its pages or against their start:
 /// an access past the copy's edge faults, unless the CPU suppresses the

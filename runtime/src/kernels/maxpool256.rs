@@ -140,13 +140,13 @@ pub unsafe fn backward_row(
             _mm256_cmpgt_epi32(width, col),
         )
     };
-    let (start, end) = (plane.as_ptr(), plane.as_ptr().wrapping_add(plane.len()));
-    // 8 values from column `first` of `row`: those whose column lies in
+    // 8 values from column `first` of row `r`: those whose column lies in
     // 0..w, the others whatever the plane holds there (or 0 at its ends).
-    let fetch = |row: *const f32, first: isize| {
-        let p = row.wrapping_offset(first);
-        if p >= start && p.wrapping_add(8) <= end {
-            _mm256_loadu_ps(p)
+    let fetch = |r: usize, first: isize| {
+        let row = plane.as_ptr().add(r * w);
+        let at = (r * w) as isize + first;
+        if at >= 0 && at as usize + 8 <= plane.len() {
+            _mm256_loadu_ps(plane.as_ptr().add(at as usize))
         } else {
             let lanes: [f32; 8] = std::array::from_fn(|i| {
                 let col = first + i as isize;
@@ -167,17 +167,16 @@ pub unsafe fn backward_row(
         let mut open = _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lane);
         let mut cell = _mm256_setzero_si256();
         for r in r0..r1 {
-            let row = plane.as_ptr().add(r * w);
             for t in 0..kernel {
                 // Column of cell t of the first window of the 8, and of
                 // each lane's window.
                 let first = (j * stride + t) as isize - left as isize;
                 let col = plus(step, first);
                 let v = if stride == 1 {
-                    fetch(row, first)
+                    fetch(r, first)
                 } else {
                     // The even columns of 16, as `run` picks its windows.
-                    let (lo, hi) = (fetch(row, first), fetch(row, first + 8));
+                    let (lo, hi) = (fetch(r, first), fetch(r, first + 8));
                     let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
                     _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(
                         even,

@@ -91,9 +91,9 @@ pub trait Kernels: Backend {
     }
 
     /// `conv`, then `max_pool` of its output. Backends that can pool the
-    /// convolution's output while it is in cache (burn's CPU backend, in
-    /// inference) do both in one pass; autodiff keeps the two layers, whose
-    /// backward passes need the convolution's output.
+    /// convolution's output while it is in cache (burn's CPU backend, and
+    /// autodiff over it, which keeps that output for the backward passes)
+    /// do both in one pass; the others run the two layers.
     fn conv_pool(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,

@@ -283,8 +283,8 @@ impl<'g> Chunk<'g> {
                     let rows = std::array::from_fn(|r| x.as_ptr().wrapping_add((c0 + r) * hw + p0));
                     transpose::fetch(x.as_ptr().wrapping_add((c0 + 8) * hw + p0 * 8), 4);
                     let n = 8.min(hw - p0);
-                    // Short blocks (a plane's last) read 8 values where
-                    // they lie in `x`: all but the chunk's last.
+                    // A short block (a plane's last) reads 8 values where
+                    // they lie in the image `x`: all but its last channels'.
                     let whole = (c0 + count - 1) * hw + p0 + 8 <= x.len();
                     transpose::block8(&rows, None, (count, n, whole), |j, v| {
                         let (r, col) = ((p0 + j) / g.w, (p0 + j) % g.w);
