@@ -50,6 +50,16 @@ fn random(shape: [usize; 4], seed: u64) -> Tensor<Flex, 4> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), &device)
 }
 
+/// `len` random values, as a plain vector.
+fn values(len: usize, seed: u64) -> Vec<f32> {
+    random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
+}
+
+/// The values' bits, to compare results exactly.
+fn bits(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|v| v.to_bits()).collect()
+}
+
 /// Runs `f` on a pool of two threads: how the kernels split their work
 /// (tiles, chunks of planes) depends on the thread count, and the cases
 /// below are sized for two.
@@ -268,10 +278,6 @@ fn avx2_gives_the_avx512_bits() {
     } else {
         Isa::Avx2
     };
-    let values = |len: usize, seed: u64| -> Vec<f32> {
-        random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
-    };
-    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for (n, cin, h, cout, k, stride) in [
         (3, 5, 12, 20, 5, 1),
         (1, 5, 12, 20, 5, 1),
@@ -352,7 +358,6 @@ fn avx2_pooling_reads_only_its_planes() {
     }
     let _switches = switches();
     panel::limit_to_avx2(true);
-    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for (i, (c, h, w, kernel, stride, same)) in [
         (3, 12, 12, [3, 3], [2, 2], true),
         (2, 24, 24, [3, 3], [2, 2], true),
@@ -408,10 +413,6 @@ fn avx2_weight_gradients_read_only_their_inputs() {
     }
     let _switches = switches();
     panel::limit_to_avx2(true);
-    let values = |len: usize, seed: u64| -> Vec<f32> {
-        random([len, 1, 1, 1], seed).into_data().to_vec().unwrap()
-    };
-    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     for (n, cin, h, w, cout, k) in [
         (3, 5, 7, 9, 11, 3),
         (2, 3, 5, 5, 13, 1),
@@ -662,16 +663,23 @@ fn convolution_cases() {
                     Tensor::from_primitive(TensorPrimitive::Float(y))
                 })
             };
-            let bits = |v: &Vec<Vec<f32>>| -> Vec<Vec<u32>> {
-                v.iter()
-                    .map(|v| v.iter().map(|x| x.to_bits()).collect())
-                    .collect()
-            };
+            let all_bits = |v: Vec<Vec<f32>>| v.iter().map(|v| bits(v)).collect::<Vec<_>>();
             assert_eq!(
-                bits(&pooled(true)),
-                bits(&pooled(false)),
+                all_bits(pooled(true)),
+                all_bits(pooled(false)),
                 "case {i}: pooled in training"
             );
+            // And on the autodiff backend with nothing to differentiate,
+            // which keeps no output: inference's bits.
+            let tracked = |t: &Tensor<Flex, 4>| Tensor::<B, 4>::from_inner(t.clone());
+            let p = |t: Tensor<B, 4>| t.into_primitive().tensor();
+            let bias_b = b
+                .clone()
+                .map(|b| Tensor::<B, 1>::from_inner(b).into_primitive().tensor());
+            let untracked = B::conv_pool(p(tracked(&x)), p(tracked(&w)), bias_b, spec, win);
+            let untracked = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(untracked));
+            let untracked: Vec<f32> = untracked.inner().into_data().to_vec().unwrap();
+            assert_eq!(bits(&untracked), bits(&fused), "case {i}: pooled untracked");
         }
     }
 }

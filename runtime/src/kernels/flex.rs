@@ -393,26 +393,26 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
     ) -> FloatTensor<Self> {
         let g = geometry(dims(&x.primitive), dims(&weight.primitive), spec);
         let (bias_values, bias) = bias_parent::<C>(bias, g.cout);
-        let (y, conv_out) = conv::forward_and_pooled(
-            &values(&x.primitive),
-            &values(&weight.primitive),
-            bias_values.as_deref(),
-            &g,
-            spec.relu,
-            win,
-        );
-        let y = flex(y, pooled_shape(conv_output(&g), win));
+        let b = bias_values.as_deref();
+        let pooled = |y| flex(y, pooled_shape(conv_output(&g), win));
         match ConvPoolBackward
             .prepare::<C>([x.node.clone(), weight.node.clone(), bias.node.clone()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let conv_out = flex(conv_out, conv_output(&g));
                 let (x, w) = (x.primitive, weight.primitive);
+                let (y, conv_out) =
+                    conv::forward_and_pooled(&values(&x), &values(&w), b, &g, spec.relu, win);
+                let (y, conv_out) = (pooled(y), flex(conv_out, conv_output(&g)));
                 prep.finish((x, w, conv_out, y.clone(), spec.relu, g, win), y)
             }
-            OpsKind::UnTracked(prep) => prep.finish(y),
+            // Nothing to differentiate: the convolution's output is not
+            // kept, as in inference.
+            OpsKind::UnTracked(prep) => {
+                let (x, w) = (values(&x.primitive), values(&weight.primitive));
+                prep.finish(pooled(conv::forward_pooled(&x, &w, b, &g, spec.relu, win)))
+            }
         }
     }
 
