@@ -116,14 +116,18 @@ fn main() {
     // Any other plain argument picks the layers whose names contain it.
     let only: Vec<&String> = plain().filter(|a| a.parse::<usize>().is_err()).collect();
     println!("layer,ms");
-    let layers: [(&str, &dyn Fn() -> f64); 15] = [
+    let layers: [(&str, &dyn Fn() -> f64); 19] = [
         ("tuto.conv1", &|| conv(n, pass, 3, 24, 64, 5)),
         ("tuto.conv2", &|| conv(n, pass, 64, 12, 64, 5)),
         ("alex4.conv1", &|| conv(n, pass, 3, 24, 96, 5)),
         ("alex4.pool1", &|| pool(n, pass, 96, 24)),
         ("alex4.conv2", &|| conv(n, pass, 96, 12, 96, 3)),
         ("alex4.pool2", &|| pool(n, pass, 96, 12)),
+        ("squeeze1.conv1", &|| conv(n, pass, 3, 24, 64, 3)),
+        ("squeeze1.pool1", &|| pool(n, pass, 64, 24)),
+        ("squeeze1.fire1.e1x1", &|| conv(n, pass, 32, 12, 64, 1)),
         ("squeeze1.fire1.e3x3", &|| conv(n, pass, 32, 12, 64, 3)),
+        ("squeeze1.pool2", &|| pool(n, pass, 128, 12)),
         ("squeeze1.fire3.e3x3", &|| conv(n, pass, 32, 6, 128, 3)),
         ("squeeze1.fire3.e1x1", &|| conv(n, pass, 32, 6, 128, 1)),
         ("nin2.nin1.conv", &|| conv(n, pass, 3, 24, 192, 5)),

@@ -114,6 +114,23 @@ fn conv_with<B: Kernels>(
     tensor(B::conv_pool(x, weight, bias, spec, pool.window(h, w)))
 }
 
+/// Convolutions of `x` (each with a fused ReLU when its flag says so),
+/// their outputs joined along channels in order: `concat` of each `conv`,
+/// with each convolution written into its channels of the joined output
+/// where the backend can (`Kernels::conv_concat`).
+pub fn conv_concat<B: Kernels>(parts: &[(&Conv2d<B>, bool)], x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    let parts = parts
+        .iter()
+        .map(|(layer, relu)| {
+            let bias = layer.bias.as_ref().map(|b| primitive(b.val()));
+            let spec = conv_spec(layer, [h, w], *relu);
+            (primitive(layer.weight.val()), bias, spec)
+        })
+        .collect();
+    tensor(B::conv_concat(primitive(x), parts))
+}
+
 /// How `layer` slides over an input of `dims`.
 fn conv_spec<B: Backend>(layer: &Conv2d<B>, [h, w]: [usize; 2], relu: bool) -> kernels::ConvSpec {
     let pad = match layer.padding {

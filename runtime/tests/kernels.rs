@@ -715,6 +715,143 @@ fn concatenation_matches_burn_and_splits_the_gradient() {
     }
 }
 
+/// Convolutions joined along channels, each written into its channels of
+/// the joined output (`conv_concat` on burn's CPU backend): the bits of
+/// each convolution, then the concatenation, in inference and in training
+/// (the output and every gradient); on every path of the products (each
+/// CPU's, AVX2's, gemm's).
+#[test]
+fn joined_convolutions_give_the_bits_of_each_then_the_concatenation() {
+    use netc_runtime::kernels::panel;
+    let _switches = switches();
+    on_two_threads(joined_convolution_cases);
+    panel::limit_to_avx2(true);
+    on_two_threads(joined_convolution_cases);
+    panel::limit_to_avx2(false);
+    panel::prefer_gemm(true);
+    on_two_threads(joined_convolution_cases);
+    panel::prefer_gemm(false);
+}
+
+fn joined_convolution_cases() {
+    // (n, cin, h, w), then each part's (cout, kernel, relu, bias)
+    let fire = |n, c, hw, e1, e3| {
+        (
+            [n, c, hw, hw],
+            vec![(e1, 1, true, true), (e3, 3, true, true)],
+        )
+    };
+    let cases = [
+        // squeeze1's fire modules, smaller: 12 x 12 maps (a product per
+        // image), 6 x 6 maps (a product per tile of images, gathered; 5
+        // images make tiles of 3 and 2), batch 1 (threads inside each
+        // product).
+        fire(4, 16, 12, 16, 16),
+        fire(5, 32, 6, 24, 40),
+        fire(1, 16, 12, 16, 8),
+        fire(1, 32, 6, 32, 32),
+        // Fewer than 8 channels (gemm's products), three parts, no bias,
+        // a 5 x 5 kernel, no ReLU.
+        (
+            [3, 4, 7, 9],
+            vec![
+                (3, 3, false, true),
+                (16, 1, true, false),
+                (5, 5, false, false),
+            ],
+        ),
+    ];
+    for (i, (shape, parts)) in cases.into_iter().enumerate() {
+        let x = random(shape, 10 + i as u64);
+        let [_, cin, h, w] = shape;
+        let parts: Vec<_> = parts
+            .into_iter()
+            .enumerate()
+            .map(|(j, (cout, k, relu, bias))| {
+                let seed = 100 * i as u64 + 2 * j as u64;
+                let weight = random([cout, cin, k, k], seed);
+                let bias = bias.then(|| random([cout, 1, 1, 1], seed + 1).reshape([cout]));
+                let pad = same_pads([h, w], [k, k], [1, 1]);
+                let spec = ConvSpec {
+                    stride: [1, 1],
+                    pad,
+                    groups: 1,
+                    relu,
+                };
+                (weight, bias, spec)
+            })
+            .collect();
+        let p = |t: &Tensor<Flex, 4>| t.clone().into_primitive().tensor();
+        let prims = || {
+            parts
+                .iter()
+                .map(|(w, b, spec)| (p(w), b.clone().map(|b| b.into_primitive().tensor()), *spec))
+        };
+        let flat = |t: FloatTensor<Flex>| {
+            let t = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(t));
+            t.into_data().to_vec::<f32>().unwrap()
+        };
+        let joined = flat(Flex::conv_concat(p(&x), prims().collect()));
+        let apart = prims()
+            .map(|(w, b, spec)| Flex::conv(p(&x), w, b, spec))
+            .reduce(Flex::concat)
+            .unwrap();
+        assert_eq!(bits(&joined), bits(&flat(apart)), "case {i}");
+        // Training: the output and the gradients of the input and of every
+        // weight and bias, joined in one operation (two parts) or not.
+        let weights = random([shape[0], joined.len() / shape[0] / (h * w), h, w], 7);
+        let train = |together: bool| {
+            let x = Tensor::<B, 4>::from_inner(x.clone()).require_grad();
+            let params: Vec<_> = parts
+                .iter()
+                .map(|(w, b, spec)| {
+                    let w = Tensor::<B, 4>::from_inner(w.clone()).require_grad();
+                    let b = b
+                        .clone()
+                        .map(|b| Tensor::<B, 1>::from_inner(b).require_grad());
+                    (w, b, *spec)
+                })
+                .collect();
+            let p = |t: Tensor<B, 4>| t.into_primitive().tensor();
+            let prims = params.iter().map(|(w, b, spec)| {
+                (
+                    p(w.clone()),
+                    b.clone().map(|b| b.into_primitive().tensor()),
+                    *spec,
+                )
+            });
+            let y = if together {
+                B::conv_concat(p(x.clone()), prims.collect())
+            } else {
+                prims
+                    .map(|(w, b, spec)| B::conv(p(x.clone()), w, b, spec))
+                    .reduce(B::concat)
+                    .unwrap()
+            };
+            let y = Tensor::<B, 4>::from_primitive(TensorPrimitive::Float(y));
+            let grads = (y.clone() * Tensor::from_inner(weights.clone()))
+                .sum()
+                .backward();
+            let flat = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+            let mut out = vec![flat(y.inner()), flat(x.grad(&grads).unwrap())];
+            for (w, b, _) in &params {
+                out.push(flat(w.grad(&grads).unwrap()));
+                if let Some(b) = b {
+                    out.push(b.grad(&grads).unwrap().into_data().to_vec().unwrap());
+                }
+            }
+            out
+        };
+        for (k, (a, b)) in train(true).iter().zip(train(false)).enumerate() {
+            assert_eq!(
+                bits(a),
+                bits(&b),
+                "case {i}, training: output or gradient {k}"
+            );
+        }
+    }
+}
+
 /// netc's dropout in training: about the asked share of values dropped,
 /// the rest scaled, the gradient through the same mask; and the input as
 /// it is in inference. (Masks against seeds and thread counts are tested

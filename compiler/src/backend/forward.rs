@@ -77,15 +77,16 @@ fn real(steps: &[Step]) -> Vec<&Step> {
 
 impl Printer<'_> {
     /// The comments naming the statements `step` comes from: a joined
-    /// step (`ConvPool`) comes from two.
+    /// step (`ConvPool`, `ConvConcat`) comes from several.
     fn comment(&mut self, step: &Step, last: &mut Option<Span>) {
-        let joined = match step.kind {
+        let joined = match &step.kind {
             StepKind::ConvPool { pool_span, .. } | StepKind::BlockPool { pool_span, .. } => {
-                pool_span
+                vec![*pool_span]
             }
-            _ => None,
+            StepKind::ConvConcat { convs, .. } => convs.iter().map(|c| c.span).collect(),
+            _ => Vec::new(),
         };
-        for span in [step.span, joined].into_iter().flatten() {
+        for span in std::iter::once(step.span).chain(joined).flatten() {
             if *last != Some(span) {
                 self.lines.push(self.syntax.comment(span));
             }

@@ -60,6 +60,13 @@ impl Syntax for Python<'_> {
             StepKind::BlockPool { block, pool, .. } => {
                 self.apply(*pool, false, self.apply(*block, false, input))
             }
+            StepKind::ConvConcat { convs, .. } => {
+                let parts = convs.iter().map(|c| match c.kind {
+                    StepKind::Apply { field, relu } => self.apply(field, relu, input.clone()),
+                    _ => unreachable!("`ConvConcat` joins convolutions"),
+                });
+                self.join(JoinKind::Concat, true, parts.collect())
+            }
             // Only `pooled` forwards hold it, which this back end never prints.
             StepKind::ConvPoolArg { .. } => unreachable!("a pooled forward's step in `forward`"),
             StepKind::Relu => format!("F.relu({input})"),

@@ -1,4 +1,4 @@
-//! Steps joined for back ends whose kernels do two layers in one pass.
+//! Steps joined for back ends whose kernels do several layers in one pass.
 //!
 //! A max pooling right after a convolution, in the same sequence, is the
 //! only reader of the convolution's output: netc's CPU kernel pools each
@@ -6,10 +6,13 @@
 //! whole map to memory and reading it back (`Kernels::conv_pool`). So is a
 //! max pooling right after a block whose last step is a convolution (nin2's
 //! `nin1` and `pool1`): the block's struct gets a second forward, `pooled`,
-//! whose last convolution pools through the caller's pooling. The burn
+//! whose last convolution pools through the caller's pooling. And the
+//! convolutions of a concatenation whose branches are each one convolution
+//! (squeeze1's fire modules) write their channels of the joined output,
+//! without outputs of their own to copy (`Kernels::conv_concat`). The burn
 //! back end prints the joined steps; PyTorch and ONNX keep the layers apart.
 
-use super::layout::{Field, Layer, Layout, Step, StepKind, Struct};
+use super::layout::{Field, JoinKind, Layer, Layout, Step, StepKind, Struct};
 
 /// `layout` with every convolution followed by a max pooling (one without
 /// a ReLU of its own) as one `StepKind::ConvPool`, and every block call
@@ -47,6 +50,68 @@ pub fn conv_pool(layout: &Layout) -> Layout {
         }
     }
     fused
+}
+
+/// `layout` with every concatenation of feature maps whose branches are
+/// each one convolution (a fire module's expand layers) as one
+/// `StepKind::ConvConcat`: netc's CPU kernel writes each convolution into
+/// its channels of the joined output, where the layers apart would write
+/// each output, then copy both into the joined one.
+pub fn conv_concat(layout: &Layout) -> Layout {
+    let mut fused = layout.clone();
+    for s in &mut fused.structs {
+        let fields = &s.fields;
+        s.forward = joined(fields, std::mem::take(&mut s.forward));
+        s.pooled = s.pooled.take().map(|p| joined(fields, p));
+    }
+    fused
+}
+
+fn joined(fields: &[Field], steps: Vec<Step>) -> Vec<Step> {
+    steps
+        .into_iter()
+        .map(|mut step| {
+            let StepKind::Join {
+                join,
+                label,
+                maps,
+                branches,
+            } = &mut step.kind
+            else {
+                return step;
+            };
+            *branches = std::mem::take(branches)
+                .into_iter()
+                .map(|b| joined(fields, b))
+                .collect();
+            let conv = |b: &Vec<Step>| {
+                let mut real = b.iter().filter(|s| s.kind != StepKind::Identity);
+                match (real.next(), real.next()) {
+                    (
+                        Some(
+                            c @ Step {
+                                kind: StepKind::Apply { field, .. },
+                                ..
+                            },
+                        ),
+                        None,
+                    ) if matches!(fields[*field].layer, Layer::Conv { .. }) => Some(c.clone()),
+                    _ => None,
+                }
+            };
+            let convs: Option<Vec<Step>> = branches.iter().map(conv).collect();
+            match (join, maps, convs) {
+                (JoinKind::Concat, true, Some(convs)) if convs.len() >= 2 => Step {
+                    span: step.span,
+                    kind: StepKind::ConvConcat {
+                        label: std::mem::take(label),
+                        convs,
+                    },
+                },
+                _ => step,
+            }
+        })
+        .collect()
 }
 
 /// Where a block's last step is, when it applies a convolution.
@@ -228,6 +293,88 @@ mod tests {
         assert!(
             matches!(b[1][..], [StepKind::ConvPool { relu: false, .. }]),
             "{b:?}"
+        );
+    }
+
+    /// The model's forward steps with joined convolutions fused.
+    fn concat_fused(source: &str) -> Vec<StepKind> {
+        let c = crate::check(source).unwrap_or_else(|d| panic!("{}", d.message));
+        let layout = super::super::layout::layout(&c[0].model).unwrap();
+        conv_concat(&conv_pool(&layout))
+            .model()
+            .forward
+            .iter()
+            .map(|s| s.kind.clone())
+            .collect()
+    }
+
+    #[test]
+    fn a_concatenation_of_convolutions_becomes_one_step() {
+        // A fire module's expand layers; three convolutions with and
+        // without ReLUs; a join nested in a branch, whose outer join has a
+        // pooled branch and stays a join.
+        let steps = concat_fused(
+            "model m {\n input 12x12x3\n s: conv 1x1 4 relu\n concat {\n e1: conv 1x1 8 relu\n \
+             e3: conv 3x3 8 relu\n }\n concat {\n a: conv 1x1 4\n b: conv 3x3 4 relu\n \
+             c: conv 5x5 4\n }\n concat {\n p: maxpool 3x3 /1\n concat {\n d: conv 1x1 4\n \
+             e: conv 3x3 4\n }\n }\n out: fc 10\n}\n",
+        );
+        let convs = |k: &StepKind| match k {
+            StepKind::ConvConcat { convs, .. } => convs
+                .iter()
+                .map(|c| match c.kind {
+                    StepKind::Apply { field, relu } if c.span.is_some() => (field, relu),
+                    _ => panic!("{c:?}"),
+                })
+                .collect::<Vec<_>>(),
+            _ => panic!("a ConvConcat: {k:?}"),
+        };
+        assert_eq!(convs(&steps[1]), [(1, true), (2, true)], "{steps:?}");
+        assert_eq!(convs(&steps[2]), [(3, false), (4, true), (5, false)]);
+        let inner = branches(&steps[3]);
+        assert!(matches!(inner[0][..], [StepKind::Apply { field: 6, .. }]));
+        assert_eq!(convs(&inner[1][0]), [(7, false), (8, false)]);
+        // Run apart, the step is the join it came from.
+        let unfused = steps[1].unfused().unwrap();
+        let kinds = branches(&unfused[0]);
+        assert_eq!(
+            kinds,
+            [
+                vec![StepKind::Apply {
+                    field: 1,
+                    relu: true
+                }],
+                vec![StepKind::Apply {
+                    field: 2,
+                    relu: true
+                }]
+            ]
+        );
+    }
+
+    #[test]
+    fn joins_with_other_branches_or_of_vectors_or_sums_stay_joins() {
+        // A branch of two steps, a pooled convolution, a sum of
+        // convolutions, a concatenation of fully connected layers.
+        let steps = concat_fused(
+            "model m {\n input 12x12x3\n concat {\n a: conv 1x1 4\n {\n b: conv 1x1 4\n \
+             b2: conv 3x3 4\n }\n }\n concat {\n c: conv 1x1 4\n {\n d: conv 3x3 4\n \
+             dp: maxpool 3x3 /1\n }\n }\n add {\n e: conv 1x1 4\n f: conv 3x3 4\n }\n \
+             concat {\n g: fc 5\n h: fc 5\n }\n}\n",
+        );
+        assert!(
+            steps
+                .iter()
+                .all(|k| !matches!(k, StepKind::ConvConcat { .. })),
+            "{steps:?}"
+        );
+        assert_eq!(
+            steps
+                .iter()
+                .filter(|k| matches!(k, StepKind::Join { .. }))
+                .count(),
+            4,
+            "{steps:?}"
         );
     }
 

@@ -184,6 +184,16 @@ pub enum StepKind {
         pool: usize,
         pool_span: Option<Span>,
     },
+    /// A `Join` of feature maps along channels (`Concat`, `label`) whose
+    /// every branch is one convolution: each step of `convs` applies one (a
+    /// `Conv` field, then a ReLU when its `relu` says so) and names its
+    /// statement. The convolutions write their channels of the joined
+    /// output. Made by `proc::fuse` for back ends with such a kernel;
+    /// `layout` never makes it.
+    ConvConcat {
+        label: String,
+        convs: Vec<Step>,
+    },
     /// Every branch reads `x`; outputs are joined along channels (`Concat`)
     /// or summed. `maps` when the outputs are feature maps, not vectors.
     Join {
@@ -195,24 +205,30 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    /// The two steps a `ConvPool` joins, as `layout` made them, for back
-    /// ends that run them apart.
-    pub fn unfused(&self) -> Option<[StepKind; 2]> {
+    /// The steps a joined step (`ConvPool`, `BlockPool`, `ConvConcat`) was
+    /// made of, as `layout` made them, for back ends that run them apart.
+    pub fn unfused(&self) -> Option<Vec<StepKind>> {
         let pooled = |pool| StepKind::Apply {
             field: pool,
             relu: false,
         };
-        match *self {
-            StepKind::ConvPool {
+        match self {
+            &StepKind::ConvPool {
                 conv, relu, pool, ..
-            } => Some([StepKind::Apply { field: conv, relu }, pooled(pool)]),
-            StepKind::BlockPool { block, pool, .. } => Some([
+            } => Some(vec![StepKind::Apply { field: conv, relu }, pooled(pool)]),
+            &StepKind::BlockPool { block, pool, .. } => Some(vec![
                 StepKind::Apply {
                     field: block,
                     relu: false,
                 },
                 pooled(pool),
             ]),
+            StepKind::ConvConcat { label, convs } => Some(vec![StepKind::Join {
+                join: JoinKind::Concat,
+                label: label.clone(),
+                maps: true,
+                branches: convs.iter().map(|c| vec![c.clone()]).collect(),
+            }]),
             _ => None,
         }
     }

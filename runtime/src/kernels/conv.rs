@@ -430,71 +430,126 @@ pub fn forward_and_pooled(
     }
 }
 
-/// The convolution, then with `pool` its max pooling: (the last output,
-/// the convolution's own when the pooling's `bool` asks to keep it).
-fn convolve(
-    x: &[f32],
-    weight: &[f32],
-    bias: Option<&[f32]>,
-    g: &Geometry,
+/// Where a tile's output goes: image i of the tile at `i * stride`, its
+/// channels from channel `at` on. A convolution alone fills whole images
+/// (`stride` is its output image, `at` 0); a part of a concatenation
+/// (`forward_joined`) fills its own channels of the joined images.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    stride: usize,
+    at: usize,
+}
+
+/// One convolution's call, made ready: the packed weights and where the
+/// products read their columns from, for `run` to convolve tile after tile.
+struct Plan<'a> {
+    x: &'a [f32],
+    weight: &'a [f32],
+    bias: Option<&'a [f32]>,
+    g: &'a Geometry,
     relu: bool,
-    pool: Option<(Window, bool)>,
-) -> (Vec<f32>, Option<Vec<f32>>) {
-    let ohw = g.ohw();
-    let (k, cog) = (g.k(), g.cout / g.groups);
-    let (image, out_image) = (g.cin * g.h * g.w, g.cout * ohw);
-    let (tile, par) = (g.tile(), g.parallelism());
-    let direct = ohw >= DIRECT;
-    let products = if direct { 0 } else { cog * tile * ohw };
-    // On CPUs with AVX-512 or AVX2 the per-image products of large maps are netc's
-    // own (`panel.rs`), with each group's weights packed once for the call;
-    // and where the column matrix's rows are shifted planes, they are read
-    // from the input where they lie, and no column matrix is written.
-    // Every group or none: a group left to gemm would find no column matrix.
-    // Fewer than 8 channels per group (depthwise layers) would fill a
-    // fraction of each 8-channel tile: those keep gemm.
-    // Threads inside each product (batch 1): each image's product reads
-    // the weights where they lie; else they are packed once for the call.
-    let parallel = !matches!(par, Parallelism::None);
-    // A pass of the product covers whole input channels: `per` rows of k each.
-    let per = g.kernel[0] * g.kernel[1];
-    let packed: Vec<panel::Weights> = if cog >= panel::ROWS {
-        (0..g.groups)
-            .map(|group| {
-                let w = &weight[group * cog * k..][..cog * k];
-                match parallel {
-                    true => panel::Weights::raw(w, cog, k, per),
-                    false => panel::Weights::pack(w, cog, k, per),
-                }
-            })
-            .collect::<Option<_>>()
-            .unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    // A 1x1 convolution's column matrix is the image itself: read in place
-    // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
-    // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
-    // either way (`examples/layers.rs`). Small maps take their columns
-    // from a tile of images, gathered; gathers index the whole tile with
-    // i32s.
-    let source = if packed.is_empty() || tile * image > i32::MAX as usize {
-        None
-    } else if !direct {
-        Some(Columns::Gathered(gathers(g, tile)))
-    } else if g.pointwise() {
-        Some(Columns::InPlace)
-    } else {
-        Some(shifted(g).map_or_else(|| Columns::Gathered(gathers(g, 1)), Columns::Shifted))
-    };
-    let columns = if source.is_none() { k * tile * ohw } else { 0 };
-    let scratch = || (vec![0.0f32; columns], vec![0.0f32; products]);
-    let one = |(col, out): &mut (Vec<f32>, Vec<f32>), (t, y): (usize, &mut [f32])| {
-        let images = y.len() / out_image;
+    packed: Vec<panel::Weights<'a>>,
+    source: Option<Columns>,
+    /// Matrix products per tile (small maps) rather than per image.
+    direct: bool,
+    tile: usize,
+    par: Parallelism,
+    /// Sizes of the scratch: the column matrix `gemm` reads, and a tile's product.
+    columns: usize,
+    products: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(
+        x: &'a [f32],
+        weight: &'a [f32],
+        bias: Option<&'a [f32]>,
+        g: &'a Geometry,
+        relu: bool,
+    ) -> Plan<'a> {
+        let ohw = g.ohw();
+        let (k, cog) = (g.k(), g.cout / g.groups);
+        let image = g.cin * g.h * g.w;
+        let (tile, par) = (g.tile(), g.parallelism());
+        let direct = ohw >= DIRECT;
+        let products = if direct { 0 } else { cog * tile * ohw };
+        // On CPUs with AVX-512 or AVX2 the per-image products of large maps are netc's
+        // own (`panel.rs`), with each group's weights packed once for the call;
+        // and where the column matrix's rows are shifted planes, they are read
+        // from the input where they lie, and no column matrix is written.
+        // Every group or none: a group left to gemm would find no column matrix.
+        // Fewer than 8 channels per group (depthwise layers) would fill a
+        // fraction of each 8-channel tile: those keep gemm.
+        // Threads inside each product (batch 1): each image's product reads
+        // the weights where they lie; else they are packed once for the call.
+        let parallel = !matches!(par, Parallelism::None);
+        // A pass of the product covers whole input channels: `per` rows of k each.
+        let per = g.kernel[0] * g.kernel[1];
+        let packed: Vec<panel::Weights> = if cog >= panel::ROWS {
+            (0..g.groups)
+                .map(|group| {
+                    let w = &weight[group * cog * k..][..cog * k];
+                    match parallel {
+                        true => panel::Weights::raw(w, cog, k, per),
+                        false => panel::Weights::pack(w, cog, k, per),
+                    }
+                })
+                .collect::<Option<_>>()
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        // A 1x1 convolution's column matrix is the image itself: read in place
+        // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
+        // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
+        // either way (`examples/layers.rs`). Small maps take their columns
+        // from a tile of images, gathered; gathers index the whole tile with
+        // i32s.
+        let source = if packed.is_empty() || tile * image > i32::MAX as usize {
+            None
+        } else if !direct {
+            Some(Columns::Gathered(gathers(g, tile)))
+        } else if g.pointwise() {
+            Some(Columns::InPlace)
+        } else {
+            Some(shifted(g).map_or_else(|| Columns::Gathered(gathers(g, 1)), Columns::Shifted))
+        };
+        let columns = if source.is_none() { k * tile * ohw } else { 0 };
+        Plan {
+            x,
+            weight,
+            bias,
+            g,
+            relu,
+            packed,
+            source,
+            direct,
+            tile,
+            par,
+            columns,
+            products,
+        }
+    }
+
+    fn scratch(&self) -> (Vec<f32>, Vec<f32>) {
+        (vec![0.0f32; self.columns], vec![0.0f32; self.products])
+    }
+
+    /// Tile `t`'s output into `y`, zeroed, laid out as `place` says.
+    fn run(&self, (col, out): &mut (Vec<f32>, Vec<f32>), t: usize, y: &mut [f32], place: Place) {
+        let Plan {
+            g, bias, relu, par, ..
+        } = *self;
+        let (ohw, k, cog) = (g.ohw(), g.k(), g.cout / g.groups);
+        let (image, stride, direct) = (g.cin * g.h * g.w, place.stride, self.direct);
+        let images = y.len() / stride;
         let ld = images * ohw;
-        let x = &x[t * tile * image..][..images * image];
+        let x = &self.x[t * self.tile * image..][..images * image];
         for group in 0..g.groups {
-            if let (Some(packed), Some(source)) = (packed.get(group), &source) {
+            // This group's channels of each image of the tile.
+            let at = (place.at + group * cog) * ohw;
+            if let (Some(packed), Some(source)) = (self.packed.get(group), &self.source) {
+                let parallel = !matches!(par, Parallelism::None);
                 let (hw, cg) = (g.h * g.w, g.cin / g.groups);
                 let b = bias.map(|b| &b[group * cog..][..cog]);
                 if let (Columns::Gathered(_), false) = (source, direct) {
@@ -509,16 +564,16 @@ fn convolve(
                         gathers,
                     };
                     panel::product(packed, cols, ld, b, relu, out, parallel);
-                    for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
-                        let y = &mut y[group * cog * ohw..][..cog * ohw];
+                    for (i, y) in y.chunks_exact_mut(stride).enumerate() {
+                        let y = &mut y[at..][..cog * ohw];
                         for (y, out) in y.chunks_exact_mut(ohw).zip(out.chunks_exact(ld)) {
                             y.copy_from_slice(&out[i * ohw..][..ohw]);
                         }
                     }
                     continue;
                 }
-                for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
-                    let y = &mut y[group * cog * ohw..][..cog * ohw];
+                for (i, y) in y.chunks_exact_mut(stride).enumerate() {
+                    let y = &mut y[at..][..cog * ohw];
                     let planes = &x[i * image + group * cg * hw..][..cg * hw];
                     let cols = match source {
                         Columns::Shifted(shifts) => panel::Cols::Shifted { planes, hw, shifts },
@@ -539,12 +594,12 @@ fn convolve(
             for (i, x) in x.chunks_exact(image).enumerate() {
                 im2col(x, g, group, col, ld, i * ohw);
             }
-            let w = &weight[group * cog * k..][..cog * k];
+            let w = &self.weight[group * cog * k..][..cog * k];
             if direct {
                 // Each image's product straight into its output, onto the
                 // bias, then the ReLU while the image is in cache.
-                for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
-                    let y = &mut y[group * cog * ohw..][..cog * ohw];
+                for (i, y) in y.chunks_exact_mut(stride).enumerate() {
+                    let y = &mut y[at..][..cog * ohw];
                     if let Some(b) = bias {
                         for (y, &b) in y.chunks_exact_mut(ohw).zip(&b[group * cog..]) {
                             y.fill(b);
@@ -560,12 +615,11 @@ fn convolve(
             }
             matmul((cog, ld, k), out, false, (w, k, 1), (col, ld, 1), par);
             // Back to N x C x H x W, adding the bias and applying the ReLU.
-            for (i, y) in y.chunks_exact_mut(out_image).enumerate() {
+            for (i, y) in y.chunks_exact_mut(stride).enumerate() {
                 for o in 0..cog {
-                    let c = group * cog + o;
-                    let b = bias.map_or(0.0, |b| b[c]);
+                    let b = bias.map_or(0.0, |b| b[group * cog + o]);
                     let src = &out[o * ld + i * ohw..][..ohw];
-                    let dst = &mut y[c * ohw..][..ohw];
+                    let dst = &mut y[at + o * ohw..][..ohw];
                     if relu {
                         dst.iter_mut()
                             .zip(src)
@@ -576,22 +630,46 @@ fn convolve(
                 }
             }
         }
+    }
+}
+
+/// The convolution, then with `pool` its max pooling: (the last output,
+/// the convolution's own when the pooling's `bool` asks to keep it).
+fn convolve(
+    x: &[f32],
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    g: &Geometry,
+    relu: bool,
+    pool: Option<(Window, bool)>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let plan = Plan::new(x, weight, bias, g, relu);
+    let out_image = g.cout * g.ohw();
+    let tile = plan.tile;
+    let whole = Place {
+        stride: out_image,
+        at: 0,
     };
+    let one = |s: &mut _, t, y: &mut [f32]| plan.run(s, t, y, whole);
     let (oh, ow) = g.out();
-    match (par, pool) {
+    match (plan.par, pool) {
         (Parallelism::None, None) => {
-            let y = filled(g.n * out_image, tile * out_image, scratch, |s, t, y| {
-                one(s, (t, y))
-            });
+            let y = filled(g.n * out_image, tile * out_image, || plan.scratch(), one);
             (y, None)
         }
         (Parallelism::None, Some((win, false))) => {
             let pooling = Pooling::new(oh, ow, win);
             let pooled = g.cout * pooling.out();
-            let init = || (scratch(), vec![0.0f32; tile * out_image], pooling.scratch());
+            let init = || {
+                (
+                    plan.scratch(),
+                    vec![0.0f32; tile * out_image],
+                    pooling.scratch(),
+                )
+            };
             let y = filled(g.n * pooled, tile * pooled, init, |(s, conv, row), t, y| {
                 let conv = &mut conv[..y.len() / pooled * out_image];
-                one(s, (t, conv));
+                one(s, t, conv);
                 pooling.run(conv, y, row);
             });
             (y, None)
@@ -600,10 +678,10 @@ fn convolve(
             let pooling = Pooling::new(oh, ow, win);
             let pooled = g.cout * pooling.out();
             let sizes = (g.n * out_image, g.n * pooled);
-            let init = || (scratch(), pooling.scratch());
+            let init = || (plan.scratch(), pooling.scratch());
             let chunks = (tile * out_image, tile * pooled);
             let (conv, y) = filled_pair(sizes, chunks, init, |(s, row), t, conv, y| {
-                one(s, (t, conv));
+                one(s, t, conv);
                 pooling.run(conv, y, row);
             });
             (y, Some(conv))
@@ -612,16 +690,70 @@ fn convolve(
         // pooled by all threads.
         (_, pool) => {
             let mut y = zeros(g.n * out_image);
-            let mut s = scratch();
+            let mut s = plan.scratch();
             y.chunks_mut(tile * out_image)
                 .enumerate()
-                .for_each(|item| one(&mut s, item));
+                .for_each(|(t, y)| one(&mut s, t, y));
             match pool {
                 Some((win, keep)) => (max_pool(&y, oh, ow, win), keep.then_some(y)),
                 None => (y, None),
             }
         }
     }
+}
+
+/// One convolution of `forward_joined`: weights, bias, sizes, fused ReLU.
+pub type Part<'a> = (&'a [f32], Option<&'a [f32]>, Geometry, bool);
+
+/// Convolutions of one input joined along channels, in order (a fire
+/// module's expand layers): each writes its channels of the joined output
+/// tile by tile, so no convolution has an output of its own that a
+/// concatenation then copies (squeeze1's four joins copied 28 MB a batch
+/// of 128). The same bits as `forward` of each, then `cpu::concat`. Each
+/// part is (weights, bias, sizes, fused ReLU); every part must read the
+/// same input and make maps of the same size, which share their tiles;
+/// else None.
+pub fn forward_joined(x: &[f32], parts: &[Part]) -> Option<Vec<f32>> {
+    let (first, _) = parts.split_first()?;
+    let g0 = first.2;
+    let same = |g: &Geometry| {
+        (g.n, g.cin, g.h, g.w, g.out(), g.tile()) == (g0.n, g0.cin, g0.h, g0.w, g0.out(), g0.tile())
+    };
+    if !parts.iter().all(|p| same(&p.2)) || x.len() != g0.n * g0.cin * g0.h * g0.w {
+        return None;
+    }
+    let plans: Vec<Plan> = parts
+        .iter()
+        .map(|(w, b, g, relu)| Plan::new(x, w, *b, g, *relu))
+        .collect();
+    let ohw = g0.ohw();
+    let stride = parts.iter().map(|p| p.2.cout).sum::<usize>() * ohw;
+    // Each part's place in the joined images: its first channel.
+    let places: Vec<Place> = parts
+        .iter()
+        .scan(0, |at, p| {
+            let place = Place { stride, at: *at };
+            *at += p.2.cout;
+            Some(place)
+        })
+        .collect();
+    let (tile, n) = (g0.tile(), g0.n);
+    let fill = |s: &mut Vec<(Vec<f32>, Vec<f32>)>, t, y: &mut [f32]| {
+        for ((plan, s), &place) in plans.iter().zip(s).zip(&places) {
+            plan.run(s, t, y, place);
+        }
+    };
+    let scratch = || plans.iter().map(Plan::scratch).collect::<Vec<_>>();
+    if let Parallelism::None = g0.parallelism() {
+        return Some(filled(n * stride, tile * stride, scratch, fill));
+    }
+    // Threads inside each product (batch 1).
+    let mut y = zeros(n * stride);
+    let mut s = scratch();
+    y.chunks_mut(tile * stride)
+        .enumerate()
+        .for_each(|(t, y)| fill(&mut s, t, y));
+    Some(y)
 }
 
 /// The sum of `v` in 8 running sums, added together at the end. A single

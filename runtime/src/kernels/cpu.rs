@@ -473,6 +473,39 @@ pub fn concat(a: &[f32], b: &[f32], ca: usize, cb: usize, hw: usize) -> Vec<f32>
     })
 }
 
+/// A concatenation's gradient `dy` split back into its parts, each part
+/// (`c` channels, `hw` cells each) as its own tensor; where a part's flag
+/// says its channels came through a ReLU, each value is kept only where the
+/// joined output `y` is positive: the gradient through that ReLU, in the
+/// same pass (`conv::backward` masks with `y > 0` as this does).
+pub fn split_masked(dy: &[f32], y: &[f32], parts: &[(usize, bool)], hw: usize) -> Vec<Vec<f32>> {
+    assert_eq!(dy.len(), y.len());
+    let stride = parts.iter().map(|p| p.0).sum::<usize>() * hw;
+    let n = dy.len().checked_div(stride).unwrap_or(0);
+    let mut at = 0;
+    let mut out = Vec::with_capacity(parts.len());
+    for &(c, relu) in parts {
+        let len = c * hw;
+        let mut v: Vec<f32> = Vec::with_capacity(n * len);
+        v.spare_capacity_mut()[..n * len]
+            .par_chunks_mut(len.max(1))
+            .enumerate()
+            .for_each(|(i, to)| {
+                let from = &dy[i * stride + at..][..len];
+                let y = &y[i * stride + at..][..len];
+                for ((to, &d), &y) in to.iter_mut().zip(from).zip(y) {
+                    to.write(if !relu || y > 0.0 { d } else { 0.0 });
+                }
+            });
+        // SAFETY: the image chunks cover 0..n * len, and each value of a
+        // chunk was written (`from` is as long).
+        unsafe { v.set_len(n * len) };
+        out.push(v);
+        at += len;
+    }
+    out
+}
+
 /// The inverse of `concat`: the first `ca` channels of each image, and the rest.
 pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>) {
     let (ia, ib) = (ca * hw, cb * hw);

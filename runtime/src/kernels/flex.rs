@@ -2,7 +2,10 @@
 //! autodiff operations whose backward passes are netc's own.
 
 use super::conv::{self, Geometry};
-use super::{composed, cpu, dense, dropout, primitive, tensor, ConvSpec, Kernels, Lrn, Window};
+use super::{
+    composed, conv_then_concat, cpu, dense, dropout, primitive, tensor, ConvPart, ConvSpec,
+    Kernels, Lrn, Window,
+};
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -94,6 +97,34 @@ fn convolved(
     }
 }
 
+/// `conv::forward_joined` on tensors: the joined output of the parts
+/// (weights, bias, how each slides) and each part's sizes; None where
+/// their maps differ in size.
+fn joined(
+    x: &FlexTensor,
+    parts: &[(&FlexTensor, Option<&FlexTensor>, ConvSpec)],
+) -> Option<(FlexTensor, Vec<Geometry>)> {
+    let shape = dims(x);
+    let geometries: Vec<Geometry> = parts
+        .iter()
+        .map(|(w, _, spec)| geometry(shape, dims(w), *spec))
+        .collect();
+    let values_of: Vec<_> = parts
+        .iter()
+        .map(|(w, b, _)| (values(w), b.map(values)))
+        .collect();
+    let joined: Vec<conv::Part> = values_of
+        .iter()
+        .zip(&geometries)
+        .zip(parts)
+        .map(|(((w, b), g), (_, _, spec))| (&w[..], b.as_deref(), *g, spec.relu))
+        .collect();
+    let y = conv::forward_joined(&values(x), &joined)?;
+    let [n, _, oh, ow] = conv_output(&geometries[0]);
+    let c = geometries.iter().map(|g| g.cout).sum::<usize>();
+    Some((flex(y, [n, c, oh, ow]), geometries))
+}
+
 impl Kernels for Flex {
     fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         let [n, ca, h, w] = dims(&a);
@@ -109,6 +140,18 @@ impl Kernels for Flex {
         spec: ConvSpec,
     ) -> FloatTensor<Self> {
         convolved(x, weight, bias, spec, None)
+    }
+
+    fn conv_concat(x: FloatTensor<Self>, parts: Vec<ConvPart<Self>>) -> FloatTensor<Self> {
+        let refs: Vec<_> = parts
+            .iter()
+            .map(|(w, b, spec)| (w, b.as_ref(), *spec))
+            .collect();
+        match joined(&x, &refs) {
+            Some((y, _)) => y,
+            // Parts whose maps differ in size: the concatenation refuses them.
+            None => conv_then_concat::<Self>(x, parts),
+        }
     }
 
     fn conv_pool(
@@ -324,6 +367,30 @@ impl Backward<Flex, 3> for ConvPoolBackward {
     }
 }
 
+#[derive(Debug)]
+struct ConvConcatBackward;
+
+impl Backward<Flex, 5> for ConvConcatBackward {
+    /// The input, each convolution's weights, sizes and fused ReLU, and the
+    /// joined output, whose signs are the ReLUs' masks.
+    type State = (FlexTensor, [(FlexTensor, Geometry, bool); 2], FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node);
+        let (x, parts, y) = ops.state;
+        let [px, pw0, pb0, pw1, pb1] = ops.parents.map(|p| p.map(|p| p.id));
+        let ohw = parts[0].1.out().0 * parts[0].1.out().1;
+        let channels = parts.each_ref().map(|(_, g, relu)| (g.cout, *relu));
+        let dys = cpu::split_masked(&values(&dy), &values(&y), &channels, ohw);
+        // The input's gradient is the sum of the two: `register` adds.
+        for (((w, g, _), dy), parents) in
+            parts.iter().zip(&dys).zip([[px, pw0, pb0], [px, pw1, pb1]])
+        {
+            conv_gradients(parents, grads, (&x, w), dy, None, g);
+        }
+    }
+}
+
 /// A convolution's bias values, and the bias as its operation's third
 /// parent: without a bias, a constant stands in.
 fn bias_parent<C: CheckpointStrategy>(
@@ -376,6 +443,40 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
             OpsKind::Tracked(prep) => {
                 let relu_out = spec.relu.then(|| y.clone());
                 prep.finish((x.primitive, weight.primitive, relu_out, g), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    /// Two convolutions joined (a fire module's) as one operation: each
+    /// writes its channels of the joined output, as in inference, and the
+    /// backward pass splits the joined gradient through each ReLU in one
+    /// pass (where the layers apart copy the outputs into the joined one,
+    /// then split its gradient, then mask each part). Other numbers of
+    /// parts run apart.
+    fn conv_concat(x: FloatTensor<Self>, parts: Vec<ConvPart<Self>>) -> FloatTensor<Self> {
+        let parts: [ConvPart<Self>; 2] = match parts.try_into() {
+            Ok(parts) => parts,
+            Err(parts) => return conv_then_concat::<Self>(x, parts),
+        };
+        let refs = parts
+            .each_ref()
+            .map(|(w, b, spec)| (&w.primitive, b.as_ref().map(|b| &b.primitive), *spec));
+        let Some((y, g)) = joined(&x.primitive, &refs) else {
+            return conv_then_concat::<Self>(x, parts.into());
+        };
+        let [(w0, b0, s0), (w1, b1, s1)] = parts;
+        let (_, b0) = bias_parent::<C>(b0, g[0].cout);
+        let (_, b1) = bias_parent::<C>(b1, g[1].cout);
+        let nodes = [&x, &w0, &b0, &w1, &b1].map(|t| t.node.clone());
+        match ConvConcatBackward
+            .prepare::<C>(nodes)
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let parts = [(w0.primitive, g[0], s0.relu), (w1.primitive, g[1], s1.relu)];
+                prep.finish((x.primitive, parts, y.clone()), y)
             }
             OpsKind::UnTracked(prep) => prep.finish(y),
         }

@@ -33,6 +33,9 @@ pub struct ConvSpec {
     pub relu: bool,
 }
 
+/// One convolution of `Kernels::conv_concat`: weights, bias, how it slides.
+pub type ConvPart<B> = (FloatTensor<B>, Option<FloatTensor<B>>, ConvSpec);
+
 /// A backend that can run netc's layers. Models are generic over it.
 pub trait Kernels: Backend {
     fn lrn(x: FloatTensor<Self>, p: Lrn) -> FloatTensor<Self> {
@@ -74,6 +77,15 @@ pub trait Kernels: Backend {
         primitive(Tensor::cat(vec![tensor::<Self, 4>(a), tensor(b)], 1))
     }
 
+    /// Convolutions of `x` (weights, bias, how each slides), their outputs
+    /// joined along channels in order. burn's CPU backend writes each
+    /// convolution into its channels of the joined output in inference
+    /// (`conv::forward_joined`); the others, and training, convolve, then
+    /// concatenate.
+    fn conv_concat(x: FloatTensor<Self>, parts: Vec<ConvPart<Self>>) -> FloatTensor<Self> {
+        conv_then_concat::<Self>(x, parts)
+    }
+
     /// x (N x Cin x H x W) with weight (Cout x Cin/groups x kH x kW), plus bias.
     fn conv(
         x: FloatTensor<Self>,
@@ -103,6 +115,16 @@ pub trait Kernels: Backend {
     ) -> FloatTensor<Self> {
         Self::max_pool(Self::conv(x, weight, bias, spec), win)
     }
+}
+
+/// `Kernels::conv_concat` as two kinds of operations: each convolution,
+/// then the concatenations.
+fn conv_then_concat<B: Kernels>(x: FloatTensor<B>, parts: Vec<ConvPart<B>>) -> FloatTensor<B> {
+    parts
+        .into_iter()
+        .map(|(weight, bias, spec)| B::conv(x.clone(), weight, bias, spec))
+        .reduce(B::concat)
+        .expect("a concatenation joins at least one convolution")
 }
 
 /// Reproducible values in [-0.5, 0.5) for the kernels' tests.

@@ -175,6 +175,7 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     let mut dense_relu = false;
     let mut relu = false;
     let mut concat = false;
+    let mut conv_concat = false;
     for (s, step) in &steps {
         match &step.kind {
             StepKind::Apply { field, relu: r } => match (&s.fields[*field].layer, r) {
@@ -191,6 +192,7 @@ pub fn imports(layout: &Layout) -> Vec<String> {
             StepKind::ConvPool { relu: false, .. } | StepKind::ConvPoolArg { relu: false, .. } => {
                 conv_pool = true
             }
+            StepKind::ConvConcat { .. } => conv_concat = true,
             StepKind::Relu => relu = true,
             StepKind::Join {
                 join: JoinKind::Concat,
@@ -236,6 +238,9 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     }
     if concat {
         rt.push("concat");
+    }
+    if conv_concat {
+        rt.push("conv_concat");
     }
     if conv_relu {
         rt.push("conv_relu");

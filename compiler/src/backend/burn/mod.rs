@@ -114,6 +114,19 @@ impl Syntax for Rust<'_> {
                 let pool = rust_field(&s.fields[*pool].label);
                 format!("self.{block}.forward_pool({input}, &self.{pool})")
             }
+            // Each convolution writes its channels of the joined output.
+            StepKind::ConvConcat { convs, .. } => {
+                let parts: Vec<String> = convs
+                    .iter()
+                    .map(|c| match c.kind {
+                        StepKind::Apply { field, relu } => {
+                            format!("(&self.{}, {relu})", rust_field(&s.fields[field].label))
+                        }
+                        _ => unreachable!("`ConvConcat` joins convolutions"),
+                    })
+                    .collect();
+                format!("conv_concat(&[{}], {input})", parts.join(", "))
+            }
             StepKind::Relu => format!("relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean_dim(2).mean_dim(3)"),
             StepKind::Flatten => format!("{input}.flatten::<2>(1, 3)"),
@@ -284,8 +297,10 @@ pub fn rustfmt(code: &str) -> String {
 
 /// The generated `model.rs` of a model.
 pub fn model_rs(model: &Typed, source: &str, file: &str) -> Result<String> {
-    // netc's CPU kernels pool a convolution's output in the same pass.
+    // netc's CPU kernels pool a convolution's output in the same pass, and
+    // write joined convolutions into their channels of the joined output.
     let layout = crate::proc::fuse::conv_pool(&layout::layout(model)?);
+    let layout = crate::proc::fuse::conv_concat(&layout);
     let types = type_names(&layout);
     let shown = super::shown_path(file);
     let src = Source {

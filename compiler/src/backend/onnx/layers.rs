@@ -110,7 +110,9 @@ impl Writer<'_> {
             }
             // Only `pooled` forwards hold it, and only the burn back end prints those.
             StepKind::ConvPoolArg { .. } => unreachable!("a pooled forward's step in `forward`"),
-            kind @ (StepKind::ConvPool { .. } | StepKind::BlockPool { .. }) => {
+            kind @ (StepKind::ConvPool { .. }
+            | StepKind::BlockPool { .. }
+            | StepKind::ConvConcat { .. }) => {
                 kind.unfused().into_iter().flatten().fold(x, |x, kind| {
                     let part = Step {
                         span: step.span,
