@@ -734,10 +734,12 @@ fn joined_convolutions_give_the_bits_of_each_then_the_concatenation() {
 }
 
 fn joined_convolution_cases() {
-    // (n, cin, h, w), then each part's (cout, kernel, relu, bias)
+    // (n, cin, h, w), stride, groups, then each part's (cout, kernel, relu, bias)
     let fire = |n, c, hw, e1, e3| {
         (
             [n, c, hw, hw],
+            1,
+            1,
             vec![(e1, 1, true, true), (e3, 3, true, true)],
         )
     };
@@ -750,10 +752,27 @@ fn joined_convolution_cases() {
         fire(5, 32, 6, 24, 40),
         fire(1, 16, 12, 16, 8),
         fire(1, 32, 6, 32, 32),
+        // Two groups (each part's channels of a group at their offset), a
+        // part without bias or ReLU: in training, one operation.
+        (
+            [4, 16, 12, 12],
+            1,
+            2,
+            vec![(16, 1, true, false), (8, 3, false, true)],
+        ),
+        // Stride 2 (7 x 7 maps from 13 x 13), neither part with a bias.
+        (
+            [3, 8, 13, 13],
+            2,
+            1,
+            vec![(8, 3, true, false), (16, 1, true, false)],
+        ),
         // Fewer than 8 channels (gemm's products), three parts, no bias,
         // a 5 x 5 kernel, no ReLU.
         (
             [3, 4, 7, 9],
+            1,
+            1,
             vec![
                 (3, 3, false, true),
                 (16, 1, true, false),
@@ -761,7 +780,7 @@ fn joined_convolution_cases() {
             ],
         ),
     ];
-    for (i, (shape, parts)) in cases.into_iter().enumerate() {
+    for (i, (shape, stride, groups, parts)) in cases.into_iter().enumerate() {
         let x = random(shape, 10 + i as u64);
         let [_, cin, h, w] = shape;
         let parts: Vec<_> = parts
@@ -769,13 +788,13 @@ fn joined_convolution_cases() {
             .enumerate()
             .map(|(j, (cout, k, relu, bias))| {
                 let seed = 100 * i as u64 + 2 * j as u64;
-                let weight = random([cout, cin, k, k], seed);
+                let weight = random([cout, cin / groups, k, k], seed);
                 let bias = bias.then(|| random([cout, 1, 1, 1], seed + 1).reshape([cout]));
-                let pad = same_pads([h, w], [k, k], [1, 1]);
+                let pad = same_pads([h, w], [k, k], [stride, stride]);
                 let spec = ConvSpec {
-                    stride: [1, 1],
+                    stride: [stride, stride],
                     pad,
-                    groups: 1,
+                    groups,
                     relu,
                 };
                 (weight, bias, spec)
@@ -796,10 +815,11 @@ fn joined_convolution_cases() {
             .map(|(w, b, spec)| Flex::conv(p(&x), w, b, spec))
             .reduce(Flex::concat)
             .unwrap();
+        let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(apart.clone())).dims();
         assert_eq!(bits(&joined), bits(&flat(apart)), "case {i}");
         // Training: the output and the gradients of the input and of every
         // weight and bias, joined in one operation (two parts) or not.
-        let weights = random([shape[0], joined.len() / shape[0] / (h * w), h, w], 7);
+        let weights = random(out, 7);
         let train = |together: bool| {
             let x = Tensor::<B, 4>::from_inner(x.clone()).require_grad();
             let params: Vec<_> = parts

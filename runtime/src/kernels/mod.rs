@@ -79,9 +79,9 @@ pub trait Kernels: Backend {
 
     /// Convolutions of `x` (weights, bias, how each slides), their outputs
     /// joined along channels in order. burn's CPU backend writes each
-    /// convolution into its channels of the joined output in inference
-    /// (`conv::forward_joined`); the others, and training, convolve, then
-    /// concatenate.
+    /// convolution into its channels of the joined output
+    /// (`conv::forward_joined`; in training, two parts as one operation);
+    /// the others convolve, then concatenate.
     fn conv_concat(x: FloatTensor<Self>, parts: Vec<ConvPart<Self>>) -> FloatTensor<Self> {
         conv_then_concat::<Self>(x, parts)
     }
