@@ -241,15 +241,21 @@ fn with_grads(
 /// `gemm`, which the rest run.
 #[test]
 fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
-    use netc_runtime::kernels::panel;
     let _switches = switches();
-    on_two_threads(convolution_cases);
-    panel::limit_to_avx2(true);
-    on_two_threads(convolution_cases);
-    panel::limit_to_avx2(false);
+    on_every_product_path(convolution_cases);
     on_two_threads(avx2_gives_the_avx512_bits);
+}
+
+/// `cases` on two threads with each CPU's products, with AVX2's, and with
+/// `gemm`'s. The caller holds `switches()`.
+fn on_every_product_path(cases: fn()) {
+    use netc_runtime::kernels::panel;
+    on_two_threads(cases);
+    panel::limit_to_avx2(true);
+    on_two_threads(cases);
+    panel::limit_to_avx2(false);
     panel::prefer_gemm(true);
-    on_two_threads(convolution_cases);
+    on_two_threads(cases);
     panel::prefer_gemm(false);
 }
 
@@ -722,15 +728,8 @@ fn concatenation_matches_burn_and_splits_the_gradient() {
 /// CPU's, AVX2's, gemm's).
 #[test]
 fn joined_convolutions_give_the_bits_of_each_then_the_concatenation() {
-    use netc_runtime::kernels::panel;
     let _switches = switches();
-    on_two_threads(joined_convolution_cases);
-    panel::limit_to_avx2(true);
-    on_two_threads(joined_convolution_cases);
-    panel::limit_to_avx2(false);
-    panel::prefer_gemm(true);
-    on_two_threads(joined_convolution_cases);
-    panel::prefer_gemm(false);
+    on_every_product_path(joined_convolution_cases);
 }
 
 fn joined_convolution_cases() {

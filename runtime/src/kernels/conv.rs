@@ -14,6 +14,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::slice;
 use std::sync::{Arc, LazyLock, Mutex};
 
 /// Columns a matrix product should have at least. Measured on the zoo
@@ -59,7 +60,7 @@ impl Geometry {
         self.cin / self.groups * self.kernel[0] * self.kernel[1]
     }
 
-    fn ohw(&self) -> usize {
+    pub(crate) fn ohw(&self) -> usize {
         let (oh, ow) = self.out();
         oh * ow
     }
@@ -653,10 +654,10 @@ fn convolve(
     let one = |s: &mut _, t, y: &mut [f32]| plan.run(s, t, y, whole);
     let (oh, ow) = g.out();
     match (plan.par, pool) {
-        (Parallelism::None, None) => {
-            let y = filled(g.n * out_image, tile * out_image, || plan.scratch(), one);
-            (y, None)
-        }
+        (Parallelism::None, None) => (
+            tiles(slice::from_ref(&plan), &[whole], g.n, tile, plan.par),
+            None,
+        ),
         (Parallelism::None, Some((win, false))) => {
             let pooling = Pooling::new(oh, ow, win);
             let pooled = g.cout * pooling.out();
@@ -688,18 +689,37 @@ fn convolve(
         }
         // Threads inside each product (batch 1): the output whole, then
         // pooled by all threads.
-        (_, pool) => {
-            let mut y = zeros(g.n * out_image);
-            let mut s = plan.scratch();
-            y.chunks_mut(tile * out_image)
-                .enumerate()
-                .for_each(|(t, y)| one(&mut s, t, y));
-            match pool {
-                Some((win, keep)) => (max_pool(&y, oh, ow, win), keep.then_some(y)),
-                None => (y, None),
-            }
+        (par, Some((win, keep))) => {
+            let y = tiles(slice::from_ref(&plan), &[whole], g.n, tile, par);
+            (max_pool(&y, oh, ow, win), keep.then_some(y))
         }
+        (par, None) => (
+            tiles(slice::from_ref(&plan), &[whole], g.n, tile, par),
+            None,
+        ),
     }
+}
+
+/// `n` images made tile by tile (`tile` images each), each plan writing
+/// its place in them (`places`, as many): spread over the threads, or,
+/// with threads inside each product (batch 1), one tile after another.
+fn tiles(plans: &[Plan], places: &[Place], n: usize, tile: usize, par: Parallelism) -> Vec<f32> {
+    let stride = places.first().map_or(0, |place| place.stride);
+    let scratch = || plans.iter().map(Plan::scratch).collect::<Vec<_>>();
+    let fill = |s: &mut Vec<(Vec<f32>, Vec<f32>)>, t, y: &mut [f32]| {
+        for ((plan, &place), s) in plans.iter().zip(places).zip(s) {
+            plan.run(s, t, y, place);
+        }
+    };
+    if let Parallelism::None = par {
+        return filled(n * stride, tile * stride, scratch, fill);
+    }
+    let mut y = zeros(n * stride);
+    let mut s = scratch();
+    y.chunks_mut((tile * stride).max(1))
+        .enumerate()
+        .for_each(|(t, y)| fill(&mut s, t, y));
+    y
 }
 
 /// One convolution of `forward_joined`: weights, bias, sizes, fused ReLU.
@@ -716,18 +736,17 @@ pub type Part<'a> = (&'a [f32], Option<&'a [f32]>, Geometry, bool);
 pub fn forward_joined(x: &[f32], parts: &[Part]) -> Option<Vec<f32>> {
     let (first, _) = parts.split_first()?;
     let g0 = first.2;
-    let same = |g: &Geometry| {
-        (g.n, g.cin, g.h, g.w, g.out(), g.tile()) == (g0.n, g0.cin, g0.h, g0.w, g0.out(), g0.tile())
-    };
+    // The same input and output sizes give the same tiles and threads.
+    let same =
+        |g: &Geometry| (g.n, g.cin, g.h, g.w, g.out()) == (g0.n, g0.cin, g0.h, g0.w, g0.out());
     if !parts.iter().all(|p| same(&p.2)) || x.len() != g0.n * g0.cin * g0.h * g0.w {
         return None;
     }
+    let stride = parts.iter().map(|p| p.2.cout).sum::<usize>() * g0.ohw();
     let plans: Vec<Plan> = parts
         .iter()
         .map(|(w, b, g, relu)| Plan::new(x, w, *b, g, *relu))
         .collect();
-    let ohw = g0.ohw();
-    let stride = parts.iter().map(|p| p.2.cout).sum::<usize>() * ohw;
     // Each part's place in the joined images: its first channel.
     let places: Vec<Place> = parts
         .iter()
@@ -737,23 +756,7 @@ pub fn forward_joined(x: &[f32], parts: &[Part]) -> Option<Vec<f32>> {
             Some(place)
         })
         .collect();
-    let (tile, n) = (g0.tile(), g0.n);
-    let fill = |s: &mut Vec<(Vec<f32>, Vec<f32>)>, t, y: &mut [f32]| {
-        for ((plan, s), &place) in plans.iter().zip(s).zip(&places) {
-            plan.run(s, t, y, place);
-        }
-    };
-    let scratch = || plans.iter().map(Plan::scratch).collect::<Vec<_>>();
-    if let Parallelism::None = g0.parallelism() {
-        return Some(filled(n * stride, tile * stride, scratch, fill));
-    }
-    // Threads inside each product (batch 1).
-    let mut y = zeros(n * stride);
-    let mut s = scratch();
-    y.chunks_mut(tile * stride)
-        .enumerate()
-        .for_each(|(t, y)| fill(&mut s, t, y));
-    Some(y)
+    Some(tiles(&plans, &places, g0.n, g0.tile(), g0.parallelism()))
 }
 
 /// The sum of `v` in 8 running sums, added together at the end. A single

@@ -379,9 +379,8 @@ impl Backward<Flex, 5> for ConvConcatBackward {
         let dy = grads.consume::<Flex>(&ops.node);
         let (x, parts, y) = ops.state;
         let [px, pw0, pb0, pw1, pb1] = ops.parents.map(|p| p.map(|p| p.id));
-        let ohw = parts[0].1.out().0 * parts[0].1.out().1;
         let channels = parts.each_ref().map(|(_, g, relu)| (g.cout, *relu));
-        let dys = cpu::split_masked(&values(&dy), &values(&y), &channels, ohw);
+        let dys = cpu::split_masked(&values(&dy), &values(&y), &channels, parts[0].1.ohw());
         // The input's gradient is the sum of the two: `register` adds.
         for (((w, g, _), dy), parents) in
             parts.iter().zip(&dys).zip([[px, pw0, pb0], [px, pw1, pb1]])
