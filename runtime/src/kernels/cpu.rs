@@ -226,40 +226,65 @@ impl Pooling {
         (self.win.kernel[1], self.win.pad[2], self.win.stride[1])
     }
 
-    /// A thread's scratch row for `run`.
+    /// A thread's scratch for `run`: a row per output row of a plane.
     pub(crate) fn scratch(&self) -> Vec<f32> {
-        let (kw, left, sw) = self.across();
         match self.vectors {
             Rows::Avx512 | Rows::Avx2 => {
-                super::maxpool512::scratch(self.w, left, self.cols.len(), kw, sw)
+                vec![f32::NEG_INFINITY; self.rows.len() * self.scratch_row()]
             }
             Rows::Portable => vec![0.0f32; self.w],
         }
     }
 
+    /// The length of each of the vector loops' scratch rows.
+    fn scratch_row(&self) -> usize {
+        let (kw, left, sw) = self.across();
+        super::maxpool512::scratch_row(self.w, left, self.cols.len(), kw, sw)
+    }
+
     /// The planes of `x` pooled into `y`, plane after plane.
     pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
         let (h, w, ow) = (self.h, self.w, self.cols.len());
-        for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
-            for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&self.rows) {
-                #[cfg(target_arch = "x86_64")]
-                if self.vectors != Rows::Portable {
-                    let (kw, left, sw) = self.across();
-                    let rows = (r0, r1);
-                    // SAFETY: `new` chose these rows for this CPU and
-                    // stride; `scratch` came from
-                    // `maxpool512::scratch` with these sizes; the rows lie
-                    // in the plane.
+        #[cfg(target_arch = "x86_64")]
+        if self.vectors != Rows::Portable {
+            let (kw, left, sw) = self.across();
+            if self.vectors == Rows::Avx512 && super::maxpool512::in_registers(w, ow, kw) {
+                // SAFETY: `new` chose these rows for this CPU and stride,
+                // and the spans lie in the plane.
+                unsafe {
+                    super::maxpool512::planes(x, (h, w), &self.rows, (left, ow), (kw, sw), y)
+                };
+                return;
+            }
+            let len = self.scratch_row();
+            for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
+                // Every row down, then every row across: a row read right
+                // after its stores would wait for them.
+                for (row, &rows) in scratch.chunks_exact_mut(len).zip(&self.rows) {
+                    // SAFETY: `new` chose these rows for this CPU; the
+                    // scratch rows are `scratch_row` long; the rows lie in
+                    // the plane.
                     unsafe {
                         match self.vectors {
-                            Rows::Avx512 => {
-                                super::maxpool512::run(plane, w, rows, left, (kw, sw), scratch, y)
-                            }
-                            _ => super::maxpool256::run(plane, w, rows, left, (kw, sw), scratch, y),
+                            Rows::Avx512 => super::maxpool512::down(plane, w, rows, left, row),
+                            _ => super::maxpool256::down(plane, w, rows, left, row),
                         }
                     };
-                    continue;
                 }
+                for (row, y) in scratch.chunks_exact(len).zip(y.chunks_exact_mut(ow)) {
+                    // SAFETY: as above, and the stride is 1 or 2.
+                    unsafe {
+                        match self.vectors {
+                            Rows::Avx512 => super::maxpool512::across(row, (kw, sw), y),
+                            _ => super::maxpool256::across(row, (kw, sw), y),
+                        }
+                    };
+                }
+            }
+            return;
+        }
+        for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
+            for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(&self.rows) {
                 let best = &mut scratch[..w];
                 best.fill(f32::NEG_INFINITY);
                 for row in plane[r0 * w..r1 * w].chunks_exact(w) {
@@ -597,7 +622,8 @@ mod tests {
 
     /// The AVX-512 and AVX2 rows pool as the portable loop does, bit for
     /// bit, on `tied_planes` (whose strides across are all 1 or 2), each
-    /// where the CPU has it.
+    /// where the CPU has it: AVX-512's registers on the planes up to 32
+    /// wide, its scratch rows on the wider ones.
     #[test]
     fn the_vector_rows_pool_as_the_portable_loop() {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

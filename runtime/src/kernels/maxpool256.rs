@@ -1,6 +1,6 @@
 //! Max pooling's output rows on CPUs with AVX2 but not AVX-512 (AMD's Zen
-//! 3, say): `maxpool512::run` 8 values a step, through the same scratch
-//! row padded with -inf, with the same bits. On the Xeon run as an AVX2
+//! 3, say): `maxpool512::down` and `across` 8 values a step, through the
+//! same scratch rows padded with -inf, with the same bits. On the Xeon run as an AVX2
 //! CPU (`examples/layers.rs --avx2`), alex4's first pooling at batch 128
 //! took 3.05 ms on these rows and 3.9-4.1 on the portable loop (AVX-512's
 //! rows: 2.6). The gradient searches 8 windows at a time, as
@@ -9,31 +9,26 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// One output row, as `maxpool512::run` computes it: the maximum over the
-/// plane's rows `r0..r1` (each `w` wide) and over each window's `kernel`
-/// columns, windows `stride` apart from column `-left`. A NaN always wins,
-/// as in `cpu::larger`. No read or write leaves the plane, the scratch row
-/// or `y`: the last columns go one at a time rather than masked (AMD's
-/// manual leaves faults on masked-out lanes to the implementation).
+/// One output row's maximum down the plane's rows `r0..r1` (each `w`
+/// wide), as `maxpool512::down` takes it, into the scratch row's columns
+/// `left..left + w`. A NaN always wins, as in `cpu::larger`. No read or
+/// write leaves the plane or the scratch row: the last columns go one at
+/// a time rather than masked (AMD's manual leaves faults on masked-out
+/// lanes to the implementation).
 ///
 /// # Safety
-/// The CPU has AVX2; the stride across is 1 or 2; `row` must come from
-/// `maxpool512::scratch` with the same sizes; `plane` must hold the rows
-/// `r0..r1`.
+/// The CPU has AVX2; `row` must be `maxpool512::scratch_row` long for
+/// the same sizes; `plane` must hold the rows `r0..r1`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn run(
+pub unsafe fn down(
     plane: &[f32],
     w: usize,
     (r0, r1): (usize, usize),
     left: usize,
-    (kernel, stride): (usize, usize),
     row: &mut [f32],
-    y: &mut [f32],
 ) {
-    assert!(plane.len() >= r1 * w && y.len() * stride + kernel + 32 <= row.len());
-    assert!(left + w <= row.len() && kernel > 0 && (stride == 1 || stride == 2));
+    assert!(plane.len() >= r1 * w && left + w <= row.len());
     // Down the rows, 8 columns at a time, into the row's columns `left..`;
     // then 4 (12-wide planes: alex4's second pooling, squeeze1's), then
     // one at a time, so the -inf past them stays.
@@ -58,10 +53,25 @@ pub unsafe fn run(
             super::cpu::larger(m, plane[r * w + c])
         });
     }
-    // Across: the maximum of each window of `kernel` columns starting at
-    // every column (8 at a time), then every `stride`-th of them. The
-    // scratch row holds 32 values past the last window's: every read lies
-    // in it (asserted above).
+}
+
+/// One output row from its scratch row (`down`'s): the maximum of each
+/// window of `kernel` columns, windows `stride` apart, as
+/// `maxpool512::across` takes it, 8 values a step. No write leaves `y`.
+///
+/// # Safety
+/// The CPU has AVX2; the stride across is 1 or 2; `row` must be
+/// `maxpool512::scratch_row` long for the same sizes, -inf outside the
+/// plane's columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [f32]) {
+    assert!(y.len() * stride + kernel + 32 <= row.len());
+    assert!(kernel > 0 && (stride == 1 || stride == 2));
+    // The maximum of each window of `kernel` columns starting at every
+    // column (8 at a time), then every `stride`-th of them. The scratch
+    // row holds 32 values past the last window's: every read lies in it
+    // (asserted above).
     let row = row.as_ptr();
     let window = |at: usize| {
         let mut best = _mm256_loadu_ps(row.add(at));
@@ -105,10 +115,10 @@ pub unsafe fn run(
 /// it, bit for bit: each output's (`y`, `dy`) goes to the first cell of its
 /// window, row by row, that holds the output's value (`==`, or both NaN).
 /// The search takes 8 outputs at a time, reading each cell of their
-/// windows as `run`'s rows are read (one load for stride 1; two and a
+/// windows as `across` reads its rows (one load for stride 1; two and a
 /// shuffle for stride 2), with the lanes whose column lies outside the
 /// plane left out of the match; the gradients are then added one by one,
-/// in the order of the outputs. As in `run`, no read leaves the plane: a
+/// in the order of the outputs. As in `down`, no read leaves the plane: a
 /// vector that would goes lane by lane.
 ///
 /// # Safety
@@ -175,7 +185,7 @@ pub unsafe fn backward_row(
                 let v = if stride == 1 {
                     fetch(r, first)
                 } else {
-                    // The even columns of 16, as `run` picks its windows.
+                    // The even columns of 16, as `across` picks its windows.
                     let (lo, hi) = (fetch(r, first), fetch(r, first + 8));
                     let even = _mm256_shuffle_ps::<0b10_00_10_00>(lo, hi);
                     _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(

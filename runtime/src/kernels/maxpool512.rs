@@ -2,43 +2,40 @@
 //! of 1 and 2 (every pooling layer of the zoo). The portable loop in
 //! `cpu::max_pool` takes the maximum down the window's rows vectorized but
 //! across each window's columns one output at a time; here both passes
-//! take 16 values a step, the second from a row padded with -inf so that
-//! every window is whole.
+//! take 16 values a step. Planes up to 32 wide (the zoo's) stay in
+//! registers (`planes`); wider ones go through a scratch row per output
+//! row padded with -inf so that every window is whole (`down`, `across`).
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// A scratch row for a plane `w` wide, padded by `left` on the left, for
-/// `ow` outputs of windows `kernel` wide, `stride` apart: -inf outside the
-/// plane's columns, which `run` rewrites for every output row, and 32
-/// values to spare for whole-vector reads past the last window.
-pub fn scratch(w: usize, left: usize, ow: usize, kernel: usize, stride: usize) -> Vec<f32> {
-    let len = (left + w).max(ow * stride + kernel) + 48;
-    vec![f32::NEG_INFINITY; len]
+/// The length of a scratch row for a plane `w` wide, padded by `left` on
+/// the left, for `ow` outputs of windows `kernel` wide, `stride` apart:
+/// -inf outside the plane's columns, which `down` rewrites, and 32 values
+/// to spare for whole-vector reads past the last window.
+pub fn scratch_row(w: usize, left: usize, ow: usize, kernel: usize, stride: usize) -> usize {
+    (left + w).max(ow * stride + kernel) + 48
 }
 
-/// One output row: the maximum over the plane's rows `r0..r1` (each `w`
-/// wide) and over each window's `kernel` columns, windows `stride` apart
-/// from column `-left`. A NaN always wins, as in `cpu::larger`.
+/// One output row's maximum down the plane's rows `r0..r1` (each `w`
+/// wide) into the scratch row's columns `left..left + w`. A NaN always
+/// wins, as in `cpu::larger`. `Pooling::run` takes every output row of a
+/// plane down before it takes any across: a row read back right after its
+/// stores waits for them (no store-to-load forwarding at these offsets).
 ///
 /// # Safety
-/// The CPU has AVX-512; the stride across is 1 or 2; `row` must come from `scratch` with
-/// the same sizes; `plane` must hold the rows `r0..r1`.
+/// The CPU has AVX-512; `row` must be `scratch_row` long for the same
+/// sizes; `plane` must hold the rows `r0..r1`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-pub unsafe fn run(
+pub unsafe fn down(
     plane: &[f32],
     w: usize,
     (r0, r1): (usize, usize),
     left: usize,
-    (kernel, stride): (usize, usize),
     row: &mut [f32],
-    y: &mut [f32],
 ) {
-    assert!(plane.len() >= r1 * w && y.len() * stride + kernel + 32 <= row.len());
-    assert!(left + w <= row.len() && kernel > 0);
-    let lanes = |left: usize| ((1u32 << left.min(16)) - 1) as __mmask16;
+    assert!(plane.len() >= r1 * w && left + w <= row.len());
     // Down the rows, 16 columns at a time, into the row's columns `left..`.
     let out = row.as_mut_ptr().add(left);
     for c in (0..w).step_by(16) {
@@ -50,8 +47,23 @@ pub unsafe fn run(
         }
         _mm512_mask_storeu_ps(out.add(c), mask, best);
     }
-    // Across: the maximum of each window of `kernel` columns starting at
-    // every column (16 at a time), then every `stride`-th of them.
+}
+
+/// One output row from its scratch row (`down`'s): the maximum of each
+/// window of `kernel` columns, windows `stride` apart from column `-left`
+/// (the row holds -inf there), 16 values a step.
+///
+/// # Safety
+/// The CPU has AVX-512; the stride across is 1 or 2; `row` must be
+/// `scratch_row` long for the same sizes, -inf outside the plane's
+/// columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [f32]) {
+    assert!(y.len() * stride + kernel + 32 <= row.len());
+    assert!(kernel > 0 && (stride == 1 || stride == 2));
+    // The maximum of each window of `kernel` columns starting at every
+    // column (16 at a time), then every `stride`-th of them.
     let row = row.as_ptr();
     let window = |at: usize| {
         let mut best = _mm512_loadu_ps(row.add(at));
@@ -69,6 +81,88 @@ pub unsafe fn run(
             _mm512_permutex2var_ps(lo, even, hi)
         };
         _mm512_mask_storeu_ps(y.as_mut_ptr().add(j), lanes(y.len() - j), v);
+    }
+}
+
+/// Whether `planes` takes these sizes: a plane's row in two vectors, an
+/// output row in two, windows up to 8 columns wide (every pooling of the
+/// zoo: 24- and 12-wide planes, 3 x 3 windows).
+pub fn in_registers(w: usize, ow: usize, kernel: usize) -> bool {
+    w <= 32 && ow <= 32 && (1..=8).contains(&kernel)
+}
+
+/// The planes of `x` (`h` x `w` each) pooled into `y`, as many as `y`
+/// holds, as `down` and `across` pool
+/// each row, bit for bit, with `rows` each output row's input rows: down
+/// the window's rows into two vectors (the plane's row, up to 32
+/// columns), then across with a two-vector permute per column of the
+/// window, whose index vector holds -inf where a window lies in the
+/// padding (`_mm512_mask2_permutex2var_ps` copies the index there). No
+/// scratch row: when `down` and `across` took each output row in turn,
+/// the reads of a row just written waited for its stores to finish (no
+/// store-to-load forwarding at unaligned offsets), and that wait was most
+/// of squeeze1's pooling time.
+///
+/// # Safety
+/// The CPU has AVX-512; `in_registers(w, ow, kernel)`; the stride across
+/// is 1 or 2; `rows` lie in 0..h.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn planes(
+    x: &[f32],
+    (h, w): (usize, usize),
+    rows: &[(usize, usize)],
+    (left, ow): (usize, usize),
+    (kernel, stride): (usize, usize),
+    y: &mut [f32],
+) {
+    assert!(in_registers(w, ow, kernel) && (stride == 1 || stride == 2));
+    assert!(rows.iter().all(|&(r0, r1)| r0 < r1 && r1 <= h));
+    let oh = rows.len();
+    // Each output vector's column of each tap: -inf's bits where the tap
+    // lies in the padding (or past the last output).
+    let mut taps = [[(_mm512_setzero_si512(), 0 as __mmask16); 8]; 2];
+    for (o, taps) in taps.iter_mut().enumerate().take(ow.div_ceil(16)) {
+        for (t, tap) in taps.iter_mut().enumerate().take(kernel) {
+            let mut idx = [f32::NEG_INFINITY.to_bits() as i32; 16];
+            let mut valid = 0u32;
+            for (l, idx) in idx.iter_mut().enumerate() {
+                let (j, col) = (16 * o + l, (16 * o + l) * stride + t);
+                if j < ow && col >= left && col - left < w {
+                    *idx = (col - left) as i32;
+                    valid |= 1 << l;
+                }
+            }
+            *tap = (_mm512_loadu_si512(idx.as_ptr().cast()), valid as __mmask16);
+        }
+    }
+    let taps = &taps[..ow.div_ceil(16)];
+    let (m0, m1) = (lanes(w), lanes(w.saturating_sub(16)));
+    for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+        for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(rows) {
+            // Masked-out lanes read nothing: the second vector's address
+            // may lie past the plane.
+            let at = |r: usize| plane.as_ptr().add(r * w);
+            let (mut v0, mut v1) = (
+                _mm512_maskz_loadu_ps(m0, at(r0)),
+                _mm512_maskz_loadu_ps(m1, at(r0).wrapping_add(16)),
+            );
+            for r in r0 + 1..r1 {
+                v0 = larger(v0, _mm512_maskz_loadu_ps(m0, at(r)));
+                v1 = larger(v1, _mm512_maskz_loadu_ps(m1, at(r).wrapping_add(16)));
+            }
+            for (o, taps) in taps.iter().enumerate() {
+                let tap = |(idx, valid): (__m512i, __mmask16)| {
+                    _mm512_mask2_permutex2var_ps(v0, idx, valid, v1)
+                };
+                let mut best = tap(taps[0]);
+                for &t in &taps[1..kernel] {
+                    best = larger(best, tap(t));
+                }
+                let out = y.as_mut_ptr().add(16 * o);
+                _mm512_mask_storeu_ps(out, lanes(ow - 16 * o), best);
+            }
+        }
     }
 }
 
@@ -110,7 +204,7 @@ pub unsafe fn backward_row(
     };
     let mut cells = [0i32; 16];
     for j in (0..y.len()).step_by(16) {
-        let lanes = ((1u32 << (y.len() - j).min(16)) - 1) as __mmask16;
+        let lanes = lanes(y.len() - j);
         let top = _mm512_maskz_loadu_ps(lanes, y.as_ptr().add(j));
         let top_nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(top, top);
         let mut open = lanes;
@@ -148,6 +242,11 @@ pub unsafe fn backward_row(
             found &= found - 1;
         }
     }
+}
+
+/// The first `n` of 16 lanes.
+fn lanes(n: usize) -> u16 {
+    ((1u32 << n.min(16)) - 1) as u16
 }
 
 /// `v` where it beats `best` or is a NaN; else `best`, as `cpu::larger`
