@@ -71,10 +71,11 @@ fn on_two_threads(f: impl FnOnce() + Send) {
         .install(f)
 }
 
-/// The process-wide switches (`panel::limit_to_avx2`, `panel::prefer_gemm`)
-/// reach the products, the poolings and the dense loop: each test that runs
-/// any of those holds this, so that it runs the paths it names whatever the
-/// others do. Released, it turns both switches off, even after a panic.
+/// The process-wide switches (`panel::limit_to_avx2`, `panel::prefer_gemm`,
+/// `cpu::poison_new_outputs`) reach the products, the poolings and the
+/// dense loop: each test that runs any of those holds this, so that it runs
+/// the paths it names whatever the others do. Released, it turns every
+/// switch off, even after a panic.
 struct Switches {
     _turn: std::sync::MutexGuard<'static, ()>,
 }
@@ -91,6 +92,7 @@ impl Drop for Switches {
         use netc_runtime::kernels::panel;
         panel::limit_to_avx2(false);
         panel::prefer_gemm(false);
+        netc_runtime::kernels::cpu::poison_new_outputs(false);
     }
 }
 
@@ -247,9 +249,11 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
 }
 
 /// `cases` on two threads with each CPU's products, with AVX2's, and with
-/// `gemm`'s. The caller holds `switches()`.
+/// `gemm`'s, each new output full of NaNs before its kernel writes it (a
+/// value left unwritten would show). The caller holds `switches()`.
 fn on_every_product_path(cases: fn()) {
     use netc_runtime::kernels::panel;
+    netc_runtime::kernels::cpu::poison_new_outputs(true);
     on_two_threads(cases);
     panel::limit_to_avx2(true);
     on_two_threads(cases);

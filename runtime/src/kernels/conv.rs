@@ -8,12 +8,13 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images (for stride 1 on `panel.rs`, a convolution).
 
-use super::cpu::{filled, filled_pair, max_pool, zeros, Pooling, Window};
+use super::cpu::{filled, filled_pair, max_pool, slots, written, zeros, Pooling, Window};
 use super::{panel, wgrad};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::slice;
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -536,8 +537,15 @@ impl<'a> Plan<'a> {
         (vec![0.0f32; self.columns], vec![0.0f32; self.products])
     }
 
-    /// Tile `t`'s output into `y`, zeroed, laid out as `place` says.
-    fn run(&self, (col, out): &mut (Vec<f32>, Vec<f32>), t: usize, y: &mut [f32], place: Place) {
+    /// Tile `t`'s output into `y`, laid out as `place` says: every value
+    /// of the place's channels of each image is written, none read.
+    fn run(
+        &self,
+        (col, out): &mut (Vec<f32>, Vec<f32>),
+        t: usize,
+        y: &mut [MaybeUninit<f32>],
+        place: Place,
+    ) {
         let Plan {
             g, bias, relu, par, ..
         } = *self;
@@ -568,7 +576,7 @@ impl<'a> Plan<'a> {
                     for (i, y) in y.chunks_exact_mut(stride).enumerate() {
                         let y = &mut y[at..][..cog * ohw];
                         for (y, out) in y.chunks_exact_mut(ohw).zip(out.chunks_exact(ld)) {
-                            y.copy_from_slice(&out[i * ohw..][..ohw]);
+                            put(y, &out[i * ohw..][..ohw]);
                         }
                     }
                     continue;
@@ -588,7 +596,7 @@ impl<'a> Plan<'a> {
                             gathers,
                         },
                     };
-                    panel::product(packed, cols, ohw, b, relu, y, parallel);
+                    panel::product_into(packed, cols, ohw, b, relu, y, parallel);
                 }
                 continue;
             }
@@ -600,7 +608,7 @@ impl<'a> Plan<'a> {
                 // Each image's product straight into its output, onto the
                 // bias, then the ReLU while the image is in cache.
                 for (i, y) in y.chunks_exact_mut(stride).enumerate() {
-                    let y = &mut y[at..][..cog * ohw];
+                    let y = zeroed(&mut y[at..][..cog * ohw]);
                     if let Some(b) = bias {
                         for (y, &b) in y.chunks_exact_mut(ohw).zip(&b[group * cog..]) {
                             y.fill(b);
@@ -624,9 +632,11 @@ impl<'a> Plan<'a> {
                     if relu {
                         dst.iter_mut()
                             .zip(src)
-                            .for_each(|(d, v)| *d = (v + b).max(0.0));
+                            .for_each(|(d, v)| _ = d.write((v + b).max(0.0)));
                     } else {
-                        dst.iter_mut().zip(src).for_each(|(d, v)| *d = v + b);
+                        dst.iter_mut()
+                            .zip(src)
+                            .for_each(|(d, v)| _ = d.write(v + b));
                     }
                 }
             }
@@ -651,7 +661,8 @@ fn convolve(
         stride: out_image,
         at: 0,
     };
-    let one = |s: &mut _, t, y: &mut [f32]| plan.run(s, t, y, whole);
+    // SAFETY: `run` writes only f32 values.
+    let one = |s: &mut _, t, y: &mut [f32]| plan.run(s, t, unsafe { slots(y) }, whole);
     let (oh, ow) = g.out();
     match (plan.par, pool) {
         (Parallelism::None, None) => (
@@ -706,20 +717,47 @@ fn convolve(
 fn tiles(plans: &[Plan], places: &[Place], n: usize, tile: usize, par: Parallelism) -> Vec<f32> {
     let stride = places.first().map_or(0, |place| place.stride);
     let scratch = || plans.iter().map(Plan::scratch).collect::<Vec<_>>();
-    let fill = |s: &mut Vec<(Vec<f32>, Vec<f32>)>, t, y: &mut [f32]| {
+    let fill = |s: &mut Vec<(Vec<f32>, Vec<f32>)>, t, y: &mut [MaybeUninit<f32>]| {
         for ((plan, &place), s) in plans.iter().zip(places).zip(s) {
             plan.run(s, t, y, place);
         }
     };
+    // The places cover each image: the channels of each plan, side by
+    // side, maps of one size.
+    let ohw = plans.first().map_or(0, |plan| plan.g.ohw());
+    let channels = places.iter().zip(plans).try_fold(0, |at, (place, plan)| {
+        let next = place.at == at && place.stride == stride && plan.g.ohw() == ohw;
+        next.then_some(at + plan.g.cout)
+    });
+    assert!(plans.len() == places.len() && channels.map(|c| c * ohw) == Some(stride));
     if let Parallelism::None = par {
-        return filled(n * stride, tile * stride, scratch, fill);
+        // SAFETY: each plan's `run` writes every value of its place in each
+        // image of the tile's chunk, and the places cover the images.
+        return unsafe { written(n * stride, tile * stride, scratch, fill) };
     }
     let mut y = zeros(n * stride);
     let mut s = scratch();
     y.chunks_mut((tile * stride).max(1))
         .enumerate()
-        .for_each(|(t, y)| fill(&mut s, t, y));
+        // SAFETY: `run` writes only f32 values.
+        .for_each(|(t, y)| fill(&mut s, t, unsafe { slots(y) }));
     y
+}
+
+/// `src` into the slots of `dst`, as long.
+fn put(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    assert_eq!(dst.len(), src.len());
+    for (d, &s) in dst.iter_mut().zip(src) {
+        d.write(s);
+    }
+}
+
+/// `y` zeroed, as values (for `gemm`, which takes a slice of them).
+fn zeroed(y: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    y.fill(MaybeUninit::new(0.0));
+    // SAFETY: every value was written just above; MaybeUninit<f32> has
+    // f32's layout.
+    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// One convolution of `forward_joined`: weights, bias, sizes, fused ReLU.

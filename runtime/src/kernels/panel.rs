@@ -22,6 +22,7 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 #[cfg(target_arch = "x86_64")]
+use std::mem::MaybeUninit;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -403,6 +404,24 @@ pub fn product(
     y: &mut [f32],
     parallel: bool,
 ) {
+    // SAFETY: `product_into` writes only f32 values into `y`.
+    let y = unsafe { super::cpu::slots(y) };
+    product_into(w, cols, n, bias, relu, y, parallel);
+}
+
+/// `product` into memory that need not hold values yet (a new output):
+/// every value of `y[..m * n]` is written, and none is read before it is.
+/// Zeroing a convolution's output first, for the products to overwrite,
+/// was 5-8 % of squeeze1's inference.
+pub(super) fn product_into(
+    w: &Weights,
+    cols: Cols,
+    n: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [MaybeUninit<f32>],
+    parallel: bool,
+) {
     let (m, k) = (w.m, w.k);
     assert!(y.len() >= m.saturating_mul(n) && bias.is_none_or(|b| b.len() >= m));
     if m == 0 || n == 0 {
@@ -412,7 +431,7 @@ pub fn product(
         // No products: the bias (or 0), through the ReLU.
         for (r, y) in y[..m * n].chunks_exact_mut(n).enumerate() {
             let v = bias.map_or(0.0, |b| b[r]);
-            y.fill(if relu { v.max(0.0) } else { v });
+            y.fill(MaybeUninit::new(if relu { v.max(0.0) } else { v }));
         }
         return;
     }
@@ -452,8 +471,12 @@ pub fn product(
     // of `depth` rows of the columns at a time, packed first: the block's
     // 48 columns stay in the L1 cache while every panel of weights passes
     // over them.
-    let panels = |first: usize, y: &mut [f32]| {
-        let mut block = vec![Line([0.0; 16]); depth * VECTORS];
+    let panels = |first: usize, y: &mut [MaybeUninit<f32>]| {
+        // The thread's block from its last product: a new one per call
+        // (squeeze1 makes one per image) was allocated and zeroed, 100 KiB
+        // at a time, for `pack` to overwrite.
+        let mut block = BLOCK.take();
+        block.resize(depth * VECTORS, Line([0.0; 16]));
         for k0 in (0..k).step_by(depth) {
             let depth = depth.min(k - k0);
             for (b, j) in (0..n).step_by(COLS).enumerate() {
@@ -497,12 +520,15 @@ pub fn product(
                             resume,
                             relu: relu && k0 + depth == k,
                         };
-                        // SAFETY: as for `pack`; `y` holds the tile's rows.
+                        // SAFETY: as for `pack`; `y` holds the tile's rows,
+                        // and the first block of k wrote every value that a
+                        // later one resumes from.
                         unsafe { tile.run_on(w.isa, &mut y[j..], n) };
                     }
                 }
             }
         }
+        BLOCK.set(block);
     };
     if parallel {
         let per = count.div_ceil(rayon::current_num_threads()).max(1);
@@ -542,9 +568,15 @@ pub(super) fn accumulate(
             relu: false,
         };
         // SAFETY: this CPU has `isa` (asserted); `a` and `b` hold `depth`
-        // steps and `y` the tile's rows and columns (asserted).
-        unsafe { tile.run_on(isa, y, ldy) }
+        // steps and `y` the tile's rows and columns (asserted), which hold
+        // values (`resume`) and get only f32 values.
+        unsafe { tile.run_on(isa, super::cpu::slots(y), ldy) }
     }
+}
+
+thread_local! {
+    /// Each thread's block of packed columns for `product_into`.
+    static BLOCK: std::cell::Cell<Vec<Line>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 /// 16 values on one 64-byte cache line: a packed block's rows are 3 of
@@ -691,9 +723,10 @@ impl Tile<'_> {
     /// `run` or `run2`, as `isa` says.
     ///
     /// # Safety
-    /// This CPU has `isa`; as for `run`.
+    /// This CPU has `isa`; as for `run`; with `resume`, the tile's values
+    /// in `y` were written.
     #[inline]
-    unsafe fn run_on(&self, isa: Isa, y: &mut [f32], ldy: usize) {
+    unsafe fn run_on(&self, isa: Isa, y: &mut [MaybeUninit<f32>], ldy: usize) {
         match isa {
             Isa::Avx512 => self.run(y, ldy),
             Isa::Avx2 => self.run2(y, ldy),
@@ -701,12 +734,12 @@ impl Tile<'_> {
     }
 
     #[target_feature(enable = "avx512f")]
-    unsafe fn run(&self, y: &mut [f32], ldy: usize) {
+    unsafe fn run(&self, y: &mut [MaybeUninit<f32>], ldy: usize) {
         let masks = masks(self.width);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; ROWS];
         for (r, (row, &s)) in acc.iter_mut().zip(&self.start).enumerate() {
             *row = if self.resume && r < self.rows {
-                let y = y[r * ldy..].as_ptr();
+                let y = y[r * ldy..].as_ptr().cast::<f32>();
                 std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], y.wrapping_add(16 * v)))
             } else {
                 [_mm512_set1_ps(s); VECTORS]
@@ -734,7 +767,7 @@ impl Tile<'_> {
         }
         let zero = _mm512_setzero_ps();
         for (r, row) in acc.iter().enumerate().take(self.rows) {
-            let out = y[r * ldy..].as_mut_ptr();
+            let out = y[r * ldy..].as_mut_ptr().cast::<f32>();
             for (v, &value) in row.iter().enumerate() {
                 let value = if self.relu {
                     // A NaN becomes 0, as `f32::max(v, 0.0)` makes it.
@@ -801,7 +834,7 @@ unsafe fn read_row(row: *const f32, lanes: [u16; VECTORS], out: *mut f32) {
 
 /// Where `buffer` lies, as addresses for `inside`.
 #[cfg(target_arch = "x86_64")]
-fn bounds(buffer: &[f32]) -> Range<usize> {
+fn bounds<T>(buffer: &[T]) -> Range<usize> {
     let range = buffer.as_ptr_range();
     range.start as usize..range.end as usize
 }
@@ -1027,7 +1060,7 @@ impl Tile<'_> {
     /// columns, each over the whole depth, each value's products added in
     /// the same order as `run` adds them.
     #[target_feature(enable = "avx2,fma")]
-    unsafe fn run2(&self, y: &mut [f32], ldy: usize) {
+    unsafe fn run2(&self, y: &mut [MaybeUninit<f32>], ldy: usize) {
         let b = self.b.as_ptr() as *const f32;
         let depth = self.b.len() / VECTORS;
         let zero = _mm256_setzero_ps();
@@ -1042,7 +1075,7 @@ impl Tile<'_> {
                 for (r, row) in acc.iter_mut().enumerate() {
                     let rr = r0 + r;
                     *row = if self.resume && rr < self.rows {
-                        let at = y[rr * ldy..].as_ptr().wrapping_add(c0);
+                        let at = y[rr * ldy..].as_ptr().cast::<f32>().wrapping_add(c0);
                         // Whole vectors plainly, as they are stored below.
                         std::array::from_fn(|v| match c0 + 8 * (v + 1) <= self.width {
                             true => _mm256_loadu_ps(at.add(8 * v)),
@@ -1065,7 +1098,10 @@ impl Tile<'_> {
                 };
                 steps2(&mut acc, b, a, depth);
                 for (r, row) in acc.iter().enumerate().take(self.rows - r0) {
-                    let out = y[(r0 + r) * ldy..].as_mut_ptr().wrapping_add(c0);
+                    let out = y[(r0 + r) * ldy..]
+                        .as_mut_ptr()
+                        .cast::<f32>()
+                        .wrapping_add(c0);
                     for (v, &value) in row.iter().enumerate() {
                         // A NaN becomes 0, as in `run`.
                         let value = if self.relu {
