@@ -733,8 +733,26 @@ impl Tile<'_> {
         }
     }
 
+    /// Asks for the cache lines of the tile's outputs, to write, before
+    /// the products: a new output is not in the cache, and stores that
+    /// miss at the end of each tile stalled the next one (nin2's first
+    /// layers ran 40-60 % slower than with the output zeroed beforehand).
+    /// The lines arrive while the tile sums.
+    #[inline]
+    fn prefetch(&self, y: &[MaybeUninit<f32>], ldy: usize) {
+        for r in 0..self.rows {
+            let row = y[r * ldy..].as_ptr_range().start as usize;
+            let end = row + 4 * self.width;
+            for line in (row & !63..end).step_by(64) {
+                // SAFETY: a prefetch reads nothing and never faults.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
+            }
+        }
+    }
+
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, y: &mut [MaybeUninit<f32>], ldy: usize) {
+        self.prefetch(y, ldy);
         let masks = masks(self.width);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; ROWS];
         for (r, (row, &s)) in acc.iter_mut().zip(&self.start).enumerate() {
@@ -1061,6 +1079,7 @@ impl Tile<'_> {
     /// the same order as `run` adds them.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run2(&self, y: &mut [MaybeUninit<f32>], ldy: usize) {
+        self.prefetch(y, ldy);
         let b = self.b.as_ptr() as *const f32;
         let depth = self.b.len() / VECTORS;
         let zero = _mm256_setzero_ps();
