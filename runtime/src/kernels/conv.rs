@@ -469,6 +469,10 @@ impl<'a> Plan<'a> {
         g: &'a Geometry,
         relu: bool,
     ) -> Plan<'a> {
+        // Each group's channels are cout / groups, and `run` writes those
+        // of every group: all the output's, which `tiles` hands out
+        // unwritten.
+        assert!(g.groups > 0 && g.cout.is_multiple_of(g.groups) && g.cin.is_multiple_of(g.groups));
         let ohw = g.ohw();
         let (k, cog) = (g.k(), g.cout / g.groups);
         let image = g.cin * g.h * g.w;

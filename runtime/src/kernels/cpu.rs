@@ -226,10 +226,10 @@ pub(crate) struct Pooling {
 }
 
 /// How a pooling's output rows are computed. For strides across of 1 and
-/// 2: on CPUs with AVX-512, a row at a time in `maxpool512.rs` (forward
-/// through a scratch row padded with -inf; the gradient searching 16
-/// windows at once); on CPUs with AVX2 only, the same in `maxpool256.rs`,
-/// 8 values a step. Else in two passes here, down the window's rows into
+/// 2: on CPUs with AVX-512, in `maxpool512.rs` (forward: planes up to 32
+/// wide in registers, wider ones through scratch rows padded with -inf;
+/// the gradient searching 16 windows at once); on CPUs with AVX2 only,
+/// through the scratch rows in `maxpool256.rs`, 8 values a step. Else in two passes here, down the window's rows into
 /// `best` and then across (the gradient: a window at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rows {
@@ -272,7 +272,9 @@ impl Pooling {
         (self.win.kernel[1], self.win.pad[2], self.win.stride[1])
     }
 
-    /// A thread's scratch for `run`: a row per output row of a plane.
+    /// A thread's scratch for `run`: for the vector loops, a row per output
+    /// row of a plane (unused by AVX-512's registers); for the portable
+    /// loop, one row of the plane.
     pub(crate) fn scratch(&self) -> Vec<f32> {
         match self.vectors {
             Rows::Avx512 | Rows::Avx2 => {
@@ -303,6 +305,10 @@ impl Pooling {
                 return;
             }
             let len = self.scratch_row();
+            assert!(
+                scratch.len() >= self.rows.len() * len,
+                "a scratch row per output row"
+            );
             for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(self.out())) {
                 // Every row down, then every row across: a row read right
                 // after its stores would wait for them.
@@ -625,7 +631,7 @@ mod tests {
 
     /// Planes full of ties (a few levels, zeros of both signs, NaNs, -inf)
     /// and windows over them: 4 fixed and 300 of random sizes, planes 1-70
-    /// wide, windows up to 4 x 6, padding short of a whole window, with
+    /// wide, windows up to 4 x 8, padding short of a whole window, with
     /// padding on the left and a last, shorter vector of outputs.
     fn tied_planes() -> Vec<(usize, usize, Window, Vec<f32>)> {
         let levels = [0.0, -0.0, 1.0, f32::NAN, f32::NEG_INFINITY, 2.0, 1.0, 0.0];
@@ -647,10 +653,10 @@ mod tests {
             (5, 33, window([2, 3], [1, 1], [0, 1, 1, 1])),
             (6, 7, window([3, 2], [1, 2], [0; 4])),
         ];
-        // And 300 of random sizes: planes 1-70 wide, windows up to 4 x 6,
+        // And 300 of random sizes: planes 1-70 wide, windows up to 4 x 8,
         // padding short of a whole window.
         for _ in 0..300 {
-            let (kh, kw) = (1 + next() % 4, 1 + next() % 6);
+            let (kh, kw) = (1 + next() % 4, 1 + next() % 8);
             let stride = [1 + next() % 3, 1 + next() % 2];
             let pad = [next() % kh, next() % kh, next() % kw, next() % kw];
             let h = (1 + next() % 9).max(kh.saturating_sub(pad[0] + pad[1]));
@@ -680,7 +686,8 @@ mod tests {
             let pool = |vectors| {
                 let mut pooling = super::Pooling::new(h, w, win);
                 pooling.vectors = vectors;
-                let mut y = vec![0.0; pooling.out()];
+                // A NaN no pooling makes: an output left unwritten shows.
+                let mut y = vec![f32::from_bits(0x7fc0_dead); pooling.out()];
                 pooling.run(x, &mut y, &mut pooling.scratch());
                 bits(&y)
             };
@@ -700,6 +707,35 @@ mod tests {
         // Not a quiet pass on a CPU with neither.
         eprintln!("{compared} comparisons on {} planes", planes.len());
         assert!(compared >= planes.len() || !has(Isa::Avx2));
+    }
+
+    /// A window wholly in the top padding (pooling code outside the
+    /// compiler's checks may ask for one) gives -inf on every loop.
+    #[test]
+    fn a_window_wholly_in_the_padding_gives_minus_infinity() {
+        let win = Window {
+            kernel: [2, 3],
+            stride: [1, 1],
+            pad: [2, 0, 1, 1],
+        };
+        let x: Vec<f32> = (0..20).map(|v| v as f32).collect();
+        for vectors in [Rows::Portable, Rows::Avx512, Rows::Avx2] {
+            if vectors == Rows::Avx512 && !has(Isa::Avx512)
+                || vectors == Rows::Avx2 && !has(Isa::Avx2)
+            {
+                continue;
+            }
+            let mut pooling = super::Pooling::new(4, 5, win);
+            pooling.vectors = vectors;
+            let mut y = vec![0.0; pooling.out()];
+            pooling.run(&x, &mut y, &mut pooling.scratch());
+            assert_eq!(y.len(), 25, "{vectors:?}");
+            assert!(
+                y[..5].iter().all(|&v| v == f32::NEG_INFINITY),
+                "{vectors:?}: {y:?}"
+            );
+            assert_eq!(&y[5..10], &[1.0, 2.0, 3.0, 4.0, 4.0], "{vectors:?}");
+        }
     }
 
     /// The AVX-512 and AVX2 searches route every gradient where the

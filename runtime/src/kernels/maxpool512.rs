@@ -105,7 +105,7 @@ pub fn in_registers(w: usize, ow: usize, kernel: usize) -> bool {
 ///
 /// # Safety
 /// The CPU has AVX-512; `in_registers(w, ow, kernel)`; the stride across
-/// is 1 or 2; `rows` lie in 0..h.
+/// is 1 or 2; `rows` lie in 0..h (a span may be empty).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn planes(
@@ -117,7 +117,7 @@ pub unsafe fn planes(
     y: &mut [f32],
 ) {
     assert!(in_registers(w, ow, kernel) && (stride == 1 || stride == 2));
-    assert!(rows.iter().all(|&(r0, r1)| r0 < r1 && r1 <= h));
+    assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
     let oh = rows.len();
     // Each output vector's column of each tap: -inf's bits where the tap
     // lies in the padding (or past the last output).
@@ -143,10 +143,18 @@ pub unsafe fn planes(
             // Masked-out lanes read nothing: the second vector's address
             // may lie past the plane.
             let at = |r: usize| plane.as_ptr().add(r * w);
-            let (mut v0, mut v1) = (
-                _mm512_maskz_loadu_ps(m0, at(r0)),
-                _mm512_maskz_loadu_ps(m1, at(r0).wrapping_add(16)),
-            );
+            // The first row as it is (the same bits as its maximum with
+            // -inf); -inf for a window wholly in the padding.
+            let (mut v0, mut v1) = match r0 < r1 {
+                true => (
+                    _mm512_maskz_loadu_ps(m0, at(r0)),
+                    _mm512_maskz_loadu_ps(m1, at(r0).wrapping_add(16)),
+                ),
+                false => (
+                    _mm512_set1_ps(f32::NEG_INFINITY),
+                    _mm512_set1_ps(f32::NEG_INFINITY),
+                ),
+            };
             for r in r0 + 1..r1 {
                 v0 = larger(v0, _mm512_maskz_loadu_ps(m0, at(r)));
                 v1 = larger(v1, _mm512_maskz_loadu_ps(m1, at(r).wrapping_add(16)));
@@ -171,7 +179,7 @@ pub unsafe fn planes(
 /// row by row, that holds the output's value (`==`, or both NaN), as
 /// `cpu::max_pool_backward` routes it, bit for bit. The search takes 16
 /// outputs at a time: for each cell of the window, the 16 inputs are read
-/// as the forward row reads them (one load for stride 1; two and a permute
+/// as `across` reads its scratch row (one load for stride 1; two and a permute
 /// for stride 2; masked at the plane's edges, where padding never holds
 /// the value); the gradients are then added one by one, in the order of
 /// the outputs.
@@ -245,6 +253,7 @@ pub unsafe fn backward_row(
 }
 
 /// The first `n` of 16 lanes.
+#[cfg(target_arch = "x86_64")]
 fn lanes(n: usize) -> u16 {
     ((1u32 << n.min(16)) - 1) as u16
 }

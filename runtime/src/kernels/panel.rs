@@ -21,8 +21,8 @@ use super::conv::Shift;
 use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
-#[cfg(target_arch = "x86_64")]
 use std::mem::MaybeUninit;
+#[cfg(target_arch = "x86_64")]
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
