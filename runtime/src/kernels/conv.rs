@@ -8,7 +8,7 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images (for stride 1 on `panel.rs`, a convolution).
 
-use super::cpu::{filled, filled_pair, max_pool, slots, written, zeros, Pooling, Window};
+use super::cpu::{filled, filled_pair, max_pool, slots, written, zeroed, zeros, Pooling, Window};
 use super::{panel, wgrad};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -754,14 +754,6 @@ fn put(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
     for (d, &s) in dst.iter_mut().zip(src) {
         d.write(s);
     }
-}
-
-/// `y` zeroed, as values (for `gemm`, which takes a slice of them).
-fn zeroed(y: &mut [MaybeUninit<f32>]) -> &mut [f32] {
-    y.fill(MaybeUninit::new(0.0));
-    // SAFETY: every value was written just above; MaybeUninit<f32> has
-    // f32's layout.
-    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// One convolution of `forward_joined`: weights, bias, sizes, fused ReLU.

@@ -33,16 +33,17 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, &mut [f32]) + Sync + Send,
 {
-    let zeroed = |state: &mut S, i, chunk: &mut [MaybeUninit<f32>]| {
-        chunk.fill(MaybeUninit::new(0.0));
-        // SAFETY: every element of the chunk was initialized just above,
-        // and MaybeUninit<f32> has f32's layout.
-        fill(state, i, unsafe {
-            &mut *(chunk as *mut [MaybeUninit<f32>] as *mut [f32])
-        });
-    };
+    let fill = |state: &mut S, i, chunk: &mut [MaybeUninit<f32>]| fill(state, i, zeroed(chunk));
     // SAFETY: `zeroed` writes every value of each chunk.
-    unsafe { written(n, len, init, zeroed) }
+    unsafe { written(n, len, init, fill) }
+}
+
+/// `y` zeroed, as values.
+pub(crate) fn zeroed(y: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    y.fill(MaybeUninit::new(0.0));
+    // SAFETY: every value was written just above; MaybeUninit<f32> has
+    // f32's layout.
+    unsafe { &mut *(y as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// `filled` for a kernel that writes every value of its chunk itself (the
@@ -116,12 +117,7 @@ where
         .zip(b.spare_capacity_mut()[..n.1].par_chunks_mut(len.1))
         .enumerate()
         .for_each_init(init, |state, (i, (a, b))| {
-            a.fill(MaybeUninit::new(0.0));
-            b.fill(MaybeUninit::new(0.0));
-            // SAFETY: as in `filled`: both chunks were initialized just above.
-            let a = unsafe { &mut *(a as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            let b = unsafe { &mut *(b as *mut [MaybeUninit<f32>] as *mut [f32]) };
-            fill(state, i, a, b);
+            fill(state, i, zeroed(a), zeroed(b));
         });
     // SAFETY: the chunks of each cover it (as many of them, asserted) and
     // each was initialized above.
@@ -229,8 +225,9 @@ pub(crate) struct Pooling {
 /// 2: on CPUs with AVX-512, in `maxpool512.rs` (forward: planes up to 32
 /// wide in registers, wider ones through scratch rows padded with -inf;
 /// the gradient searching 16 windows at once); on CPUs with AVX2 only,
-/// through the scratch rows in `maxpool256.rs`, 8 values a step. Else in two passes here, down the window's rows into
-/// `best` and then across (the gradient: a window at a time).
+/// through the scratch rows in `maxpool256.rs`, 8 values a step. Else in
+/// two passes here, down the window's rows into `best` and then across
+/// (the gradient: a window at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rows {
     Portable,
@@ -272,16 +269,23 @@ impl Pooling {
         (self.win.kernel[1], self.win.pad[2], self.win.stride[1])
     }
 
-    /// A thread's scratch for `run`: for the vector loops, a row per output
-    /// row of a plane (unused by AVX-512's registers); for the portable
-    /// loop, one row of the plane.
+    /// A thread's scratch for `run`: none for AVX-512's registers; for the
+    /// other vector loops, a row per output row of a plane; for the
+    /// portable loop, one row of the plane.
     pub(crate) fn scratch(&self) -> Vec<f32> {
         match self.vectors {
+            _ if self.in_registers() => Vec::new(),
             Rows::Avx512 | Rows::Avx2 => {
                 vec![f32::NEG_INFINITY; self.rows.len() * self.scratch_row()]
             }
             Rows::Portable => vec![0.0f32; self.w],
         }
+    }
+
+    /// Whether `run` takes AVX-512's registers (`maxpool512::planes`).
+    fn in_registers(&self) -> bool {
+        let (kw, ..) = self.across();
+        self.vectors == Rows::Avx512 && super::maxpool512::in_registers(self.w, self.cols.len(), kw)
     }
 
     /// The length of each of the vector loops' scratch rows.
@@ -296,7 +300,7 @@ impl Pooling {
         #[cfg(target_arch = "x86_64")]
         if self.vectors != Rows::Portable {
             let (kw, left, sw) = self.across();
-            if self.vectors == Rows::Avx512 && super::maxpool512::in_registers(w, ow, kw) {
+            if self.in_registers() {
                 // SAFETY: `new` chose these rows for this CPU and stride,
                 // and the spans lie in the plane.
                 unsafe {

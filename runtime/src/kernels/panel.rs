@@ -737,7 +737,8 @@ impl Tile<'_> {
     /// the products: a new output is not in the cache, and stores that
     /// miss at the end of each tile stalled the next one (nin2's first
     /// layers ran 40-60 % slower than with the output zeroed beforehand).
-    /// The lines arrive while the tile sums.
+    /// The lines arrive while the tile sums. A tile that resumes reads
+    /// its values first, which brings their lines: no prefetch there.
     #[inline]
     fn prefetch(&self, y: &[MaybeUninit<f32>], ldy: usize) {
         for r in 0..self.rows {
@@ -752,7 +753,9 @@ impl Tile<'_> {
 
     #[target_feature(enable = "avx512f")]
     unsafe fn run(&self, y: &mut [MaybeUninit<f32>], ldy: usize) {
-        self.prefetch(y, ldy);
+        if !self.resume {
+            self.prefetch(y, ldy);
+        }
         let masks = masks(self.width);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; ROWS];
         for (r, (row, &s)) in acc.iter_mut().zip(&self.start).enumerate() {
@@ -1079,7 +1082,9 @@ impl Tile<'_> {
     /// the same order as `run` adds them.
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run2(&self, y: &mut [MaybeUninit<f32>], ldy: usize) {
-        self.prefetch(y, ldy);
+        if !self.resume {
+            self.prefetch(y, ldy);
+        }
         let b = self.b.as_ptr() as *const f32;
         let depth = self.b.len() / VECTORS;
         let zero = _mm256_setzero_ps();
