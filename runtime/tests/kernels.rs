@@ -356,8 +356,9 @@ fn avx2_gives_the_avx512_bits() {
 /// planes (its vectors at a plane's edges go lane by lane, for the reason
 /// `avx2_gives_the_avx512_bits` gives): each input lies against a page that
 /// faults, at its end and at its start, and the pooling and its gradient
-/// keep the bits they have on ordinary memory. The planes are as wide as
-/// a vector or less (alex4's second pooling), wider, and padded on the left.
+/// keep the bits they have on ordinary memory. The planes are narrower
+/// than a vector, 8 to 32 wide (rows kept in registers: the last vector of
+/// a row is its last 8 columns), and padded on the left.
 #[test]
 fn avx2_pooling_reads_only_its_planes() {
     use netc_runtime::kernels::cpu::{max_pool, max_pool_backward};
@@ -374,6 +375,8 @@ fn avx2_pooling_reads_only_its_planes() {
         (2, 5, 7, [3, 3], [1, 1], true),
         (1, 9, 17, [2, 3], [1, 2], false),
         (4, 3, 3, [3, 3], [2, 2], true),
+        (2, 4, 8, [3, 3], [1, 1], true),
+        (1, 5, 32, [3, 3], [2, 2], true),
     ]
     .into_iter()
     .enumerate()

@@ -224,8 +224,9 @@ pub(crate) struct Pooling {
 /// How a pooling's output rows are computed. For strides across of 1 and
 /// 2: on CPUs with AVX-512, in `maxpool512.rs` (forward: planes up to 32
 /// wide in registers, wider ones through scratch rows padded with -inf;
-/// the gradient searching 16 windows at once); on CPUs with AVX2 only,
-/// through the scratch rows in `maxpool256.rs`, 8 values a step. Else in
+/// the gradient searching 16 windows at once); on CPUs with AVX2 only, in
+/// `maxpool256.rs`, 8 values a step (planes 8 to 32 wide in registers, the
+/// others through scratch rows). Else in
 /// two passes here, down the window's rows into `best` and then across
 /// (the gradient: a window at a time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,7 +270,7 @@ impl Pooling {
         (self.win.kernel[1], self.win.pad[2], self.win.stride[1])
     }
 
-    /// A thread's scratch for `run`: none for AVX-512's registers; for the
+    /// A thread's scratch for `run`: none for the rows in registers; for the
     /// other vector loops, a row per output row of a plane; for the
     /// portable loop, one row of the plane.
     pub(crate) fn scratch(&self) -> Vec<f32> {
@@ -282,10 +283,16 @@ impl Pooling {
         }
     }
 
-    /// Whether `run` takes AVX-512's registers (`maxpool512::planes`).
+    /// Whether `run` keeps each plane's rows in registers
+    /// (`maxpool512::planes`, `maxpool256::planes`).
     fn in_registers(&self) -> bool {
         let (kw, ..) = self.across();
-        self.vectors == Rows::Avx512 && super::maxpool512::in_registers(self.w, self.cols.len(), kw)
+        let (w, ow) = (self.w, self.cols.len());
+        match self.vectors {
+            Rows::Avx512 => super::maxpool512::in_registers(w, ow, kw),
+            Rows::Avx2 => super::maxpool256::in_registers(w, ow, kw),
+            Rows::Portable => false,
+        }
     }
 
     /// The length of each of the vector loops' scratch rows.
@@ -304,7 +311,13 @@ impl Pooling {
                 // SAFETY: `new` chose these rows for this CPU and stride,
                 // and the spans lie in the plane.
                 unsafe {
-                    super::maxpool512::planes(x, (h, w), &self.rows, (left, ow), (kw, sw), y)
+                    let (rows, across) = (&self.rows, (kw, sw));
+                    match self.vectors {
+                        Rows::Avx512 => {
+                            super::maxpool512::planes(x, (h, w), rows, (left, ow), across, y)
+                        }
+                        _ => super::maxpool256::planes(x, (h, w), rows, (left, ow), across, y),
+                    }
                 };
                 return;
             }
