@@ -328,10 +328,10 @@ fn avx2_gives_the_avx512_bits() {
         }
     }
     // A product alone, on a column matrix and an output whose rows end
-    // short of a vector (13 columns), deeper than one pass (300 > 128), so
+    // short of a vector (13 columns), deeper than one pass (5300 > 2560), so
     // the tiles also read their earlier sums back from the output; 13 rows,
     // two panels of 8 for the threads.
-    let (m, n, k) = (13, 13, 300);
+    let (m, n, k) = (13, 13, 5300);
     let (w, cols) = (values(m * k, 7), values(k * n, 8));
     let mut want = vec![0.0; m * n];
     let matrix = Cols::Matrix { data: &cols, ld: n };

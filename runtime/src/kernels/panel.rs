@@ -32,12 +32,19 @@ pub const ROWS: usize = 8;
 /// of the 32 vector registers.
 const VECTORS: usize = 3;
 pub(super) const COLS: usize = 16 * VECTORS;
-/// Rows of the column matrix per pass: 128 x 48 values, 24 KiB, half the
-/// L1 data cache of the Xeon measured (48 KiB); read from input planes,
-/// whole channels (135 or 150 rows for 3x3 and 5x5 kernels). alex4's conv2 (k = 864) at
-/// batch 128, from a column matrix, took 12.8-12.9 ms this way and 13.3-13.4
-/// ms with the whole depth in one pass (three alternating runs).
+/// Rows of k per pass of `wgrad.rs`'s tiles: 128 x 48 values, 24 KiB, half
+/// the L1 data cache of the Xeon measured (48 KiB).
 pub(super) const DEPTH: usize = 128;
+/// Rows of k per pass of a product: the whole depth of every layer of the
+/// zoo (k up to 2400, 450 KiB of packed columns, in L2), so that each tile
+/// sums its whole depth in registers and writes its outputs once. Passes
+/// of 128 rows (24 KiB, in L1) each wrote partial sums and read them back:
+/// with outputs no longer zeroed first, that cost more than streaming the
+/// block from L2. Layers at batch 128 on the model-207 Xeon, 5 rounds in
+/// turns, one pass against passes of 128: time 0.80-0.96 on the layers
+/// deeper than 128 (nin2's 1x1 at 12 x 12 0.80, nin3.conv 0.84, alex4.conv2
+/// 0.93, nin2.conv 0.94), level on the rest; as an AVX2 CPU, 0.92-1.01.
+const PASS: usize = 2560;
 
 /// One group's weights (m x k): packed, or read where they lie (row-major).
 /// Packed, they lie pass by pass (`depth` rows of k each, the last pass
@@ -159,10 +166,10 @@ impl<'a> Weights<'a> {
 }
 
 /// Rows of k per pass for columns that come in runs of `per` rows: about
-/// `DEPTH`, whole runs, so that a pass of shifted planes starts at shift 0.
+/// `PASS`, whole runs, so that a pass of shifted planes starts at shift 0.
 fn depth(per: usize) -> usize {
     let per = per.max(1);
-    DEPTH.div_ceil(per) * per
+    PASS.div_ceil(per) * per
 }
 
 /// One panel's steps `k0..k0 + depth`: `panel[kk * ROWS + r]` is
@@ -468,15 +475,15 @@ pub(super) fn product_into(
     }
     let (y, count) = (&mut y[..m * n], m.div_ceil(ROWS));
     // Panels `first..` of `y` (its rows from `first * ROWS` on), a block
-    // of `depth` rows of the columns at a time, packed first: the block's
-    // 48 columns stay in the L1 cache while every panel of weights passes
-    // over them.
+    // of `depth` rows of the columns at a time (the whole depth, up to
+    // `PASS`), packed first: the block's 48 columns stay in the cache while
+    // every panel of weights passes over them.
     let panels = |first: usize, y: &mut [MaybeUninit<f32>]| {
         // The thread's block from its last product: a new one per call
         // (squeeze1 makes one per image) was allocated and zeroed, 100 KiB
         // at a time, for `pack` to overwrite.
         let mut block = BLOCK.take();
-        block.resize(depth * VECTORS, Line([0.0; 16]));
+        block.resize(depth.min(k) * VECTORS, Line([0.0; 16]));
         for k0 in (0..k).step_by(depth) {
             let depth = depth.min(k - k0);
             for (b, j) in (0..n).step_by(COLS).enumerate() {
@@ -1167,7 +1174,7 @@ mod tests {
             (5, 17, 30, 17),
             (17, 100, 75, 130),
             (1, 1, 3, 1),
-            (21, 60, 300, 60),
+            (21, 60, 5400, 60),
         ] {
             let w = noise(m * k, 1);
             let cols = noise(k * ld, 2);
@@ -1183,8 +1190,8 @@ mod tests {
                     eprintln!("this CPU has no {isa:?}: panel::product not run on it");
                     continue;
                 }
-                // Passes of 128 rows, or (odd m) of 135: whole runs of 9,
-                // the last one short (21 x 300: 135, 135, 30).
+                // Passes of 2560 rows, or (odd m) of 2565: whole runs of
+                // 9, the last one short (21 x 5400: 2565, 2565, 270).
                 let per = 1 + 8 * (m % 2);
                 let packed = Weights::pack_for(isa, &w, m, k, per).unwrap();
                 let mut y = vec![f32::NAN; m * n];
@@ -1226,12 +1233,13 @@ mod tests {
     /// partial panels (rows past m), several blocks of k, threads or not.
     #[test]
     fn raw_weights_give_the_packed_bits() {
-        // The last: passes of 135 rows (runs of 9), three panels.
+        // The first and last: passes of 2560 and 2565 rows (runs of 9),
+        // the last in three panels.
         for &(m, n, k, per) in &[
-            (13, 50, 300, 1),
+            (13, 50, 5300, 1),
             (8, 48, 1, 1),
             (21, 100, 75, 1),
-            (21, 100, 180, 9),
+            (21, 100, 2700, 9),
         ] {
             let (w, cols) = (noise(m * k, 4), noise(k * n, 5));
             let (Some(packed), Some(raw)) =
@@ -1263,10 +1271,10 @@ mod tests {
             return;
         }
         for &(m, n, k) in &[
-            (13, 50, 300),
+            (13, 50, 5300),
             (8, 48, 1),
             (21, 100, 75),
-            (3, 30, 260),
+            (3, 30, 2600),
             (6, 20, 9),
         ] {
             let (w, mut cols) = (noise(m * k, 7), noise(k * n, 8));
