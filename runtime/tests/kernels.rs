@@ -535,10 +535,10 @@ fn convolution_cases() {
         // a column matrix of two images side by side (two threads).
         ([4, 3, 12, 12], [5, 3, 3], [1, 1], true, 1, true),
         ([4, 4, 12, 12], [6, 3, 3], [1, 1], true, 2, false),
-        // On CPUs with AVX-512, netc's own product (`panel.rs`): more than
-        // one block of k (180 and 144 rows), channels not a multiple of 8,
-        // batch 1 (panels spread over the threads), groups, 1x1 kernels
-        // (the image read in place as the column matrix).
+        // On CPUs with AVX-512 or AVX2, netc's own product (`panel.rs`):
+        // channels not a multiple of 8, batch 1 (panels spread over the
+        // threads), groups, 1x1 kernels (the image read in place as the
+        // column matrix).
         ([1, 20, 12, 12], [11, 3, 3], [1, 1], true, 1, true),
         ([3, 32, 12, 12], [16, 3, 3], [1, 1], true, 2, true),
         ([2, 6, 12, 12], [9, 1, 1], [1, 1], true, 1, true),
@@ -566,6 +566,13 @@ fn convolution_cases() {
         ([5, 10, 6, 6], [12, 3, 3], [1, 1], true, 1, true),
         ([3, 6, 7, 7], [16, 3, 3], [2, 2], false, 2, false),
         ([3, 16, 5, 5], [8, 1, 1], [1, 1], true, 1, true),
+        // Deeper than one pass of k (2700 > 2565 rows, whole runs of 9): the
+        // tiles read their earlier sums back; shifted planes at batch 1
+        // (weights where they lie) and 2 (packed), and gathered columns
+        // for a tile of small maps.
+        ([1, 300, 12, 12], [11, 3, 3], [1, 1], true, 1, true),
+        ([2, 300, 12, 12], [16, 3, 3], [1, 1], true, 1, false),
+        ([3, 300, 6, 6], [12, 3, 3], [1, 1], true, 1, true),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         // Every other case with a fused ReLU.

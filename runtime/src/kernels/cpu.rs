@@ -691,8 +691,9 @@ mod tests {
 
     /// The AVX-512 and AVX2 rows pool as the portable loop does, bit for
     /// bit, on `tied_planes` (whose strides across are all 1 or 2), each
-    /// where the CPU has it: AVX-512's registers on the planes up to 32
-    /// wide, its scratch rows on the wider ones.
+    /// where the CPU has it: registers on the planes up to 32 wide
+    /// (AVX2's: 8 to 32, up to 16 outputs a row), scratch rows on the
+    /// others.
     #[test]
     fn the_vector_rows_pool_as_the_portable_loop() {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();

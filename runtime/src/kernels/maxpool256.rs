@@ -3,8 +3,8 @@
 //! same scratch rows padded with -inf, with the same bits. On the Xeon run as an AVX2
 //! CPU (`examples/layers.rs --avx2`), alex4's first pooling at batch 128
 //! took 3.05 ms on these rows and 3.9-4.1 on the portable loop (AVX-512's
-//! rows: 2.6). Planes 8 to 32 wide (every pooling of the zoo) keep their
-//! rows in registers instead (`planes`). The gradient searches 8 windows
+//! rows: 2.6). Planes 8 to 32 wide with up to 16 outputs a row (every
+//! pooling of the zoo) keep their rows in registers instead (`planes`). The gradient searches 8 windows
 //! at a time, as `maxpool512::backward_row` searches 16.
 
 #[cfg(target_arch = "x86_64")]

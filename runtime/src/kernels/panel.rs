@@ -35,8 +35,9 @@ pub(super) const COLS: usize = 16 * VECTORS;
 /// Rows of k per pass of `wgrad.rs`'s tiles: 128 x 48 values, 24 KiB, half
 /// the L1 data cache of the Xeon measured (48 KiB).
 pub(super) const DEPTH: usize = 128;
-/// Rows of k per pass of a product: the whole depth of every layer of the
-/// zoo (k up to 2400, 450 KiB of packed columns, in L2), so that each tile
+/// Rows of k per pass of a product: the whole depth of every forward
+/// product of the zoo (k up to 2400, 450 KiB of packed columns, in L2;
+/// nin2's input gradient, k = 4800, takes two passes), so that each tile
 /// sums its whole depth in registers and writes its outputs once. Passes
 /// of 128 rows (24 KiB, in L1) each wrote partial sums and read them back:
 /// with outputs no longer zeroed first, that cost more than streaming the
