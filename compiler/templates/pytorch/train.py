@@ -1190,7 +1190,15 @@ def worker(local, nproc, port, argv):
         "RANK": str(local), "LOCAL_RANK": str(local), "WORLD_SIZE": str(nproc),
         "LOCAL_WORLD_SIZE": str(nproc), "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
     })
-    sys.exit(main(argv))
+    code = main(argv)
+    # Out without the interpreter's teardown, which can find Gloo's threads
+    # still joinable and abort ("terminate called without an active
+    # exception": one of 2 processes, once in the tests on 2026-11-28, after
+    # a run that had ended). Everything this process wrote is on disk by now:
+    # checkpoints are fsynced and renamed, log lines are single os.writes.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv=None):
