@@ -226,9 +226,9 @@ pub(crate) struct Pooling {
 /// wide in registers, wider ones through scratch rows padded with -inf;
 /// the gradient searching 16 windows at once); on CPUs with AVX2 only, in
 /// `maxpool256.rs`, 8 values a step (planes 8 to 32 wide in registers, the
-/// others through scratch rows). Else in
-/// two passes here, down the window's rows into `best` and then across
-/// (the gradient: a window at a time).
+/// others through scratch rows). Else in two passes here, down the
+/// window's rows into `best` and then across (the gradient: a window at a
+/// time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Rows {
     Portable,

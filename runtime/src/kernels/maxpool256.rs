@@ -1,11 +1,12 @@
 //! Max pooling's output rows on CPUs with AVX2 but not AVX-512 (AMD's Zen
 //! 3, say): `maxpool512::down` and `across` 8 values a step, through the
-//! same scratch rows padded with -inf, with the same bits. On the Xeon run as an AVX2
-//! CPU (`examples/layers.rs --avx2`), alex4's first pooling at batch 128
-//! took 3.05 ms on these rows and 3.9-4.1 on the portable loop (AVX-512's
-//! rows: 2.6). Planes 8 to 32 wide with up to 16 outputs a row (every
-//! pooling of the zoo) keep their rows in registers instead (`planes`). The gradient searches 8 windows
-//! at a time, as `maxpool512::backward_row` searches 16.
+//! same scratch rows padded with -inf, with the same bits. On the Xeon run
+//! as an AVX2 CPU (`examples/layers.rs --avx2`), alex4's first pooling at
+//! batch 128 took 3.05 ms on these rows and 3.9-4.1 on the portable loop
+//! (AVX-512's rows: 2.6). Planes 8 to 32 wide with up to 16 outputs a row
+//! (every pooling of the zoo) keep their rows in registers instead
+//! (`planes`). The gradient searches 8 windows at a time, as
+//! `maxpool512::backward_row` searches 16.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -139,7 +140,7 @@ pub fn in_registers(w: usize, ow: usize, kernel: usize) -> bool {
 /// memory, and a plane is one call instead of two per output row. On the
 /// Xeon run as an AVX2 CPU, 6 rounds in turns at batch 128: squeeze1's
 /// second pooling (12-wide planes) 0.75-0.89 of the scratch rows' time,
-/// its first (24-wide) 0.84-0.94 (PyTorch, channels-last: 0.6 ms for the
+/// its first (24-wide) 0.84-0.99 (PyTorch, channels-last: 0.6 ms for the
 /// second; these, 0.9-1.5). No load leaves its row of the plane.
 ///
 /// # Safety
