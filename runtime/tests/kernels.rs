@@ -358,7 +358,8 @@ fn avx2_gives_the_avx512_bits() {
 /// faults, at its end and at its start, and the pooling and its gradient
 /// keep the bits they have on ordinary memory. The planes are narrower
 /// than a vector, 8 to 32 wide (rows kept in registers: the last vector of
-/// a row is its last 8 columns), and padded on the left.
+/// a row is its last 8 columns, then moved into place for `pairs`), and
+/// padded on the left (13 wide: a column of `same` padding each side).
 #[test]
 fn avx2_pooling_reads_only_its_planes() {
     use netc_runtime::kernels::cpu::{max_pool, max_pool_backward};
@@ -377,6 +378,7 @@ fn avx2_pooling_reads_only_its_planes() {
         (4, 3, 3, [3, 3], [2, 2], true),
         (2, 4, 8, [3, 3], [1, 1], true),
         (1, 5, 32, [3, 3], [2, 2], true),
+        (2, 7, 13, [3, 3], [2, 2], true),
     ]
     .into_iter()
     .enumerate()

@@ -8,7 +8,7 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images (for stride 1 on `panel.rs`, a convolution).
 
-use super::cpu::{filled, filled_pair, max_pool, slots, written, zeroed, zeros, Pooling, Window};
+use super::cpu::{self, filled, filled_pair, slots, written, zeroed, zeros, Pooling, Window};
 use super::{panel, wgrad};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -674,7 +674,7 @@ fn convolve(
             None,
         ),
         (Parallelism::None, Some((win, false))) => {
-            let pooling = Pooling::new(oh, ow, win);
+            let pooling = pooling(oh, ow, win, relu);
             let pooled = g.cout * pooling.out();
             let init = || {
                 (
@@ -691,7 +691,7 @@ fn convolve(
             (y, None)
         }
         (Parallelism::None, Some((win, true))) => {
-            let pooling = Pooling::new(oh, ow, win);
+            let pooling = pooling(oh, ow, win, relu);
             let pooled = g.cout * pooling.out();
             let sizes = (g.n * out_image, g.n * pooled);
             let init = || (plan.scratch(), pooling.scratch());
@@ -706,12 +706,25 @@ fn convolve(
         // pooled by all threads.
         (par, Some((win, keep))) => {
             let y = tiles(slice::from_ref(&plan), &[whole], g.n, tile, par);
-            (max_pool(&y, oh, ow, win), keep.then_some(y))
+            (
+                cpu::pool(&y, &pooling(oh, ow, win, relu)),
+                keep.then_some(y),
+            )
         }
         (par, None) => (
             tiles(slice::from_ref(&plan), &[whole], g.n, tile, par),
             None,
         ),
+    }
+}
+
+/// The pooling of a convolution's output maps (`oh` x `ow`): one that holds
+/// no NaN where the ReLU is fused.
+fn pooling(oh: usize, ow: usize, win: Window, relu: bool) -> Pooling {
+    let pooling = Pooling::new(oh, ow, win);
+    match relu {
+        true => pooling.without_nan(),
+        false => pooling,
     }
 }
 

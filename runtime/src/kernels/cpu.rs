@@ -219,14 +219,20 @@ pub(crate) struct Pooling {
     cols: Spans,
     /// Which loop takes each output row.
     vectors: Rows,
+    /// Whether the input may hold a NaN. A fused ReLU's output holds none
+    /// (`without_nan`): there a vector maximum alone gives `larger`'s bits,
+    /// and the registers' loops leave out the NaN's compare and blend (one
+    /// instruction for each value instead of three).
+    nan: bool,
 }
 
 /// How a pooling's output rows are computed. For strides across of 1 and
 /// 2: on CPUs with AVX-512, in `maxpool512.rs` (forward: planes up to 32
 /// wide in registers, wider ones through scratch rows padded with -inf;
 /// the gradient searching 16 windows at once); on CPUs with AVX2 only, in
-/// `maxpool256.rs`, 8 values a step (planes 8 to 32 wide in registers, the
-/// others through scratch rows). Else in two passes here, down the
+/// `maxpool256.rs`, 8 values a step (planes 8 to 32 wide in registers,
+/// split into even and odd columns for windows 2 apart, the others
+/// through scratch rows). Else in two passes here, down the
 /// window's rows into `best` and then across (the gradient: a window at a
 /// time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -257,7 +263,14 @@ impl Pooling {
             rows,
             cols,
             vectors,
+            nan: true,
         }
+    }
+
+    /// The pooling of an input that holds no NaN: a ReLU's output, where
+    /// every NaN became 0 (`f32::max`, `_mm*_max_ps` with 0 second).
+    pub(crate) fn without_nan(self) -> Pooling {
+        Pooling { nan: false, ..self }
     }
 
     /// Output values per plane.
@@ -290,7 +303,10 @@ impl Pooling {
         let (w, ow) = (self.w, self.cols.len());
         match self.vectors {
             Rows::Avx512 => super::maxpool512::in_registers(w, ow, kw),
-            Rows::Avx2 => super::maxpool256::in_registers(w, ow, kw),
+            Rows::Avx2 => {
+                super::maxpool256::in_registers(w, ow, kw)
+                    || super::maxpool256::in_pairs(w, ow, self.across())
+            }
             Rows::Portable => false,
         }
     }
@@ -311,12 +327,20 @@ impl Pooling {
                 // SAFETY: `new` chose these rows for this CPU and stride,
                 // and the spans lie in the plane.
                 unsafe {
-                    let (rows, across) = (&self.rows, (kw, sw));
-                    match self.vectors {
-                        Rows::Avx512 => {
-                            super::maxpool512::planes(x, (h, w), rows, (left, ow), across, y)
+                    use super::{maxpool256 as avx2, maxpool512 as avx512};
+                    let (rows, cols, across) = (&self.rows, (left, ow), (kw, sw));
+                    let pairs = avx2::in_pairs(w, ow, (kw, left, sw));
+                    match (self.vectors, self.nan) {
+                        (Rows::Avx512, true) => {
+                            avx512::planes::<true>(x, (h, w), rows, cols, across, y)
                         }
-                        _ => super::maxpool256::planes(x, (h, w), rows, (left, ow), across, y),
+                        (Rows::Avx512, false) => {
+                            avx512::planes::<false>(x, (h, w), rows, cols, across, y)
+                        }
+                        (_, true) if pairs => avx2::pairs::<true>(x, (h, w), rows, cols, kw, y),
+                        (_, false) if pairs => avx2::pairs::<false>(x, (h, w), rows, cols, kw, y),
+                        (_, true) => avx2::planes::<true>(x, (h, w), rows, cols, across, y),
+                        (_, false) => avx2::planes::<false>(x, (h, w), rows, cols, across, y),
                     }
                 };
                 return;
@@ -407,7 +431,12 @@ fn per_thread(out: usize, planes: usize) -> usize {
 /// row: down the window's rows for every column at once (this vectorizes),
 /// then across each window's columns.
 pub fn max_pool(x: &[f32], h: usize, w: usize, win: Window) -> Vec<f32> {
-    let pooling = Pooling::new(h, w, win);
+    pool(x, &Pooling::new(h, w, win))
+}
+
+/// `max_pool` as `pooling` plans it.
+pub(crate) fn pool(x: &[f32], pooling: &Pooling) -> Vec<f32> {
+    let (h, w) = (pooling.h, pooling.w);
     let (planes, out) = (x.len() / (h * w), pooling.out());
     let per = per_thread(out, planes);
     filled(
@@ -701,24 +730,36 @@ mod tests {
         let mut compared = 0;
         for (h, w, win, x) in &planes {
             let (h, w, win) = (*h, *w, *win);
-            let pool = |vectors| {
-                let mut pooling = super::Pooling::new(h, w, win);
-                pooling.vectors = vectors;
-                // A NaN no pooling makes: an output left unwritten shows.
-                let mut y = vec![f32::from_bits(0x7fc0_dead); pooling.out()];
-                pooling.run(x, &mut y, &mut pooling.scratch());
-                bits(&y)
-            };
-            let portable = pool(Rows::Portable);
-            // The vector rows take only these.
-            assert!(win.stride[1] == 1 || win.stride[1] == 2);
-            for (rows, cpu_has) in [
-                (Rows::Avx512, has(Isa::Avx512)),
-                (Rows::Avx2, has(Isa::Avx2)),
-            ] {
-                if cpu_has {
-                    assert_eq!(pool(rows), portable, "{rows:?}: {h} x {w}, {win:?}");
-                    compared += 1;
+            // And the plane without its NaNs, pooled as a ReLU's output
+            // is (`without_nan`): the loops leave out the NaN's blend.
+            let finite: Vec<f32> = x
+                .iter()
+                .map(|&v| if v.is_nan() { 3.0 } else { v })
+                .collect();
+            for (x, nan) in [(x, true), (&finite, false)] {
+                let pool = |vectors| {
+                    let mut pooling = super::Pooling::new(h, w, win);
+                    if !nan {
+                        pooling = pooling.without_nan();
+                    }
+                    pooling.vectors = vectors;
+                    // A NaN no pooling makes: an output left unwritten shows.
+                    let mut y = vec![f32::from_bits(0x7fc0_dead); pooling.out()];
+                    pooling.run(x, &mut y, &mut pooling.scratch());
+                    bits(&y)
+                };
+                let portable = pool(Rows::Portable);
+                // The vector rows take only these.
+                assert!(win.stride[1] == 1 || win.stride[1] == 2);
+                for (rows, cpu_has) in [
+                    (Rows::Avx512, has(Isa::Avx512)),
+                    (Rows::Avx2, has(Isa::Avx2)),
+                ] {
+                    if cpu_has {
+                        let ours = pool(rows);
+                        assert_eq!(ours, portable, "{rows:?}, NaN {nan}: {h} x {w}, {win:?}");
+                        compared += 1;
+                    }
                 }
             }
         }

@@ -5,7 +5,9 @@
 //! batch 128 took 3.05 ms on these rows and 3.9-4.1 on the portable loop
 //! (AVX-512's rows: 2.6). Planes 8 to 32 wide with up to 16 outputs a row
 //! (every pooling of the zoo) keep their rows in registers instead
-//! (`planes`). The gradient searches 8 windows at a time, as
+//! (`planes`), and those whose windows are 2 columns apart (every pooling
+//! of the zoo again) split each row into its even and odd columns
+//! (`pairs`). The gradient searches 8 windows at a time, as
 //! `maxpool512::backward_row` searches 16.
 
 #[cfg(target_arch = "x86_64")]
@@ -143,12 +145,14 @@ pub fn in_registers(w: usize, ow: usize, kernel: usize) -> bool {
 /// its first (24-wide) 0.84-0.99 (PyTorch, channels-last: 0.6 ms for the
 /// second; these, 0.9-1.5). No load leaves its row of the plane.
 ///
+/// With `NAN` false, `x` holds no NaN (else a NaN may be lost).
+///
 /// # Safety
 /// The CPU has AVX2; `in_registers(w, ow, kernel)`; `rows` lie in 0..h (a
 /// span may be empty).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub unsafe fn planes(
+pub unsafe fn planes<const NAN: bool>(
     x: &[f32],
     (h, w): (usize, usize),
     rows: &[(usize, usize)],
@@ -195,20 +199,7 @@ pub unsafe fn planes(
     let none = _mm256_set1_ps(f32::NEG_INFINITY);
     for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
         for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(rows) {
-            let at = |r: usize, q: usize| _mm256_loadu_ps(plane[r * w + starts[q]..][..8].as_ptr());
-            // The first row as it is (the same bits as its maximum with
-            // -inf); -inf for a window wholly in the padding.
-            let mut v = [none; 4];
-            if r0 < r1 {
-                for (q, v) in v.iter_mut().enumerate().take(count) {
-                    *v = at(r0, q);
-                }
-            }
-            for r in r0 + 1..r1 {
-                for (q, v) in v.iter_mut().enumerate().take(count) {
-                    *v = larger(*v, at(r, q));
-                }
-            }
+            let v = down_in_registers::<NAN>(plane, w, (r0, r1), &starts[..count]);
             for o in 0..ow.div_ceil(8) {
                 let tap = |t: usize| {
                     let mut value = none;
@@ -222,7 +213,194 @@ pub unsafe fn planes(
                 };
                 let mut best = tap(0);
                 for t in 1..kernel {
-                    best = larger(best, tap(t));
+                    best = pick::<NAN>(best, tap(t));
+                }
+                store(&mut y[8 * o..], best);
+            }
+        }
+    }
+}
+
+/// The maximum down the rows `r0..r1` of a plane (each `w` wide) of the
+/// vectors of 8 columns from each of `starts`, -inf past them: the first
+/// row as it is (the same bits as its maximum with -inf); -inf for a
+/// window wholly in the padding.
+///
+/// # Safety
+/// The CPU has AVX2; up to 4 starts, each at most `w - 8`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn down_in_registers<const NAN: bool>(
+    plane: &[f32],
+    w: usize,
+    (r0, r1): (usize, usize),
+    starts: &[usize],
+) -> [__m256; 4] {
+    let at = |r: usize, q: usize| _mm256_loadu_ps(plane[r * w + starts[q]..][..8].as_ptr());
+    let mut v = [_mm256_set1_ps(f32::NEG_INFINITY); 4];
+    if r0 < r1 {
+        for (q, v) in v.iter_mut().enumerate().take(starts.len()) {
+            *v = at(r0, q);
+        }
+    }
+    for r in r0 + 1..r1 {
+        for (q, v) in v.iter_mut().enumerate().take(starts.len()) {
+            *v = pick::<NAN>(*v, at(r, q));
+        }
+    }
+    v
+}
+
+/// Whether `pairs` takes these sizes: stride 2 across, a plane's row in
+/// up to 4 vectors (8 to 32 columns), up to 16 outputs a row, and taps
+/// that lie at most one pair of columns left or right of the output's
+/// own (`t - left` in -2..=3: windows up to 3 wide with any padding the
+/// compiler makes, up to 4 with none on the left).
+pub fn in_pairs(w: usize, ow: usize, (kernel, left, stride): (usize, usize, usize)) -> bool {
+    stride == 2
+        && (8..=32).contains(&w)
+        && ow <= 16
+        && kernel > 0
+        && left <= 2
+        && kernel <= 4 + left
+}
+
+/// `planes` for windows 2 columns apart (every pooling of the zoo), bit
+/// for bit: down the window's rows as `planes` goes, then the row split
+/// into its even and its odd columns (two shuffles and two lane permutes
+/// per 16 columns), so that each tap of 8 outputs is one of those vectors,
+/// or one moved a lane left or right (a permute and a blend). `planes`
+/// picked each tap's lanes out of every vector of the row with a permute
+/// and a variable blend, and read its tables from memory on every row. On
+/// the Xeon as an AVX2 CPU (`examples/layers.rs --avx2`, batch 4 so that
+/// the planes stay in cache, 6 rounds in turns, NaNs possible), the zoo's
+/// poolings took 0.56-0.75 of `planes`' time (medians of the rounds' ratios:
+/// 24-wide planes 0.56 and 0.67, 12-wide 0.73 and 0.75).
+///
+/// With `NAN` false, `x` holds no NaN (else a NaN may be lost).
+///
+/// # Safety
+/// The CPU has AVX2; `in_pairs(w, ow, (kernel, left, 2))`; `rows` lie in
+/// 0..h (a span may be empty).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub unsafe fn pairs<const NAN: bool>(
+    x: &[f32],
+    (h, w): (usize, usize),
+    rows: &[(usize, usize)],
+    (left, ow): (usize, usize),
+    kernel: usize,
+    y: &mut [f32],
+) {
+    assert!(in_pairs(w, ow, (kernel, left, 2)));
+    assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
+    // The row's vectors as a constant, so that the compiler keeps them in
+    // registers (with their count a variable, it kept them on the stack:
+    // the zoo's poolings took about 1.3 times as long).
+    let cols = (left, ow);
+    match w.div_ceil(8) {
+        1 => pairs_of::<NAN, 1>(x, (h, w), rows, cols, kernel, y),
+        2 => pairs_of::<NAN, 2>(x, (h, w), rows, cols, kernel, y),
+        3 => pairs_of::<NAN, 3>(x, (h, w), rows, cols, kernel, y),
+        _ => pairs_of::<NAN, 4>(x, (h, w), rows, cols, kernel, y),
+    }
+}
+
+/// `pairs` on rows of `COUNT` vectors.
+///
+/// # Safety
+/// As for `pairs`, with `COUNT` = `w.div_ceil(8)`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn pairs_of<const NAN: bool, const COUNT: usize>(
+    x: &[f32],
+    (h, w): (usize, usize),
+    rows: &[(usize, usize)],
+    (left, ow): (usize, usize),
+    kernel: usize,
+    y: &mut [f32],
+) {
+    assert!(in_pairs(w, ow, (kernel, left, 2)) && w.div_ceil(8) == COUNT);
+    let oh = rows.len();
+    let none = _mm256_set1_ps(f32::NEG_INFINITY);
+    // The vectors of a row: where each is loaded, the last at w - 8 (no
+    // load leaves the row); that one is then moved to start at its
+    // column 8 (count - 1), with -inf past the row's end.
+    let count = COUNT;
+    let starts: [usize; 4] = std::array::from_fn(|q| (8 * q).min(w - 8));
+    let shift = 8 * count - w;
+    let lanes: [i32; 8] = std::array::from_fn(|l| (l + shift).min(7) as i32);
+    let (to_place, past) = (
+        _mm256_loadu_si256(lanes.as_ptr().cast()),
+        _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+            _mm256_set1_epi32((7 - shift) as i32),
+        )),
+    );
+    // Each tap's source: the even (0) or odd (1) columns, moved by -1, 0
+    // or 1 lanes: column 2j + t - left is (2 (j + s) + p).
+    let taps: [(usize, isize); 8] = std::array::from_fn(|t| {
+        let u = t as isize - left as isize;
+        (u.rem_euclid(2) as usize, u.div_euclid(2))
+    });
+    let taps = &taps[..kernel];
+    let outs = ow.div_ceil(8);
+    // Vectors of even (and of odd) columns that hold any of the row's.
+    let real = count.div_ceil(2);
+    let rotate = _mm256_setr_epi32(1, 2, 3, 4, 5, 6, 7, 0);
+    let back = _mm256_setr_epi32(7, 0, 1, 2, 3, 4, 5, 6);
+    for (plane, y) in x.chunks_exact(h * w).zip(y.chunks_exact_mut(oh * ow)) {
+        for (y, &(r0, r1)) in y.chunks_exact_mut(ow).zip(rows) {
+            let mut v = down_in_registers::<NAN>(plane, w, (r0, r1), &starts[..count]);
+            // (A window wholly in the padding stays -inf.)
+            if shift > 0 {
+                let last = &mut v[count - 1];
+                *last = _mm256_blendv_ps(_mm256_permutevar8x32_ps(*last, to_place), none, past);
+            }
+            // Even and odd columns: 8 each from every pair of vectors.
+            let split = |a: __m256, b: __m256| {
+                let order = |v: __m256| {
+                    _mm256_castpd_ps(_mm256_permute4x64_pd::<0b11_01_10_00>(_mm256_castps_pd(v)))
+                };
+                (
+                    order(_mm256_shuffle_ps::<0b10_00_10_00>(a, b)),
+                    order(_mm256_shuffle_ps::<0b11_01_11_01>(a, b)),
+                )
+            };
+            let (e0, o0) = split(v[0], v[1]);
+            let (e1, o1) = match real > 1 {
+                true => split(v[2], v[3]),
+                false => (none, none),
+            };
+            let columns = [[e0, e1], [o0, o1]];
+            // Output vector `o` of tap (p, s): lanes 8o + s.. of columns p,
+            // -inf outside them (from vector `real` on: nothing to move).
+            let tap = |o: usize, (p, s): (usize, isize)| {
+                let c = &columns[p];
+                let next = |i: usize| c.get(i).copied().unwrap_or(none);
+                match s {
+                    0 => next(o),
+                    1 => _mm256_blend_ps::<0x80>(
+                        _mm256_permutevar8x32_ps(next(o), rotate),
+                        match o + 1 < real {
+                            true => _mm256_permutevar8x32_ps(next(o + 1), rotate),
+                            false => none,
+                        },
+                    ),
+                    _ => _mm256_blend_ps::<0x01>(
+                        _mm256_permutevar8x32_ps(next(o), back),
+                        match o {
+                            0 => none,
+                            _ => _mm256_permutevar8x32_ps(next(o - 1), back),
+                        },
+                    ),
+                }
+            };
+            for o in 0..outs {
+                let mut best = tap(o, taps[0]);
+                for &t in &taps[1..] {
+                    best = pick::<NAN>(best, tap(o, t));
                 }
                 store(&mut y[8 * o..], best);
             }
@@ -352,4 +530,18 @@ fn larger4(best: __m128, v: __m128) -> __m128 {
     let max = _mm_max_ps(v, best);
     let nan = _mm_cmpunord_ps(v, v);
     _mm_blendv_ps(max, v, nan)
+}
+
+/// `larger` where the values may hold a NaN (`NAN`); else the vector
+/// maximum alone, which gives `larger`'s bits whenever `v` is not a NaN
+/// (it keeps `best` on a tie, as `larger` does, zeros of either sign
+/// included).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn pick<const NAN: bool>(best: __m256, v: __m256) -> __m256 {
+    match NAN {
+        true => larger(best, v),
+        false => _mm256_max_ps(v, best),
+    }
 }

@@ -103,12 +103,14 @@ pub fn in_registers(w: usize, ow: usize, kernel: usize) -> bool {
 /// store-to-load forwarding at unaligned offsets), and that wait was most
 /// of squeeze1's pooling time.
 ///
+/// With `NAN` false, `x` holds no NaN (else a NaN may be lost).
+///
 /// # Safety
 /// The CPU has AVX-512; `in_registers(w, ow, kernel)`; the stride across
 /// is 1 or 2; `rows` lie in 0..h (a span may be empty).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn planes(
+pub unsafe fn planes<const NAN: bool>(
     x: &[f32],
     (h, w): (usize, usize),
     rows: &[(usize, usize)],
@@ -156,8 +158,8 @@ pub unsafe fn planes(
                 ),
             };
             for r in r0 + 1..r1 {
-                v0 = larger(v0, _mm512_maskz_loadu_ps(m0, at(r)));
-                v1 = larger(v1, _mm512_maskz_loadu_ps(m1, at(r).wrapping_add(16)));
+                v0 = pick::<NAN>(v0, _mm512_maskz_loadu_ps(m0, at(r)));
+                v1 = pick::<NAN>(v1, _mm512_maskz_loadu_ps(m1, at(r).wrapping_add(16)));
             }
             for (o, taps) in taps.iter().enumerate() {
                 let tap = |(idx, valid): (__m512i, __mmask16)| {
@@ -165,7 +167,7 @@ pub unsafe fn planes(
                 };
                 let mut best = tap(taps[0]);
                 for &t in &taps[1..kernel] {
-                    best = larger(best, tap(t));
+                    best = pick::<NAN>(best, tap(t));
                 }
                 let out = y.as_mut_ptr().add(16 * o);
                 _mm512_mask_storeu_ps(out, lanes(ow - 16 * o), best);
@@ -267,4 +269,18 @@ fn larger(best: __m512, v: __m512) -> __m512 {
     let max = _mm512_max_ps(v, best);
     let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
     _mm512_mask_mov_ps(max, nan, v)
+}
+
+/// `larger` where the values may hold a NaN (`NAN`); else the vector
+/// maximum alone, which gives `larger`'s bits whenever `v` is not a NaN
+/// (it keeps `best` on a tie, as `larger` does, zeros of either sign
+/// included).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn pick<const NAN: bool>(best: __m512, v: __m512) -> __m512 {
+    match NAN {
+        true => larger(best, v),
+        false => _mm512_max_ps(v, best),
+    }
 }
