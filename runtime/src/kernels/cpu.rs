@@ -676,7 +676,7 @@ mod tests {
     }
 
     /// Planes full of ties (a few levels, zeros of both signs, NaNs, -inf)
-    /// and windows over them: 4 fixed and 300 of random sizes, planes 1-70
+    /// and windows over them: 5 fixed and 300 of random sizes, planes 1-70
     /// wide, windows up to 4 x 8, padding short of a whole window, with
     /// padding on the left and a last, shorter vector of outputs.
     fn tied_planes() -> Vec<(usize, usize, Window, Vec<f32>)> {
@@ -698,6 +698,8 @@ mod tests {
             (8, 20, window([3, 3], [2, 2], [1, 1, 1, 1])),
             (5, 33, window([2, 3], [1, 1], [0, 1, 1, 1])),
             (6, 7, window([3, 2], [1, 2], [0; 4])),
+            // AVX2's `pairs` on a row of one vector.
+            (3, 8, window([1, 3], [1, 2], [0, 0, 1, 1])),
         ];
         // And 300 of random sizes: planes 1-70 wide, windows up to 4 x 8,
         // padding short of a whole window.
