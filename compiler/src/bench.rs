@@ -17,14 +17,73 @@ pub struct Figures {
 }
 
 /// netc / the best PyTorch side for each figure. Throughput: above 1 is netc
-/// ahead; latency and memory: below 1 is netc ahead.
+/// ahead; latency and memory: below 1 is netc ahead. Each time ratio is the
+/// median of the rounds' ratios, netc against the side whose median figure
+/// is best, both measured in the same round: on a machine whose speed drifts
+/// from minute to minute, a pair taken close together says more than two
+/// medians taken over the whole run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Ratios {
     pub train: f64,
     pub infer: f64,
     pub latency_median: f64,
     pub latency_p95: f64,
+    /// Medians over the whole run: memory does not drift.
     pub peak_memory: Option<f64>,
+    pub rounds: RoundRatios,
+}
+
+/// Each time figure's ratio round by round, and the side it was taken against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RoundRatios {
+    pub train: Paired,
+    pub infer: Paired,
+    pub latency_median: Paired,
+    pub latency_p95: Paired,
+}
+
+/// One figure's ratios, one per round, against one PyTorch side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Paired {
+    pub against: String,
+    pub rounds: Vec<f64>,
+}
+
+impl Paired {
+    /// netc's runs against the side whose median of `figure` is best
+    /// (highest when `up`), round by round.
+    fn new(netc: &[Figures], sides: &[Side], figure: fn(&Figures) -> f64, up: bool) -> Paired {
+        let better = |a: &&Side, b: &&Side| {
+            let (a, b) = (figure(&a.figures), figure(&b.figures));
+            if up {
+                a.total_cmp(&b)
+            } else {
+                b.total_cmp(&a)
+            }
+        };
+        let side = sides.iter().max_by(better).expect("at least one side");
+        Paired {
+            against: side.name.clone(),
+            rounds: netc
+                .iter()
+                .zip(&side.runs)
+                .map(|(n, p)| figure(n) / figure(p))
+                .collect(),
+        }
+    }
+
+    /// The lowest and highest round, when there are two or more.
+    fn range(&self) -> Option<(f64, f64)> {
+        (self.rounds.len() > 1).then(|| {
+            let lo = self.rounds.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = self
+                .rounds
+                .iter()
+                .copied()
+                .fold(f64::NEG_INFINITY, f64::max);
+            (lo, hi)
+        })
+    }
 }
 
 /// The PyTorch sides, in the table's order: the module netc emits (eager
@@ -43,11 +102,24 @@ pub const SIDES: [&str; 5] = [
     COMPILED,
 ];
 
-/// One PyTorch variant's figures.
+/// One PyTorch variant's figures: the median of its runs, and the runs, one
+/// per round.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Side {
     pub name: String,
     pub figures: Figures,
+    pub runs: Vec<Figures>,
+}
+
+impl Side {
+    /// None when the side was never measured.
+    pub fn new(name: &str, runs: Vec<Figures>) -> Option<Side> {
+        Some(Side {
+            name: name.to_string(),
+            figures: median(&runs)?,
+            runs,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -55,9 +127,11 @@ pub struct Row {
     pub model: String,
     /// Multiply-accumulates of one example's forward pass, as `check` counts.
     pub macs: u64,
+    /// The median of netc's runs, and the runs, one per round.
     pub netc: Figures,
+    pub netc_runs: Vec<Figures>,
     pub pytorch: Vec<Side>,
-    /// Each figure's best over the PyTorch sides: the reference of `ratio`.
+    /// Each figure's best over the PyTorch sides.
     pub best: Option<Figures>,
     pub ratio: Option<Ratios>,
 }
@@ -80,26 +154,41 @@ fn best(sides: &[Side]) -> Option<Figures> {
 }
 
 impl Row {
-    pub fn new(model: &str, macs: u64, netc: Figures, pytorch: Vec<Side>) -> Row {
+    /// None when netc was never measured. `netc[i]` and each side's
+    /// `runs[i]` are round i's.
+    pub fn new(model: &str, macs: u64, netc: Vec<Figures>, pytorch: Vec<Side>) -> Option<Row> {
+        let ours = median(&netc)?;
         let best = best(&pytorch);
-        let ratio = best.as_ref().map(|p| Ratios {
-            train: netc.train_examples_per_second / p.train_examples_per_second,
-            infer: netc.infer_examples_per_second / p.infer_examples_per_second,
-            latency_median: netc.latency_ms_median / p.latency_ms_median,
-            latency_p95: netc.latency_ms_p95 / p.latency_ms_p95,
-            peak_memory: netc
-                .peak_memory_bytes
-                .zip(p.peak_memory_bytes)
-                .map(|(a, b)| a as f64 / b as f64),
+        let ratio = best.as_ref().map(|p| {
+            let paired = |figure, up| Paired::new(&netc, &pytorch, figure, up);
+            let rounds = RoundRatios {
+                train: paired(|f| f.train_examples_per_second, true),
+                infer: paired(|f| f.infer_examples_per_second, true),
+                latency_median: paired(|f| f.latency_ms_median, false),
+                latency_p95: paired(|f| f.latency_ms_p95, false),
+            };
+            let mid = |p: &Paired| middle(p.rounds.clone());
+            Ratios {
+                train: mid(&rounds.train),
+                infer: mid(&rounds.infer),
+                latency_median: mid(&rounds.latency_median),
+                latency_p95: mid(&rounds.latency_p95),
+                peak_memory: ours
+                    .peak_memory_bytes
+                    .zip(p.peak_memory_bytes)
+                    .map(|(a, b)| a as f64 / b as f64),
+                rounds,
+            }
         });
-        Row {
+        Some(Row {
             model: model.to_string(),
             macs,
-            netc,
+            netc: ours,
+            netc_runs: netc,
             pytorch,
             best,
             ratio,
-        }
+        })
     }
 
     fn side(&self, name: &str) -> Option<&Figures> {
@@ -125,14 +214,20 @@ pub struct Bench {
     pub rows: Vec<Row>,
 }
 
+/// The median; of an even count, the mean of the middle two. NaN when empty.
+fn middle(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// Each figure's median over several measurements of one side.
 pub fn median(runs: &[Figures]) -> Option<Figures> {
     let first = runs.first()?;
-    let mid = |f: &dyn Fn(&Figures) -> f64| {
-        let mut v: Vec<f64> = runs.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let mid = |f: &dyn Fn(&Figures) -> f64| middle(runs.iter().map(f).collect());
     let mut memory: Vec<u64> = runs.iter().filter_map(|r| r.peak_memory_bytes).collect();
     memory.sort_unstable();
     Some(Figures {
@@ -149,22 +244,29 @@ fn mib(bytes: Option<u64>) -> String {
     bytes.map_or("-".into(), |b| format!("{:.0}", b as f64 / 1048576.0))
 }
 
-/// `ratio` and whether it puts netc ahead (higher is better when `up`).
-fn judged(ratio: Option<f64>, up: bool) -> String {
+/// `ratio` and whether it puts netc ahead (higher is better when `up`),
+/// then the lowest and highest round's ratio when there are several.
+fn judged(ratio: Option<f64>, up: bool, rounds: Option<&Paired>) -> String {
     match ratio {
         Some(r) if r.is_finite() => {
             let ahead = if up { r >= 1.0 } else { r <= 1.0 };
-            format!("{r:.2} {}", if ahead { "✓" } else { "✗" })
+            let mut s = format!("{r:.2} {}", if ahead { "✓" } else { "✗" });
+            if let Some((lo, hi)) = rounds.and_then(Paired::range) {
+                s += &format!(" ({lo:.2}-{hi:.2})");
+            }
+            s
         }
         _ => "-".into(),
     }
 }
 
-/// One figure: its name, how to print it, its ratio, whether higher is better.
+/// One figure: its name, how to print it, its ratio and rounds, whether
+/// higher is better.
 struct Line {
     name: &'static str,
     show: fn(&Figures) -> String,
     ratio: fn(&Ratios) -> Option<f64>,
+    rounds: fn(&Ratios) -> Option<&Paired>,
     up: bool,
 }
 
@@ -173,30 +275,35 @@ const LINES: [Line; 5] = [
         name: "training, examples/s",
         show: |f| format!("{:.1}", f.train_examples_per_second),
         ratio: |r| Some(r.train),
+        rounds: |r| Some(&r.rounds.train),
         up: true,
     },
     Line {
         name: "inference, examples/s",
         show: |f| format!("{:.1}", f.infer_examples_per_second),
         ratio: |r| Some(r.infer),
+        rounds: |r| Some(&r.rounds.infer),
         up: true,
     },
     Line {
         name: "latency median, ms",
         show: |f| format!("{:.2}", f.latency_ms_median),
         ratio: |r| Some(r.latency_median),
+        rounds: |r| Some(&r.rounds.latency_median),
         up: false,
     },
     Line {
         name: "latency p95, ms",
         show: |f| format!("{:.2}", f.latency_ms_p95),
         ratio: |r| Some(r.latency_p95),
+        rounds: |r| Some(&r.rounds.latency_p95),
         up: false,
     },
     Line {
         name: "peak memory, MiB",
         show: |f| mib(f.peak_memory_bytes),
         ratio: |r| r.peak_memory,
+        rounds: |_| None,
         up: false,
     },
 ];
@@ -204,11 +311,13 @@ const LINES: [Line; 5] = [
 pub fn markdown(b: &Bench) -> String {
     let mut s = format!(
         "# netc against PyTorch\n\nBatch {} for throughput, batch 1 for latency; {} timed steps; {} thread{};\n\
-         each figure the median of {} measurements per side, taken in turns.\n\
+         {} rounds, each side measured once per round in turns (netc first in odd rounds,\n\
+         last in even ones); each figure the median of its rounds.\n\
          PyTorch runs the module netc emits and, for the seed's models, the same model written\n\
          by hand with stock modules (eager, channels-last, compiled where asked). The ratio is\n\
-         netc / the best PyTorch figure: above 1 is better for examples per second, below 1 for\n\
-         milliseconds and memory (✓ where netc is ahead).\n\n",
+         netc / the PyTorch side with the best median figure, taken round by round: the median\n\
+         of the rounds' ratios, then the lowest and highest round in brackets. Above 1 is better\n\
+         for examples per second, below 1 for milliseconds and memory (✓ where netc is ahead).\n\n",
         b.batch_size,
         b.steps,
         b.threads,
@@ -239,7 +348,8 @@ pub fn markdown(b: &Bench) -> String {
                 s += &format!(" {shown} |");
             }
             let ratio = r.ratio.as_ref().and_then(line.ratio);
-            s += &format!(" {} |\n", judged(ratio, line.up));
+            let rounds = r.ratio.as_ref().and_then(line.rounds);
+            s += &format!(" {} |\n", judged(ratio, line.up, rounds));
         }
     }
     s + &flop_share(b)
@@ -316,20 +426,20 @@ mod tests {
         }
     }
 
+    /// A side measured once.
     fn side(name: &str, f: Figures) -> Side {
-        Side {
-            name: name.into(),
-            figures: f,
-        }
+        Side::new(name, vec![f]).unwrap()
+    }
+
+    fn row(netc: Figures, sides: Vec<Side>) -> Row {
+        Row::new("tuto", 1_000_000, vec![netc], sides).unwrap()
     }
 
     #[test]
     fn ratios_are_netc_over_the_best_pytorch_figure() {
         let mut slow_but_lean = figures(150.0, 8.0);
         slow_but_lean.peak_memory_bytes = Some(50 << 20);
-        let row = Row::new(
-            "tuto",
-            1_000_000,
+        let row = row(
             figures(300.0, 2.0),
             vec![
                 side(EMITTED, slow_but_lean),
@@ -341,9 +451,58 @@ mod tests {
         assert_eq!(r.infer, 1.5);
         assert_eq!(r.latency_median, 0.5);
         assert_eq!(r.peak_memory, Some(2.0));
-        assert!(Row::new("tuto", 1, figures(1.0, 1.0), vec![])
+        assert_eq!(r.rounds.train.against, CHANNELS_LAST);
+        assert!(Row::new("tuto", 1, vec![figures(1.0, 1.0)], vec![])
+            .unwrap()
             .ratio
             .is_none());
+        assert!(Row::new("tuto", 1, vec![], vec![]).is_none());
+        assert!(Side::new(EMITTED, vec![]).is_none());
+    }
+
+    #[test]
+    fn ratios_pair_the_runs_of_each_round() {
+        // The machine slows down and speeds up; each round's pair moves together.
+        let netc = vec![
+            figures(100.0, 2.0),
+            figures(50.0, 4.0),
+            figures(80.0, 2.5),
+            figures(90.0, 2.2),
+        ];
+        let fast = vec![
+            figures(125.0, 1.0),
+            figures(40.0, 5.0),
+            figures(100.0, 2.0),
+            figures(100.0, 2.0),
+        ];
+        // Slower by its median, faster than netc in its one good round.
+        let other = vec![
+            figures(10.0, 9.0),
+            figures(200.0, 9.0),
+            figures(10.0, 9.0),
+            figures(10.0, 9.0),
+        ];
+        let row = Row::new(
+            "tuto",
+            1,
+            netc,
+            vec![
+                Side::new(EMITTED, other).unwrap(),
+                Side::new(CHANNELS_LAST, fast).unwrap(),
+            ],
+        )
+        .unwrap();
+        // Medians: netc 85 ex/s, fast 100, other 10 (upper pair 10, 10).
+        assert_eq!(row.netc.train_examples_per_second, 85.0);
+        let r = row.ratio.unwrap();
+        let train = &r.rounds.train;
+        assert_eq!(train.against, CHANNELS_LAST);
+        assert_eq!(train.rounds, vec![0.8, 1.25, 0.8, 0.9]);
+        // The median of the rounds' ratios, not 85 / 100.
+        assert!((r.train - 0.85).abs() < 1e-12, "{}", r.train);
+        assert_eq!(train.range(), Some((0.8, 1.25)));
+        assert_eq!(r.rounds.latency_median.against, CHANNELS_LAST);
+        assert_eq!(r.rounds.latency_median.rounds, vec![2.0, 0.8, 1.25, 1.1]);
     }
 
     #[test]
@@ -357,6 +516,8 @@ mod tests {
         assert_eq!(m.train_examples_per_second, 200.0);
         assert_eq!(m.latency_ms_median, 5.0);
         assert!(median(&[]).is_none());
+        let two = median(&runs[..2]).unwrap();
+        assert_eq!(two.train_examples_per_second, 200.0);
     }
 
     #[test]
@@ -364,14 +525,12 @@ mod tests {
         let bench = Bench {
             batch_size: 128,
             steps: 10,
-            rounds: 3,
+            rounds: 1,
             threads: 2,
             machine: machine(),
             pytorch_missing: None,
             rows: vec![
-                Row::new(
-                    "tuto",
-                    1_000_000,
+                row(
                     figures(100.0, 2.0),
                     vec![
                         side(EMITTED, figures(150.0, 5.0)),
@@ -381,9 +540,10 @@ mod tests {
                 Row::new(
                     "mine",
                     1_000_000,
-                    figures(100.0, 2.0),
+                    vec![figures(100.0, 2.0)],
                     vec![side(EMITTED, figures(50.0, 1.0))],
-                ),
+                )
+                .unwrap(),
             ],
         };
         let md = markdown(&bench);
@@ -415,6 +575,41 @@ mod tests {
     }
 
     #[test]
+    fn with_several_rounds_the_table_gives_their_range() {
+        let netc = vec![figures(100.0, 2.0), figures(90.0, 2.0)];
+        let theirs = vec![figures(80.0, 4.0), figures(100.0, 1.0)];
+        let bench = Bench {
+            batch_size: 128,
+            steps: 10,
+            rounds: 2,
+            threads: 2,
+            machine: machine(),
+            pytorch_missing: None,
+            rows: vec![Row::new(
+                "tuto",
+                1,
+                netc,
+                vec![Side::new(CHANNELS_LAST, theirs).unwrap()],
+            )
+            .unwrap()],
+        };
+        let md = markdown(&bench);
+        // Training: rounds 1.25 and 0.90, median 1.075; latency 0.5 and 2.0.
+        assert!(
+            md.contains("| tuto | training, examples/s | 95.0 | 90.0 | 1.07 ✓ (0.90-1.25) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("|  | latency median, ms | 2.00 | 2.50 | 1.25 ✗ (0.50-2.00) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("|  | peak memory, MiB | 100 | 100 | 1.00 ✓ |"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn without_pytorch_the_table_says_why() {
         let bench = Bench {
             batch_size: 128,
@@ -426,7 +621,7 @@ mod tests {
                 ..machine()
             },
             pytorch_missing: Some("python3 cannot import torch".into()),
-            rows: vec![Row::new("tuto", 1, figures(100.0, 2.0), vec![])],
+            rows: vec![Row::new("tuto", 1, vec![figures(100.0, 2.0)], vec![]).unwrap()],
         };
         let md = markdown(&bench);
         assert!(

@@ -2,7 +2,7 @@
 //! measurements on the emitted PyTorch module, and writes the comparison.
 
 use super::build::{build_one, BuildArgs};
-use netc::bench::{markdown, median, Bench, Figures, Row, Side};
+use netc::bench::{markdown, Bench, Figures, Row, Side};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -201,19 +201,32 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
             'rounds: for round in 1..=rounds {
-                errln!("{name}: round {round}/{rounds}: netc ({on})");
-                match figures(&mut netc_bench, &format!("{} bench", binary.display())) {
-                    Ok(f) => ours.push(f),
-                    Err(e) => {
-                        errln!("error: {e}");
-                        ok = false;
-                        break;
-                    }
+                // netc runs next to the hand-written sides (the last ones),
+                // first in odd rounds and last in even ones, so that a drift
+                // of the machine's speed favours each side in turn.
+                let mut order: Vec<Option<usize>> = (0..sides.len()).rev().map(Some).collect();
+                order.insert(0, None);
+                if round % 2 == 0 {
+                    order.reverse();
                 }
-                for ((side, cmd), got) in sides.iter_mut().zip(&mut theirs) {
+                for turn in order {
+                    let Some(i) = turn else {
+                        errln!("{name}: round {round}/{rounds}: netc ({on})");
+                        let what = format!("{} bench", binary.display());
+                        match figures(&mut netc_bench, &what) {
+                            Ok(f) => ours.push(f),
+                            Err(e) => {
+                                errln!("error: {e}");
+                                ok = false;
+                                break 'rounds;
+                            }
+                        }
+                        continue;
+                    };
+                    let (side, cmd) = &mut sides[i];
                     errln!("{name}: round {round}/{rounds}: PyTorch, {side} ({on})");
                     match figures(cmd, &format!("PyTorch bench of {name} ({side})")) {
-                        Ok(f) => got.push(f),
+                        Ok(f) => theirs[i].push(f),
                         Err(e) => {
                             errln!("error: {e}");
                             ok = false;
@@ -222,18 +235,27 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
                     }
                 }
             }
-            let Some(ours) = median(&ours) else { continue };
+            // A round cut short by an error is left out, so that every
+            // side's runs pair with netc's round by round (a side that never
+            // ran is left out of the table).
+            let whole = theirs
+                .iter()
+                .map(Vec::len)
+                .filter(|&n| n > 0)
+                .fold(ours.len(), usize::min);
+            ours.truncate(whole);
             let theirs = sides
                 .iter()
-                .zip(&theirs)
-                .filter_map(|((side, _), got)| {
-                    median(got).map(|figures| Side {
-                        name: side.to_string(),
-                        figures,
-                    })
+                .zip(theirs)
+                .filter_map(|((side, _), mut got)| {
+                    got.truncate(whole);
+                    Side::new(side, got)
                 })
                 .collect();
-            rows.push(Row::new(name, c.summary.total.macs, ours, theirs));
+            let Some(row) = Row::new(name, c.summary.total.macs, ours, theirs) else {
+                continue;
+            };
+            rows.push(row);
         }
     }
     if rows.is_empty() {
