@@ -325,22 +325,11 @@ impl Pooling {
             let (kw, left, sw) = self.across();
             if self.in_registers() {
                 // SAFETY: `new` chose these rows for this CPU and stride,
-                // and the spans lie in the plane.
+                // and `in_registers` holds.
                 unsafe {
-                    use super::{maxpool256 as avx2, maxpool512 as avx512};
-                    let (rows, cols, across) = (&self.rows, (left, ow), (kw, sw));
-                    let pairs = avx2::in_pairs(w, ow, (kw, left, sw));
-                    match (self.vectors, self.nan) {
-                        (Rows::Avx512, true) => {
-                            avx512::planes::<true>(x, (h, w), rows, cols, across, y)
-                        }
-                        (Rows::Avx512, false) => {
-                            avx512::planes::<false>(x, (h, w), rows, cols, across, y)
-                        }
-                        (_, true) if pairs => avx2::pairs::<true>(x, (h, w), rows, cols, kw, y),
-                        (_, false) if pairs => avx2::pairs::<false>(x, (h, w), rows, cols, kw, y),
-                        (_, true) => avx2::planes::<true>(x, (h, w), rows, cols, across, y),
-                        (_, false) => avx2::planes::<false>(x, (h, w), rows, cols, across, y),
+                    match self.nan {
+                        true => self.in_registers_run::<true>(x, y),
+                        false => self.in_registers_run::<false>(x, y),
                     }
                 };
                 return;
@@ -386,6 +375,29 @@ impl Pooling {
                     }
                 }
                 across(best, y, &self.cols);
+            }
+        }
+    }
+
+    /// The planes of `x` pooled into `y` in registers, with or without the
+    /// NaN blend.
+    ///
+    /// # Safety
+    /// The CPU has `self.vectors`' ISA, and `in_registers` holds.
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn in_registers_run<const NAN: bool>(&self, x: &[f32], y: &mut [f32]) {
+        use super::{maxpool256 as avx2, maxpool512 as avx512};
+        let (h, w, ow) = (self.h, self.w, self.cols.len());
+        let (kw, left, sw) = self.across();
+        let (rows, cols, across) = (&self.rows, (left, ow), (kw, sw));
+        // SAFETY: the caller's; the spans lie in the plane.
+        unsafe {
+            match self.vectors {
+                Rows::Avx512 => avx512::planes::<NAN>(x, (h, w), rows, cols, across, y),
+                _ if avx2::in_pairs(w, ow, (kw, left, sw)) => {
+                    avx2::pairs::<NAN>(x, (h, w), rows, cols, kw, y)
+                }
+                _ => avx2::planes::<NAN>(x, (h, w), rows, cols, across, y),
             }
         }
     }
@@ -700,6 +712,8 @@ mod tests {
             (6, 7, window([3, 2], [1, 2], [0; 4])),
             // AVX2's `pairs` on a row of one vector.
             (3, 8, window([1, 3], [1, 2], [0, 0, 1, 1])),
+            // A first window wholly in the left padding (AVX2's `pairs`).
+            (3, 31, window([1, 2], [1, 2], [0, 0, 2, 0])),
         ];
         // And 300 of random sizes: planes 1-70 wide, windows up to 4 x 8,
         // padding short of a whole window.
@@ -830,9 +844,21 @@ mod tests {
                     compared += 1;
                 }
             }
-            // Every output's gradient lands in its window.
-            let sum = |v: &[f32]| v.iter().map(|&v| v as f64).sum::<f64>();
-            assert_eq!(sum(&portable), sum(&dy), "{h} x {w}, {win:?}");
+            // Every output's gradient lands in its window, but for a window
+            // wholly in the padding, which holds no cell to land in.
+            let pooling = super::Pooling::new(h, w, win);
+            let ow = pooling.cols.len();
+            let landed: f64 = dy
+                .iter()
+                .enumerate()
+                .filter(|&(o, _)| {
+                    let ((r0, r1), (c0, c1)) = (pooling.rows[o / ow], pooling.cols[o % ow]);
+                    r0 < r1 && c0 < c1
+                })
+                .map(|(_, &d)| d as f64)
+                .sum();
+            let sum: f64 = portable.iter().map(|&v| v as f64).sum();
+            assert_eq!(sum, landed, "{h} x {w}, {win:?}");
         }
         // Not a quiet pass on a CPU with neither.
         eprintln!("{compared} comparisons on {} planes", planes.len());
