@@ -216,19 +216,56 @@ fn a_pooling_after_a_block_runs_in_its_last_convolution_and_matches_the_referenc
     let source = "block nin(f, g) {\n    conv: conv 3x3 f relu\n    mlp: conv 1x1 g\n}\n\n\
         model pooled {\n    input 13x13x3\n\n    b1: nin(8, 12)\n    pool1: maxpool 3x3 /2\n    \
         b2: nin(8, 12)\n    pool2: maxpool 2x2 /2\n    b3: nin(8, 12)\n    logits: fc 10\n}\n";
+    joined_and_matching(
+        "pooled",
+        source,
+        &[
+            "self.b1.forward_pool(x, &self.pool1)",
+            "self.b2.forward_pool(x, &self.pool2)",
+            "self.b3.forward(x)",
+            "conv_pool(&self.mlp, pool, x)",
+        ],
+    );
+}
+
+/// Builds the model `name` of `source`, whose generated code must make
+/// every call of `calls`, and checks its logits against the reference
+/// implementation and the PyTorch module.
+fn joined_and_matching(name: &str, source: &str, calls: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    let program = build(dir.path(), "pooled.net", source);
-    let code = std::fs::read_to_string(dir.path().join("pooled/src/model.rs")).unwrap();
-    for call in [
-        "self.b1.forward_pool(x, &self.pool1)",
-        "self.b2.forward_pool(x, &self.pool2)",
-        "self.b3.forward(x)",
-        "conv_pool(&self.mlp, pool, x)",
-    ] {
+    let file = format!("{name}.net");
+    let program = build(dir.path(), &file, source);
+    let code = std::fs::read_to_string(dir.path().join(name).join("src/model.rs")).unwrap();
+    for call in calls {
         assert!(code.contains(call), "no `{call}` in\n{code}");
     }
     matches_reference(&program, dir.path());
-    pytorch_matches(&program.checked, dir.path(), "pooled.net", source);
+    pytorch_matches(&program.checked, dir.path(), &file, source);
+}
+
+/// A max pooling after a concatenation of convolutions pools each tile of
+/// the joined output in the convolutions' pass (`conv_concat_pool`): after
+/// a block that ends with one (squeeze1's fire2 and pool2), and in the
+/// model's own sequence with a part without a ReLU, on odd maps. The
+/// program still matches the reference implementation and the PyTorch
+/// module.
+#[test]
+fn a_pooling_after_a_concatenation_of_convolutions_joins_it_and_matches_the_reference() {
+    let source = "block fire(s, e) {\n    squeeze: conv 1x1 s relu\n    concat {\n        \
+        e1: conv 1x1 e relu\n        e3: conv 3x3 e relu\n    }\n}\n\n\
+        model firepool {\n    input 13x13x3\n\n    f1: fire(4, 6)\n    f2: fire(4, 6)\n    \
+        pool1: maxpool 3x3 /2\n    concat {\n        a: conv 1x1 5\n        b: conv 3x3 7 relu\n    \
+        }\n    pool2: maxpool 2x2 /1\n    logits: fc 10\n}\n";
+    joined_and_matching(
+        "firepool",
+        source,
+        &[
+            "self.f1.forward(x)",
+            "self.f2.forward_pool(x, &self.pool1)",
+            "conv_concat_pool(&[(&self.e1, true), (&self.e3, true)], pool, x)",
+            "conv_concat_pool(&[(&self.a, false), (&self.b, true)], &self.pool2, x)",
+        ],
+    );
 }
 
 /// Names that clash with Rust, Python and netc's generated code

@@ -105,12 +105,7 @@ fn conv_with<B: Kernels>(
     let Some(pool) = pool else {
         return tensor(B::conv(x, weight, bias, spec));
     };
-    let conv = Window {
-        kernel: layer.kernel_size,
-        stride: spec.stride,
-        pad: spec.pad,
-    };
-    let (h, w) = conv.out(h, w);
+    let (h, w) = conv_out(layer, &spec, [h, w]);
     tensor(B::conv_pool(x, weight, bias, spec, pool.window(h, w)))
 }
 
@@ -120,15 +115,57 @@ fn conv_with<B: Kernels>(
 /// where the backend can (`Kernels::conv_concat`).
 pub fn conv_concat<B: Kernels>(parts: &[(&Conv2d<B>, bool)], x: Tensor<B, 4>) -> Tensor<B, 4> {
     let [_, _, h, w] = x.dims();
-    let parts = parts
+    tensor(B::conv_concat(primitive(x), conv_parts(parts, [h, w])))
+}
+
+/// `conv_concat`, then `pool` of the joined output, in one pass where the
+/// backend can (`Kernels::conv_concat_pool`).
+pub fn conv_concat_pool<B: Kernels>(
+    parts: &[(&Conv2d<B>, bool)],
+    pool: &MaxPool,
+    x: Tensor<B, 4>,
+) -> Tensor<B, 4> {
+    let [_, _, h, w] = x.dims();
+    // The joined maps' size: the first convolution's output (the kernel
+    // runs parts whose sizes differ apart, and the concatenation refuses them).
+    let (first, _) = parts.first().expect("a concatenation joins convolutions");
+    let (oh, ow) = conv_out(first, &conv_spec(first, [h, w], false), [h, w]);
+    let parts = conv_parts(parts, [h, w]);
+    tensor(B::conv_concat_pool(
+        primitive(x),
+        parts,
+        pool.window(oh, ow),
+    ))
+}
+
+/// The size of `layer`'s output maps, sliding as `spec` says over `h` x `w`.
+fn conv_out<B: Backend>(
+    layer: &Conv2d<B>,
+    spec: &kernels::ConvSpec,
+    [h, w]: [usize; 2],
+) -> (usize, usize) {
+    let conv = Window {
+        kernel: layer.kernel_size,
+        stride: spec.stride,
+        pad: spec.pad,
+    };
+    conv.out(h, w)
+}
+
+/// Each layer's weight, bias and how it slides over an input of `dims`,
+/// with a fused ReLU when its flag says so.
+fn conv_parts<B: Kernels>(
+    parts: &[(&Conv2d<B>, bool)],
+    [h, w]: [usize; 2],
+) -> Vec<kernels::ConvPart<B>> {
+    parts
         .iter()
         .map(|(layer, relu)| {
             let bias = layer.bias.as_ref().map(|b| primitive(b.val()));
             let spec = conv_spec(layer, [h, w], *relu);
             (primitive(layer.weight.val()), bias, spec)
         })
-        .collect();
-    tensor(B::conv_concat(primitive(x), parts))
+        .collect()
 }
 
 /// How `layer` slides over an input of `dims`.

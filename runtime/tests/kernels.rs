@@ -740,8 +740,9 @@ fn concatenation_matches_burn_and_splits_the_gradient() {
 /// Convolutions joined along channels, each written into its channels of
 /// the joined output (`conv_concat` on burn's CPU backend): the bits of
 /// each convolution, then the concatenation, in inference and in training
-/// (the output and every gradient); on every path of the products (each
-/// CPU's, AVX2's, gemm's).
+/// (the output and every gradient), and, pooled in the same pass
+/// (`conv_concat_pool`), the bits of the pooling after them; on every path
+/// of the products (each CPU's, AVX2's, gemm's).
 #[test]
 fn joined_convolutions_give_the_bits_of_each_then_the_concatenation() {
     let _switches = switches();
@@ -832,6 +833,33 @@ fn joined_convolution_cases() {
             .unwrap();
         let out = Tensor::<Flex, 4>::from_primitive(TensorPrimitive::Float(apart.clone())).dims();
         assert_eq!(bits(&joined), bits(&flat(apart)), "case {i}");
+        // Pooled in the same pass (`conv_concat_pool`), through windows 2
+        // apart with TensorFlow's `same` padding (squeeze1's pool2) and 1
+        // apart without: the bits of the pooling of the joined output, on
+        // tiles of images and at batch 1, with and without a ReLU on every
+        // part (the NaN-free loops or not).
+        let [_, _, oh, ow] = out;
+        for win in [
+            Window {
+                kernel: [3, 3],
+                stride: [2, 2],
+                pad: same_pads([oh, ow], [3, 3], [2, 2]),
+            },
+            Window {
+                kernel: [2, 2],
+                stride: [1, 1],
+                pad: [0; 4],
+            },
+        ] {
+            let fused = flat(Flex::conv_concat_pool(p(&x), prims().collect(), win));
+            let joined = Flex::conv_concat(p(&x), prims().collect());
+            let apart = flat(Flex::max_pool(joined, win));
+            assert_eq!(
+                bits(&fused),
+                bits(&apart),
+                "case {i}, pooled through {win:?}"
+            );
+        }
         // Training: the output and the gradients of the input and of every
         // weight and bias, joined in one operation (two parts) or not.
         let weights = random(out, 7);

@@ -84,6 +84,10 @@ impl Printer<'_> {
                 vec![*pool_span]
             }
             StepKind::ConvConcat { convs, .. } => convs.iter().map(|c| c.span).collect(),
+            StepKind::ConvConcatPool { convs, pool, .. } => {
+                let pool = pool.and_then(|(_, span)| span);
+                convs.iter().map(|c| c.span).chain([pool]).collect()
+            }
             _ => Vec::new(),
         };
         for span in std::iter::once(step.span).chain(joined).flatten() {

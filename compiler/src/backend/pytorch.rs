@@ -10,7 +10,7 @@ use super::forward::{self, Syntax};
 use crate::diag::{Lines, Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
-use crate::proc::layout::{self, JoinKind, Layer, Layout, Real, StepKind, Struct};
+use crate::proc::layout::{self, JoinKind, Layer, Layout, Real, Step, StepKind, Struct};
 use crate::proc::namer::{struct_names, variables, Namer};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -35,6 +35,15 @@ struct Python<'a> {
 }
 
 impl Python<'_> {
+    /// A joined step's convolutions, each applied to `input`, concatenated.
+    fn concat(&self, convs: &[Step], input: String) -> String {
+        let parts = convs.iter().map(|c| match c.kind {
+            StepKind::Apply { field, relu } => self.apply(field, relu, input.clone()),
+            _ => unreachable!("a concatenation's step joins convolutions"),
+        });
+        self.join(JoinKind::Concat, true, parts.collect())
+    }
+
     /// `fields[field]` applied to `input`, then a ReLU when `relu`.
     fn apply(&self, field: usize, relu: bool, input: String) -> String {
         let call = format!("self.{}({input})", self.attrs[field]);
@@ -60,15 +69,16 @@ impl Syntax for Python<'_> {
             StepKind::BlockPool { block, pool, .. } => {
                 self.apply(*pool, false, self.apply(*block, false, input))
             }
-            StepKind::ConvConcat { convs, .. } => {
-                let parts = convs.iter().map(|c| match c.kind {
-                    StepKind::Apply { field, relu } => self.apply(field, relu, input.clone()),
-                    _ => unreachable!("`ConvConcat` joins convolutions"),
-                });
-                self.join(JoinKind::Concat, true, parts.collect())
+            StepKind::ConvConcat { convs, .. } => self.concat(convs, input),
+            StepKind::ConvConcatPool {
+                convs,
+                pool: Some((pool, _)),
+                ..
+            } => self.apply(*pool, false, self.concat(convs, input)),
+            // Only `pooled` forwards hold them, which this back end never prints.
+            StepKind::ConvPoolArg { .. } | StepKind::ConvConcatPool { pool: None, .. } => {
+                unreachable!("a pooled forward's step in `forward`")
             }
-            // Only `pooled` forwards hold it, which this back end never prints.
-            StepKind::ConvPoolArg { .. } => unreachable!("a pooled forward's step in `forward`"),
             StepKind::Relu => format!("F.relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean((2, 3), keepdim=True)"),
             StepKind::Flatten => format!("{input}.flatten(1)"),

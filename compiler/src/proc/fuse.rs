@@ -9,23 +9,27 @@
 //! whose last convolution pools through the caller's pooling. And the
 //! convolutions of a concatenation whose branches are each one convolution
 //! (squeeze1's fire modules) write their channels of the joined output,
-//! without outputs of their own to copy (`Kernels::conv_concat`). The burn
-//! back end prints the joined steps; PyTorch and ONNX keep the layers apart.
+//! without outputs of their own to copy (`Kernels::conv_concat`); a max
+//! pooling after such a concatenation, or after a block that ends with one
+//! (squeeze1's `fire2` and `pool2`), pools each tile of the joined output
+//! while it is in cache (`Kernels::conv_concat_pool`). The burn back end
+//! prints the joined steps; PyTorch and ONNX keep the layers apart.
 
 use super::layout::{Field, JoinKind, Layer, Layout, Step, StepKind, Struct};
 
 /// `layout` with every convolution followed by a max pooling (one without
-/// a ReLU of its own) as one `StepKind::ConvPool`, and every block call
-/// followed by one, where the block ends with a convolution, as one
-/// `StepKind::BlockPool`.
+/// a ReLU of its own) as one `StepKind::ConvPool`, every concatenation of
+/// convolutions followed by one as one `StepKind::ConvConcatPool`, and
+/// every block call followed by one, where the block ends with a
+/// convolution or such a concatenation, as one `StepKind::BlockPool`.
 pub fn conv_pool(layout: &Layout) -> Layout {
     let mut fused = layout.clone();
-    // Blocks that end with a convolution (one that a max pooling follows
-    // ends with that pooling, joined or not).
+    // Blocks that end with a convolution or a concatenation of them (one
+    // that a max pooling follows ends with that pooling, joined or not).
     let ends: Vec<bool> = fused
         .structs
         .iter()
-        .map(|s| ends_with_conv(s).is_some())
+        .map(|s| ends_pooled(s).is_some())
         .collect();
     for s in &mut fused.structs {
         s.forward = seq(&s.fields, std::mem::take(&mut s.forward), &ends);
@@ -40,16 +44,56 @@ pub fn conv_pool(layout: &Layout) -> Layout {
         }
     }
     for (s, wanted) in fused.structs.iter_mut().zip(wanted) {
-        if let (Some(last), true) = (ends_with_conv(s), wanted) {
+        if let (Some(last), true) = (ends_pooled(s), wanted) {
             let mut steps = s.forward.clone();
-            let StepKind::Apply { field, relu } = steps[last].kind else {
-                unreachable!("`ends_with_conv` found a convolution")
+            steps[last].kind = match &steps[last].kind {
+                &StepKind::Apply { field, relu } => StepKind::ConvPoolArg { conv: field, relu },
+                join => {
+                    let (label, convs) = concat_of_convs(&s.fields, join)
+                        .expect("`ends_pooled` found a convolution or a concatenation of them");
+                    StepKind::ConvConcatPool {
+                        label,
+                        convs,
+                        pool: None,
+                    }
+                }
             };
-            steps[last].kind = StepKind::ConvPoolArg { conv: field, relu };
             s.pooled = Some(steps);
         }
     }
     fused
+}
+
+/// A concatenation of feature maps whose branches are each one convolution
+/// (and no other step but `Identity`), at least two: its label and the
+/// convolutions' steps.
+fn concat_of_convs(fields: &[Field], kind: &StepKind) -> Option<(String, Vec<Step>)> {
+    let StepKind::Join {
+        join: JoinKind::Concat,
+        label,
+        maps: true,
+        branches,
+    } = kind
+    else {
+        return None;
+    };
+    let conv = |b: &Vec<Step>| {
+        let mut real = b.iter().filter(|s| s.kind != StepKind::Identity);
+        match (real.next(), real.next()) {
+            (
+                Some(
+                    c @ Step {
+                        kind: StepKind::Apply { field, .. },
+                        ..
+                    },
+                ),
+                None,
+            ) if matches!(fields[*field].layer, Layer::Conv { .. }) => Some(c.clone()),
+            _ => None,
+        }
+    };
+    let convs: Vec<Step> = branches.iter().map(conv).collect::<Option<_>>()?;
+    (convs.len() >= 2).then(|| (label.clone(), convs))
 }
 
 /// `layout` with every concatenation of feature maps whose branches are
@@ -71,60 +115,39 @@ fn joined(fields: &[Field], steps: Vec<Step>) -> Vec<Step> {
     steps
         .into_iter()
         .map(|mut step| {
-            let StepKind::Join {
-                join,
-                label,
-                maps,
-                branches,
-            } = &mut step.kind
-            else {
+            let StepKind::Join { branches, .. } = &mut step.kind else {
                 return step;
             };
             *branches = std::mem::take(branches)
                 .into_iter()
                 .map(|b| joined(fields, b))
                 .collect();
-            let conv = |b: &Vec<Step>| {
-                let mut real = b.iter().filter(|s| s.kind != StepKind::Identity);
-                match (real.next(), real.next()) {
-                    (
-                        Some(
-                            c @ Step {
-                                kind: StepKind::Apply { field, .. },
-                                ..
-                            },
-                        ),
-                        None,
-                    ) if matches!(fields[*field].layer, Layer::Conv { .. }) => Some(c.clone()),
-                    _ => None,
-                }
-            };
-            let convs: Option<Vec<Step>> = branches.iter().map(conv).collect();
-            match (join, maps, convs) {
-                (JoinKind::Concat, true, Some(convs)) if convs.len() >= 2 => Step {
+            match concat_of_convs(fields, &step.kind) {
+                Some((label, convs)) => Step {
                     span: step.span,
-                    kind: StepKind::ConvConcat {
-                        label: std::mem::take(label),
-                        convs,
-                    },
+                    kind: StepKind::ConvConcat { label, convs },
                 },
-                _ => step,
+                None => step,
             }
         })
         .collect()
 }
 
-/// Where a block's last step is, when it applies a convolution.
-fn ends_with_conv(s: &Struct) -> Option<usize> {
+/// Where a block's last step is, when it applies a convolution or is a
+/// concatenation of convolutions: what a caller's pooling can join.
+fn ends_pooled(s: &Struct) -> Option<usize> {
+    if s.is_model {
+        return None;
+    }
     let last = s
         .forward
         .iter()
         .rposition(|step| step.kind != StepKind::Identity)?;
-    match s.forward[last].kind {
-        StepKind::Apply { field, .. } if !s.is_model => {
-            matches!(s.fields[field].layer, Layer::Conv { .. }).then_some(last)
+    match &s.forward[last].kind {
+        StepKind::Apply { field, .. } => {
+            matches!(s.fields[*field].layer, Layer::Conv { .. }).then_some(last)
         }
-        _ => None,
+        join => concat_of_convs(&s.fields, join).map(|_| last),
     }
 }
 
@@ -150,6 +173,14 @@ fn seq(fields: &[Field], steps: Vec<Step>, ends: &[bool]) -> Vec<Step> {
         {
             let pool = *pool;
             if matches!(fields[pool].layer, Layer::MaxPool { .. }) {
+                if let Some((label, convs)) = concat_of_convs(fields, last) {
+                    *last = StepKind::ConvConcatPool {
+                        label,
+                        convs,
+                        pool: Some((pool, step.span)),
+                    };
+                    continue;
+                }
                 if let StepKind::Apply { field, relu } = *last {
                     let joined = match fields[field].layer {
                         Layer::Conv { .. } => Some(StepKind::ConvPool {
@@ -434,11 +465,89 @@ mod tests {
     }
 
     #[test]
+    fn a_max_pooling_after_a_concatenation_of_convolutions_joins_it() {
+        // squeeze1's shape: a block that ends with the concatenation, called
+        // twice, then pooled; and a concatenation pooled in the model's own
+        // sequence.
+        let fused = conv_concat(&layout(
+            "block fire(e) {\n s: conv 1x1 4 relu\n concat {\n e1: conv 1x1 e relu\n \
+             e3: conv 3x3 e relu\n }\n}\n\
+             model m {\n input 12x12x3\n f1: fire(8)\n f2: fire(8)\n p1: maxpool 3x3 /2\n \
+             concat {\n a: conv 1x1 4\n b: conv 3x3 4 relu\n }\n p2: maxpool 2x2 /2\n \
+             out: fc 10\n}\n",
+        ));
+        let steps: Vec<&StepKind> = fused.model().forward.iter().map(|s| &s.kind).collect();
+        assert!(
+            matches!(steps[0], StepKind::Apply { field: 0, .. }),
+            "{steps:?}"
+        );
+        assert!(
+            matches!(
+                steps[1],
+                StepKind::BlockPool {
+                    block: 1,
+                    pool: 2,
+                    pool_span: Some(_)
+                }
+            ),
+            "{steps:?}"
+        );
+        let convs = |convs: &[Step]| {
+            convs
+                .iter()
+                .map(|c| match c.kind {
+                    StepKind::Apply { field, relu } if c.span.is_some() => (field, relu),
+                    _ => panic!("{c:?}"),
+                })
+                .collect::<Vec<_>>()
+        };
+        let StepKind::ConvConcatPool {
+            convs: own,
+            pool: Some((5, Some(_))),
+            ..
+        } = steps[2]
+        else {
+            panic!("the model's concatenation pooled by p2: {steps:?}");
+        };
+        assert_eq!(convs(own), [(3, false), (4, true)]);
+        // Run apart, the model's step is the join, then the pooling.
+        let unfused = steps[2].unfused().unwrap();
+        assert_eq!(branches(&unfused[0]).len(), 2);
+        assert_eq!(
+            unfused[1],
+            StepKind::Apply {
+                field: 5,
+                relu: false
+            }
+        );
+        // The block keeps its forward (the convolutions joined, not
+        // pooled) and gains one that pools through the caller's pooling.
+        let block = &fused.structs[0];
+        assert!(matches!(
+            block.forward.last().map(|s| &s.kind),
+            Some(StepKind::ConvConcat { .. })
+        ));
+        let pooled = block.pooled.as_ref().expect("a pooled forward");
+        assert_eq!(pooled.len(), block.forward.len());
+        assert_eq!(pooled[0], block.forward[0]);
+        let Some(StepKind::ConvConcatPool {
+            convs: last,
+            pool: None,
+            ..
+        }) = pooled.last().map(|s| &s.kind)
+        else {
+            panic!("{pooled:?}");
+        };
+        assert_eq!(convs(last), [(1, true), (2, true)]);
+        assert_eq!(pooled.last().unwrap().kind.unfused(), None);
+    }
+
+    #[test]
     fn a_block_that_ends_otherwise_or_is_not_pooled_keeps_one_forward() {
-        // `j` ends with a join, `u` is never followed by a max pooling, and
-        // `a`'s call by an average pooling.
+        // `j` ends with a join that is not only convolutions, `u` is never
+        // followed by a max pooling, and `a`'s call by an average pooling.
         let fused = layout(
-            "block j() {\n concat {\n c: conv 1x1 4\n d: conv 3x3 4\n }\n}\n\
+            "block j() {\n concat {\n c: conv 1x1 4\n d: maxpool 3x3 /1\n }\n}\n\
              block u() {\n c: conv 1x1 4\n}\n\
              block a() {\n c: conv 1x1 4\n}\n\
              model m {\n input 12x12x3\n j()\n p1: maxpool 2x2 /1\n u()\n \

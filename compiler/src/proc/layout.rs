@@ -194,6 +194,16 @@ pub enum StepKind {
         label: String,
         convs: Vec<Step>,
     },
+    /// A `ConvConcat` and the max pooling that alone reads its joined
+    /// output, as one step: `pool` is that pooling's field and the
+    /// statement it comes from, when it follows in the same sequence; None
+    /// for the pooling the struct's caller passes in (the last step of a
+    /// block's `pooled` forward, as `ConvPoolArg`). Made by `proc::fuse`.
+    ConvConcatPool {
+        label: String,
+        convs: Vec<Step>,
+        pool: Option<(usize, Option<Span>)>,
+    },
     /// Every branch reads `x`; outputs are joined along channels (`Concat`)
     /// or summed. `maps` when the outputs are feature maps, not vectors.
     Join {
@@ -205,12 +215,19 @@ pub enum StepKind {
 }
 
 impl StepKind {
-    /// The steps a joined step (`ConvPool`, `BlockPool`, `ConvConcat`) was
-    /// made of, as `layout` made them, for back ends that run them apart.
+    /// The steps a joined step (`ConvPool`, `BlockPool`, `ConvConcat`,
+    /// `ConvConcatPool` with its pooling) was made of, as `layout` made
+    /// them, for back ends that run them apart.
     pub fn unfused(&self) -> Option<Vec<StepKind>> {
         let pooled = |pool| StepKind::Apply {
             field: pool,
             relu: false,
+        };
+        let concat = |label: &String, convs: &Vec<Step>| StepKind::Join {
+            join: JoinKind::Concat,
+            label: label.clone(),
+            maps: true,
+            branches: convs.iter().map(|c| vec![c.clone()]).collect(),
         };
         match self {
             &StepKind::ConvPool {
@@ -223,12 +240,12 @@ impl StepKind {
                 },
                 pooled(pool),
             ]),
-            StepKind::ConvConcat { label, convs } => Some(vec![StepKind::Join {
-                join: JoinKind::Concat,
-                label: label.clone(),
-                maps: true,
-                branches: convs.iter().map(|c| vec![c.clone()]).collect(),
-            }]),
+            StepKind::ConvConcat { label, convs } => Some(vec![concat(label, convs)]),
+            StepKind::ConvConcatPool {
+                label,
+                convs,
+                pool: Some((pool, _)),
+            } => Some(vec![concat(label, convs), pooled(*pool)]),
             _ => None,
         }
     }
@@ -250,8 +267,9 @@ pub struct Struct {
     pub params: Vec<Var>,
     pub fields: Vec<Field>,
     pub forward: Vec<Step>,
-    /// `forward` with its last step, a convolution, pooled through a max
-    /// pooling that the caller passes in (`ConvPoolArg`): for callers whose
+    /// `forward` with its last step, a convolution or a concatenation of
+    /// convolutions, pooled through a max pooling that the caller passes in
+    /// (`ConvPoolArg`, `ConvConcatPool` without a field): for callers whose
     /// next step pools the block's output (`BlockPool`). Made by
     /// `proc::fuse`; `layout` leaves it None.
     pub pooled: Option<Vec<Step>>,

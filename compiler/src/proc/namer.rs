@@ -50,7 +50,7 @@ pub const RUST_RESERVED: &[&str] = &[
     "PhantomData",
     // netc's runtime
     "netc_runtime", "AvgPoolSame", "decay_term", "conv", "concat", "conv_relu", "Lrn", "MaxPool",
-    "conv_pool", "conv_relu_pool", "dense", "dense_relu",
+    "conv_pool", "conv_relu_pool", "conv_concat", "conv_concat_pool", "dense", "dense_relu",
     "XAVIER", "HE", "ZeroBias", "Kernels", "Net",
     // the generated program's main.rs
     "model", "main", "Autodiff", "Flex", "Cli", "Spec", "Settings", "ExitCode", "SPEC",

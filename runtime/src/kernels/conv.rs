@@ -781,6 +781,59 @@ pub type Part<'a> = (&'a [f32], Option<&'a [f32]>, Geometry, bool);
 /// same input and make maps of the same size, which share their tiles;
 /// else None.
 pub fn forward_joined(x: &[f32], parts: &[Part]) -> Option<Vec<f32>> {
+    let (plans, places, g0) = joined_plans(x, parts)?;
+    Some(tiles(&plans, &places, g0.n, g0.tile(), g0.parallelism()))
+}
+
+/// `forward_joined`, then max pooling through `win`, as `cpu::max_pool`
+/// computes it (the same bits). Where the tiles of images are spread over
+/// the threads, each tile's joined output is pooled while it is in the
+/// thread's cache, as `forward_pooled` does for one convolution: the
+/// joined output is never written to memory and read back (squeeze1's
+/// pool2 read 9.4 MB at batch 128).
+pub fn forward_joined_pooled(x: &[f32], parts: &[Part], win: Window) -> Option<Vec<f32>> {
+    let (plans, places, g0) = joined_plans(x, parts)?;
+    let (oh, ow) = g0.out();
+    // A ReLU on every part: the joined output holds no NaN.
+    let pooling = pooling(oh, ow, win, parts.iter().all(|p| p.3));
+    let (tile, par) = (g0.tile(), g0.parallelism());
+    if !matches!(par, Parallelism::None) {
+        // Threads inside each product (batch 1): the output whole, then
+        // pooled by all threads.
+        return Some(cpu::pool(
+            &tiles(&plans, &places, g0.n, tile, par),
+            &pooling,
+        ));
+    }
+    let stride = places[0].stride;
+    let pooled = parts.iter().map(|p| p.2.cout).sum::<usize>() * pooling.out();
+    let init = || {
+        let scratch: Vec<_> = plans.iter().map(Plan::scratch).collect();
+        (scratch, vec![0.0f32; tile * stride], pooling.scratch())
+    };
+    let y = filled(
+        g0.n * pooled,
+        tile * pooled,
+        init,
+        |(s, joined, row), t, y| {
+            let joined = &mut joined[..y.len() / pooled * stride];
+            for ((plan, &place), s) in plans.iter().zip(&places).zip(s.iter_mut()) {
+                // SAFETY: `run` writes only f32 values.
+                plan.run(s, t, unsafe { slots(joined) }, place);
+            }
+            pooling.run(joined, y, row);
+        },
+    );
+    Some(y)
+}
+
+/// The plans of `forward_joined`'s parts, each part's place in the joined
+/// images, and the first part's sizes; None where the parts do not read
+/// the same input or make maps of one size.
+fn joined_plans<'a>(
+    x: &'a [f32],
+    parts: &'a [Part<'a>],
+) -> Option<(Vec<Plan<'a>>, Vec<Place>, Geometry)> {
     let (first, _) = parts.split_first()?;
     let g0 = first.2;
     // The same input and output sizes give the same tiles and threads.
@@ -803,7 +856,7 @@ pub fn forward_joined(x: &[f32], parts: &[Part]) -> Option<Vec<f32>> {
             Some(place)
         })
         .collect();
-    Some(tiles(&plans, &places, g0.n, g0.tile(), g0.parallelism()))
+    Some((plans, places, g0))
 }
 
 /// The sum of `v` in 8 running sums, added together at the end. A single

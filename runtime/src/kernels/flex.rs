@@ -103,6 +103,7 @@ fn convolved(
 fn joined(
     x: &FlexTensor,
     parts: &[(&FlexTensor, Option<&FlexTensor>, ConvSpec)],
+    pool: Option<Window>,
 ) -> Option<(FlexTensor, Vec<Geometry>)> {
     let shape = dims(x);
     let geometries: Vec<Geometry> = parts
@@ -119,10 +120,16 @@ fn joined(
         .zip(parts)
         .map(|(((w, b), g), (_, _, spec))| (&w[..], b.as_deref(), *g, spec.relu))
         .collect();
-    let y = conv::forward_joined(&values(x), &joined)?;
     let [n, _, oh, ow] = conv_output(&geometries[0]);
     let c = geometries.iter().map(|g| g.cout).sum::<usize>();
-    Some((flex(y, [n, c, oh, ow]), geometries))
+    let y = match pool {
+        None => flex(conv::forward_joined(&values(x), &joined)?, [n, c, oh, ow]),
+        Some(win) => flex(
+            conv::forward_joined_pooled(&values(x), &joined, win)?,
+            pooled_shape([n, c, oh, ow], win),
+        ),
+    };
+    Some((y, geometries))
 }
 
 impl Kernels for Flex {
@@ -147,10 +154,25 @@ impl Kernels for Flex {
             .iter()
             .map(|(w, b, spec)| (w, b.as_ref(), *spec))
             .collect();
-        match joined(&x, &refs) {
+        match joined(&x, &refs, None) {
             Some((y, _)) => y,
             // Parts whose maps differ in size: the concatenation refuses them.
             None => conv_then_concat::<Self>(x, parts),
+        }
+    }
+
+    fn conv_concat_pool(
+        x: FloatTensor<Self>,
+        parts: Vec<ConvPart<Self>>,
+        win: Window,
+    ) -> FloatTensor<Self> {
+        let refs: Vec<_> = parts
+            .iter()
+            .map(|(w, b, spec)| (w, b.as_ref(), *spec))
+            .collect();
+        match joined(&x, &refs, Some(win)) {
+            Some((y, _)) => y,
+            None => Self::max_pool(conv_then_concat::<Self>(x, parts), win),
         }
     }
 
@@ -461,7 +483,7 @@ impl<C: CheckpointStrategy> Kernels for Autodiff<Flex, C> {
         let refs = parts
             .each_ref()
             .map(|(w, b, spec)| (&w.primitive, b.as_ref().map(|b| &b.primitive), *spec));
-        let Some((y, g)) = joined(&x.primitive, &refs) else {
+        let Some((y, g)) = joined(&x.primitive, &refs, None) else {
             return conv_then_concat::<Self>(x, parts.into());
         };
         let [(w0, b0, s0), (w1, b1, s1)] = parts;

@@ -86,6 +86,18 @@ pub trait Kernels: Backend {
         conv_then_concat::<Self>(x, parts)
     }
 
+    /// `conv_concat`, then `max_pool` of the joined output. burn's CPU
+    /// backend pools each tile of images while its joined output is in
+    /// cache (`conv::forward_joined_pooled`); the others, and autodiff,
+    /// run the two operations.
+    fn conv_concat_pool(
+        x: FloatTensor<Self>,
+        parts: Vec<ConvPart<Self>>,
+        win: Window,
+    ) -> FloatTensor<Self> {
+        Self::max_pool(Self::conv_concat(x, parts), win)
+    }
+
     /// x (N x Cin x H x W) with weight (Cout x Cin/groups x kH x kW), plus bias.
     fn conv(
         x: FloatTensor<Self>,

@@ -176,6 +176,7 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     let mut relu = false;
     let mut concat = false;
     let mut conv_concat = false;
+    let mut conv_concat_pool = false;
     for (s, step) in &steps {
         match &step.kind {
             StepKind::Apply { field, relu: r } => match (&s.fields[*field].layer, r) {
@@ -193,6 +194,7 @@ pub fn imports(layout: &Layout) -> Vec<String> {
                 conv_pool = true
             }
             StepKind::ConvConcat { .. } => conv_concat = true,
+            StepKind::ConvConcatPool { .. } => conv_concat_pool = true,
             StepKind::Relu => relu = true,
             StepKind::Join {
                 join: JoinKind::Concat,
@@ -241,6 +243,9 @@ pub fn imports(layout: &Layout) -> Vec<String> {
     }
     if conv_concat {
         rt.push("conv_concat");
+    }
+    if conv_concat_pool {
+        rt.push("conv_concat_pool");
     }
     if conv_relu {
         rt.push("conv_relu");

@@ -8,7 +8,7 @@ use super::forward::{self, Syntax};
 use crate::diag::{Result, Span};
 use crate::ir::Typed;
 use crate::proc::expr::{Expr, Var};
-use crate::proc::layout::{self, JoinKind, Layer, Layout, StepKind, Struct};
+use crate::proc::layout::{self, JoinKind, Layer, Layout, Step, StepKind, Struct};
 use crate::proc::namer::{camel_case, rust_field, struct_names, variables, Namer};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -80,6 +80,20 @@ struct Rust<'a> {
     source: &'a Source<'a>,
 }
 
+/// A joined step's convolutions as `conv_concat`'s parts: `(&self.e1x1, true), ...`.
+fn conv_parts(s: &Struct, convs: &[Step]) -> String {
+    let parts: Vec<String> = convs
+        .iter()
+        .map(|c| match c.kind {
+            StepKind::Apply { field, relu } => {
+                format!("(&self.{}, {relu})", rust_field(&s.fields[field].label))
+            }
+            _ => unreachable!("a concatenation's step joins convolutions"),
+        })
+        .collect();
+    parts.join(", ")
+}
+
 impl Syntax for Rust<'_> {
     fn step(&self, s: &Struct, step: &StepKind, input: String) -> String {
         let relu = |e: String, on: bool| if on { format!("relu({e})") } else { e };
@@ -116,16 +130,16 @@ impl Syntax for Rust<'_> {
             }
             // Each convolution writes its channels of the joined output.
             StepKind::ConvConcat { convs, .. } => {
-                let parts: Vec<String> = convs
-                    .iter()
-                    .map(|c| match c.kind {
-                        StepKind::Apply { field, relu } => {
-                            format!("(&self.{}, {relu})", rust_field(&s.fields[field].label))
-                        }
-                        _ => unreachable!("`ConvConcat` joins convolutions"),
-                    })
-                    .collect();
-                format!("conv_concat(&[{}], {input})", parts.join(", "))
+                format!("conv_concat(&[{}], {input})", conv_parts(s, convs))
+            }
+            // A field, or the pooling the caller passed to `forward_pool`.
+            StepKind::ConvConcatPool { convs, pool, .. } => {
+                let pool = match pool {
+                    Some((pool, _)) => format!("&self.{}", rust_field(&s.fields[*pool].label)),
+                    None => "pool".to_string(),
+                };
+                let parts = conv_parts(s, convs);
+                format!("conv_concat_pool(&[{parts}], {pool}, {input})")
             }
             StepKind::Relu => format!("relu({input})"),
             StepKind::GlobalAvgPool => format!("{input}.mean_dim(2).mean_dim(3)"),

@@ -109,10 +109,13 @@ impl Writer<'_> {
                 }
             }
             // Only `pooled` forwards hold it, and only the burn back end prints those.
-            StepKind::ConvPoolArg { .. } => unreachable!("a pooled forward's step in `forward`"),
+            StepKind::ConvPoolArg { .. } | StepKind::ConvConcatPool { pool: None, .. } => {
+                unreachable!("a pooled forward's step in `forward`")
+            }
             kind @ (StepKind::ConvPool { .. }
             | StepKind::BlockPool { .. }
-            | StepKind::ConvConcat { .. }) => {
+            | StepKind::ConvConcat { .. }
+            | StepKind::ConvConcatPool { .. }) => {
                 kind.unfused().into_iter().flatten().fold(x, |x, kind| {
                     let part = Step {
                         span: step.span,
