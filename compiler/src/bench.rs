@@ -228,15 +228,18 @@ fn middle(mut v: Vec<f64>) -> f64 {
 pub fn median(runs: &[Figures]) -> Option<Figures> {
     let first = runs.first()?;
     let mid = |f: &dyn Fn(&Figures) -> f64| middle(runs.iter().map(f).collect());
-    let mut memory: Vec<u64> = runs.iter().filter_map(|r| r.peak_memory_bytes).collect();
-    memory.sort_unstable();
+    let memory: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| r.peak_memory_bytes)
+        .map(|b| b as f64)
+        .collect();
     Some(Figures {
         threads: first.threads,
         train_examples_per_second: mid(&|r| r.train_examples_per_second),
         infer_examples_per_second: mid(&|r| r.infer_examples_per_second),
         latency_ms_median: mid(&|r| r.latency_ms_median),
         latency_ms_p95: mid(&|r| r.latency_ms_p95),
-        peak_memory_bytes: memory.get(memory.len() / 2).copied(),
+        peak_memory_bytes: (!memory.is_empty()).then(|| middle(memory) as u64),
     })
 }
 

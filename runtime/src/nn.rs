@@ -128,12 +128,11 @@ pub fn conv_concat_pool<B: Kernels>(
     let [_, _, h, w] = x.dims();
     // The joined maps' size: the first convolution's output (the kernel
     // runs parts whose sizes differ apart, and the concatenation refuses them).
-    let (first, _) = parts.first().expect("a concatenation joins convolutions");
-    let (oh, ow) = conv_out(first, &conv_spec(first, [h, w], false), [h, w]);
-    let parts = conv_parts(parts, [h, w]);
+    let ((first, _), joined) = (&parts[0], conv_parts(parts, [h, w]));
+    let (oh, ow) = conv_out(first, &joined[0].2, [h, w]);
     tensor(B::conv_concat_pool(
         primitive(x),
-        parts,
+        joined,
         pool.window(oh, ow),
     ))
 }

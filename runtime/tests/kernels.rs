@@ -851,14 +851,22 @@ fn joined_convolution_cases() {
                 pad: [0; 4],
             },
         ] {
-            let fused = flat(Flex::conv_concat_pool(p(&x), prims().collect(), win));
-            let joined = Flex::conv_concat(p(&x), prims().collect());
-            let apart = flat(Flex::max_pool(joined, win));
-            assert_eq!(
-                bits(&fused),
-                bits(&apart),
-                "case {i}, pooled through {win:?}"
-            );
+            // And with a NaN in the input, which a part without a ReLU
+            // carries into the joined output: its pooling must keep it.
+            let mut with_nan = x.clone().into_data().to_vec::<f32>().unwrap();
+            with_nan[w + 1] = f32::NAN;
+            let with_nan = TensorData::new(with_nan, shape);
+            let with_nan = Tensor::<Flex, 4>::from_data(with_nan, &x.device());
+            for x in [&x, &with_nan] {
+                let fused = flat(Flex::conv_concat_pool(p(x), prims().collect(), win));
+                let joined = Flex::conv_concat(p(x), prims().collect());
+                let apart = flat(Flex::max_pool(joined, win));
+                assert_eq!(
+                    bits(&fused),
+                    bits(&apart),
+                    "case {i}, pooled through {win:?}"
+                );
+            }
         }
         // Training: the output and the gradients of the input and of every
         // weight and bias, joined in one operation (two parts) or not.

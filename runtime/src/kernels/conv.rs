@@ -675,20 +675,8 @@ fn convolve(
         ),
         (Parallelism::None, Some((win, false))) => {
             let pooling = pooling(oh, ow, win, relu);
-            let pooled = g.cout * pooling.out();
-            let init = || {
-                (
-                    plan.scratch(),
-                    vec![0.0f32; tile * out_image],
-                    pooling.scratch(),
-                )
-            };
-            let y = filled(g.n * pooled, tile * pooled, init, |(s, conv, row), t, y| {
-                let conv = &mut conv[..y.len() / pooled * out_image];
-                one(s, t, conv);
-                pooling.run(conv, y, row);
-            });
-            (y, None)
+            let plans = slice::from_ref(&plan);
+            (pooled_tiles(plans, &[whole], g.n, tile, &pooling), None)
         }
         (Parallelism::None, Some((win, true))) => {
             let pooling = pooling(oh, ow, win, relu);
@@ -726,6 +714,32 @@ fn pooling(oh: usize, ow: usize, win: Window, relu: bool) -> Pooling {
         true => pooling.without_nan(),
         false => pooling,
     }
+}
+
+/// `n` images made as `tiles` makes them, spread over the threads, each
+/// tile pooled while it is in the thread's cache: the pooled images alone,
+/// the whole output never written to memory.
+fn pooled_tiles(
+    plans: &[Plan],
+    places: &[Place],
+    n: usize,
+    tile: usize,
+    pooling: &Pooling,
+) -> Vec<f32> {
+    let stride = places.first().map_or(0, |place| place.stride);
+    let pooled = plans.iter().map(|plan| plan.g.cout).sum::<usize>() * pooling.out();
+    let init = || {
+        let scratch: Vec<_> = plans.iter().map(Plan::scratch).collect();
+        (scratch, vec![0.0f32; tile * stride], pooling.scratch())
+    };
+    filled(n * pooled, tile * pooled, init, |(s, out, row), t, y| {
+        let out = &mut out[..y.len() / pooled * stride];
+        for ((plan, &place), s) in plans.iter().zip(places).zip(s.iter_mut()) {
+            // SAFETY: `run` writes only f32 values.
+            plan.run(s, t, unsafe { slots(out) }, place);
+        }
+        pooling.run(out, y, row);
+    })
 }
 
 /// `n` images made tile by tile (`tile` images each), each plan writing
@@ -796,35 +810,12 @@ pub fn forward_joined_pooled(x: &[f32], parts: &[Part], win: Window) -> Option<V
     let (oh, ow) = g0.out();
     // A ReLU on every part: the joined output holds no NaN.
     let pooling = pooling(oh, ow, win, parts.iter().all(|p| p.3));
-    let (tile, par) = (g0.tile(), g0.parallelism());
-    if !matches!(par, Parallelism::None) {
+    Some(match (g0.tile(), g0.parallelism()) {
+        (tile, Parallelism::None) => pooled_tiles(&plans, &places, g0.n, tile, &pooling),
         // Threads inside each product (batch 1): the output whole, then
         // pooled by all threads.
-        return Some(cpu::pool(
-            &tiles(&plans, &places, g0.n, tile, par),
-            &pooling,
-        ));
-    }
-    let stride = places[0].stride;
-    let pooled = parts.iter().map(|p| p.2.cout).sum::<usize>() * pooling.out();
-    let init = || {
-        let scratch: Vec<_> = plans.iter().map(Plan::scratch).collect();
-        (scratch, vec![0.0f32; tile * stride], pooling.scratch())
-    };
-    let y = filled(
-        g0.n * pooled,
-        tile * pooled,
-        init,
-        |(s, joined, row), t, y| {
-            let joined = &mut joined[..y.len() / pooled * stride];
-            for ((plan, &place), s) in plans.iter().zip(&places).zip(s.iter_mut()) {
-                // SAFETY: `run` writes only f32 values.
-                plan.run(s, t, unsafe { slots(joined) }, place);
-            }
-            pooling.run(joined, y, row);
-        },
-    );
-    Some(y)
+        (tile, par) => cpu::pool(&tiles(&plans, &places, g0.n, tile, par), &pooling),
+    })
 }
 
 /// The plans of `forward_joined`'s parts, each part's place in the joined

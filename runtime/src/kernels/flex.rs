@@ -97,9 +97,10 @@ fn convolved(
     }
 }
 
-/// `conv::forward_joined` on tensors: the joined output of the parts
-/// (weights, bias, how each slides) and each part's sizes; None where
-/// their maps differ in size.
+/// `conv::forward_joined` on tensors (with `pool`, `forward_joined_pooled`):
+/// the joined output of the parts (weights, bias, how each slides), pooled
+/// through `pool` if given, and each part's sizes; None where their maps
+/// differ in size.
 fn joined(
     x: &FlexTensor,
     parts: &[(&FlexTensor, Option<&FlexTensor>, ConvSpec)],
@@ -132,6 +133,14 @@ fn joined(
     Some((y, geometries))
 }
 
+/// The parts of `conv_concat`, borrowed as `joined` reads them.
+fn refs(parts: &[ConvPart<Flex>]) -> Vec<(&FlexTensor, Option<&FlexTensor>, ConvSpec)> {
+    parts
+        .iter()
+        .map(|(w, b, spec)| (w, b.as_ref(), *spec))
+        .collect()
+}
+
 impl Kernels for Flex {
     fn concat(a: FloatTensor<Self>, b: FloatTensor<Self>) -> FloatTensor<Self> {
         let [n, ca, h, w] = dims(&a);
@@ -150,11 +159,7 @@ impl Kernels for Flex {
     }
 
     fn conv_concat(x: FloatTensor<Self>, parts: Vec<ConvPart<Self>>) -> FloatTensor<Self> {
-        let refs: Vec<_> = parts
-            .iter()
-            .map(|(w, b, spec)| (w, b.as_ref(), *spec))
-            .collect();
-        match joined(&x, &refs, None) {
+        match joined(&x, &refs(&parts), None) {
             Some((y, _)) => y,
             // Parts whose maps differ in size: the concatenation refuses them.
             None => conv_then_concat::<Self>(x, parts),
@@ -166,11 +171,7 @@ impl Kernels for Flex {
         parts: Vec<ConvPart<Self>>,
         win: Window,
     ) -> FloatTensor<Self> {
-        let refs: Vec<_> = parts
-            .iter()
-            .map(|(w, b, spec)| (w, b.as_ref(), *spec))
-            .collect();
-        match joined(&x, &refs, Some(win)) {
+        match joined(&x, &refs(&parts), Some(win)) {
             Some((y, _)) => y,
             None => Self::max_pool(conv_then_concat::<Self>(x, parts), win),
         }
