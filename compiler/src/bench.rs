@@ -523,16 +523,24 @@ mod tests {
         assert_eq!(two.train_examples_per_second, 200.0);
     }
 
-    #[test]
-    fn the_table_marks_where_netc_is_ahead() {
-        let bench = Bench {
+    /// The Markdown of a bench at batch 128 on 2 threads of `machine()`.
+    fn table(rounds: usize, rows: Vec<Row>) -> String {
+        markdown(&Bench {
             batch_size: 128,
             steps: 10,
-            rounds: 1,
+            rounds,
             threads: 2,
             machine: machine(),
             pytorch_missing: None,
-            rows: vec![
+            rows,
+        })
+    }
+
+    #[test]
+    fn the_table_marks_where_netc_is_ahead() {
+        let md = table(
+            1,
+            vec![
                 row(
                     figures(100.0, 2.0),
                     vec![
@@ -548,8 +556,7 @@ mod tests {
                 )
                 .unwrap(),
             ],
-        };
-        let md = markdown(&bench);
+        );
         assert!(
             md.contains("| model | figure | netc | emitted module | hand-written | netc / best |"),
             "{md}"
@@ -581,22 +588,8 @@ mod tests {
     fn with_several_rounds_the_table_gives_their_range() {
         let netc = vec![figures(100.0, 2.0), figures(90.0, 2.0)];
         let theirs = vec![figures(80.0, 4.0), figures(100.0, 1.0)];
-        let bench = Bench {
-            batch_size: 128,
-            steps: 10,
-            rounds: 2,
-            threads: 2,
-            machine: machine(),
-            pytorch_missing: None,
-            rows: vec![Row::new(
-                "tuto",
-                1,
-                netc,
-                vec![Side::new(CHANNELS_LAST, theirs).unwrap()],
-            )
-            .unwrap()],
-        };
-        let md = markdown(&bench);
+        let sides = vec![Side::new(CHANNELS_LAST, theirs).unwrap()];
+        let md = table(2, vec![Row::new("tuto", 1, netc, sides).unwrap()]);
         // Training: rounds 1.25 and 0.90, median 1.075; latency 0.5 and 2.0.
         assert!(
             md.contains("| tuto | training, examples/s | 95.0 | 90.0 | 1.07 ✓ (0.90-1.25) |"),
