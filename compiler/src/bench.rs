@@ -102,6 +102,48 @@ pub const SIDES: [&str; 5] = [
     COMPILED,
 ];
 
+/// The sides most likely to be the best PyTorch, first: channels-last is
+/// the fastest layout on CPUs (it was the best side in every bench so far),
+/// and a compiled model may beat it.
+const CLOSEST: [&str; 5] = [
+    CHANNELS_LAST,
+    EMITTED_CHANNELS_LAST,
+    COMPILED,
+    HANDWRITTEN,
+    EMITTED,
+];
+
+/// The turns of round `round` (from 1): None for netc, Some(i) for
+/// `sides[i]`. Each ratio pairs netc's run with one side's run of the same
+/// round, so the sides likeliest to be the best run next to netc, one just
+/// before it and one just after (the two channels-last sides), the others
+/// further out; even rounds run the order backwards, so a drift of the
+/// machine's speed favours each of a pair in turn. (Before 2026-11-29 netc
+/// ran first or last, and the emitted channels-last side, the best in some
+/// runs, three turns away from it.)
+pub fn turns(sides: &[&str], round: usize) -> Vec<Option<usize>> {
+    let rank = |name: &str| {
+        CLOSEST
+            .iter()
+            .position(|c| *c == name)
+            .unwrap_or(CLOSEST.len())
+    };
+    let mut ranked: Vec<usize> = (0..sides.len()).collect();
+    ranked.sort_by_key(|&i| rank(sides[i]));
+    let mut order = std::collections::VecDeque::from([None]);
+    for (r, i) in ranked.into_iter().enumerate() {
+        match r % 2 {
+            0 => order.push_back(Some(i)),
+            _ => order.push_front(Some(i)),
+        }
+    }
+    let mut order: Vec<_> = order.into();
+    if round.is_multiple_of(2) {
+        order.reverse();
+    }
+    order
+}
+
 /// One PyTorch variant's figures: the median of its runs, and the runs, one
 /// per round.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -314,8 +356,8 @@ const LINES: [Line; 5] = [
 pub fn markdown(b: &Bench) -> String {
     let mut s = format!(
         "# netc against PyTorch\n\nBatch {} for throughput, batch 1 for latency; {} timed steps; {} thread{};\n\
-         {} rounds, each side measured once per round in turns (netc first in odd rounds,\n\
-         last in even ones); each figure the median of its rounds.\n\
+         {} rounds, each side measured once per round in turns (netc between the two\n\
+         channels-last sides, the order reversed in even rounds); each figure the median of its rounds.\n\
          PyTorch runs the module netc emits and, for the seed's models, the same model written\n\
          by hand with stock modules (eager, channels-last, compiled where asked). The ratio is\n\
          netc / the PyTorch side with the best median figure, taken round by round: the median\n\
@@ -407,6 +449,46 @@ fn flop_share(b: &Bench) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_channels_last_sides_run_next_to_netc_one_on_each_side() {
+        let names = |order: &[Option<usize>], sides: &[&str]| -> Vec<String> {
+            let name = |t: &Option<usize>| t.map_or("netc".to_string(), |i| sides[i].to_string());
+            order.iter().map(name).collect()
+        };
+        let four = [EMITTED, EMITTED_CHANNELS_LAST, HANDWRITTEN, CHANNELS_LAST];
+        assert_eq!(
+            names(&turns(&four, 1), &four),
+            [
+                EMITTED,
+                EMITTED_CHANNELS_LAST,
+                "netc",
+                CHANNELS_LAST,
+                HANDWRITTEN
+            ]
+        );
+        assert_eq!(
+            names(&turns(&four, 2), &four),
+            [
+                HANDWRITTEN,
+                CHANNELS_LAST,
+                "netc",
+                EMITTED_CHANNELS_LAST,
+                EMITTED
+            ]
+        );
+        assert_eq!(turns(&four, 3), turns(&four, 1));
+        let all = SIDES;
+        let odd = names(&turns(&all, 1), &all);
+        assert_eq!(odd[1..4], [EMITTED_CHANNELS_LAST, "netc", CHANNELS_LAST]);
+        assert_eq!(odd.len(), 6);
+        let two = [EMITTED, EMITTED_CHANNELS_LAST];
+        assert_eq!(
+            names(&turns(&two, 1), &two),
+            [EMITTED, "netc", EMITTED_CHANNELS_LAST]
+        );
+        assert_eq!(turns(&[], 2), [None]);
+    }
 
     fn figures(train: f64, latency: f64) -> Figures {
         Figures {

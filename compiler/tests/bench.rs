@@ -1,6 +1,6 @@
 //! `netc bench` end to end on a tiny model: netc and the emitted module's
-//! PyTorch sides measured in turns (netc first in the first round, last in
-//! the second), and the JSON holds every round's figures and ratios taken
+//! PyTorch sides measured in turns (netc between the two, the channels-last
+//! side after it in the first round and before it in the second), and the JSON holds every round's figures and ratios taken
 //! round by round. Needs python3 with torch (`.ci/run` installs it): without
 //! it the test fails rather than measure netc alone unseen.
 
@@ -29,16 +29,24 @@ fn bench_pairs_netc_with_each_pytorch_side_round_by_round() {
         "python3 needs torch and numpy for this test (pip install torch numpy): {err}"
     );
 
-    // The turns: netc, then the PyTorch sides; then the other way round.
+    // The turns: the eager module, netc, the channels-last module; then
+    // the other way round.
     let turns: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("benchtiny: round "))
         .collect();
-    assert_eq!(turns.len(), 6, "{err}");
-    assert!(turns[0].contains("round 1/2: netc"), "{err}");
-    assert!(turns[1..3].iter().all(|t| t.contains("round 1/2: PyTorch")));
-    assert!(turns[3..5].iter().all(|t| t.contains("round 2/2: PyTorch")));
-    assert!(turns[5].contains("round 2/2: netc"), "{err}");
+    let want = [
+        "round 1/2: PyTorch, emitted module (",
+        "round 1/2: netc",
+        "round 1/2: PyTorch, emitted, channels-last",
+        "round 2/2: PyTorch, emitted, channels-last",
+        "round 2/2: netc",
+        "round 2/2: PyTorch, emitted module (",
+    ];
+    assert_eq!(turns.len(), want.len(), "{err}");
+    for (turn, want) in turns.iter().zip(want) {
+        assert!(turn.contains(want), "{turn} is not {want}: {err}");
+    }
 
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("out/bench.json")).unwrap())

@@ -201,15 +201,8 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
             'rounds: for round in 1..=rounds {
-                // netc runs next to the hand-written sides (the last ones),
-                // first in odd rounds and last in even ones, so that a drift
-                // of the machine's speed favours each side in turn.
-                let mut order: Vec<Option<usize>> = (0..sides.len()).rev().map(Some).collect();
-                order.insert(0, None);
-                if round % 2 == 0 {
-                    order.reverse();
-                }
-                for turn in order {
+                let names: Vec<&str> = sides.iter().map(|(name, _)| *name).collect();
+                for turn in netc::bench::turns(&names, round) {
                     let Some(i) = turn else {
                         errln!("{name}: round {round}/{rounds}: netc ({on})");
                         let what = format!("{} bench", binary.display());
