@@ -356,8 +356,8 @@ const LINES: [Line; 5] = [
 pub fn markdown(b: &Bench) -> String {
     let mut s = format!(
         "# netc against PyTorch\n\nBatch {} for throughput, batch 1 for latency; {} timed steps; {} thread{};\n\
-         {} rounds, each side measured once per round in turns (netc between the two\n\
-         channels-last sides, the order reversed in even rounds); each figure the median of its rounds.\n\
+         {} rounds, each side measured once per round in turns (the channels-last sides\n\
+         next to netc, the order reversed in even rounds); each figure the median of its rounds.\n\
          PyTorch runs the module netc emits and, for the seed's models, the same model written\n\
          by hand with stock modules (eager, channels-last, compiled where asked). The ratio is\n\
          netc / the PyTorch side with the best median figure, taken round by round: the median\n\

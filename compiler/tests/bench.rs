@@ -1,6 +1,7 @@
 //! `netc bench` end to end on a tiny model: netc and the emitted module's
 //! PyTorch sides measured in turns (netc between the two, the channels-last
-//! side after it in the first round and before it in the second), and the JSON holds every round's figures and ratios taken
+//! side after it in the first round and before it in the second), and the
+//! JSON holds every round's figures and ratios taken
 //! round by round. Needs python3 with torch (`.ci/run` installs it): without
 //! it the test fails rather than measure netc alone unseen.
 
@@ -96,4 +97,58 @@ fn bench_pairs_netc_with_each_pytorch_side_round_by_round() {
     let lo = rounds.iter().copied().fold(f64::INFINITY, f64::min);
     let hi = rounds.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     assert!(line.ends_with(&format!("({lo:.2}-{hi:.2}) |")), "{line}");
+}
+
+/// A PyTorch side that fails, here the one that runs before netc in the
+/// first round, is left out, and netc and the other side are measured in
+/// every round: the exit status says something failed, the table has the
+/// rest.
+#[test]
+fn a_failing_pytorch_side_is_left_out_and_the_rest_measured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let tiny = TINY.replace("benchtiny", "benchfail");
+    std::fs::write(dir.join("tiny.net"), tiny).unwrap();
+    // python3, except for the eager emitted module's bench, which fails.
+    let python = dir.join("python");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\ncase \" $* \" in\n*\" --channels-last \"*|*\" --count \"*|*\" -c \"*) exec python3 \"$@\" ;;\nesac\necho boom >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_netc"))
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(["bench", "tiny.net", "--steps", "2", "--latency-runs", "3"])
+        .args(["--batch-size", "4", "--rounds", "2", "--threads", "1"])
+        .args(["--out", "out", "--python"])
+        .arg(&python)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("boom"), "{err}");
+    assert!(
+        err.contains("benchfail: emitted module is left out"),
+        "{err}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("out/bench.json")).unwrap())
+            .unwrap();
+    let row = &json["rows"][0];
+    assert_eq!(row["model"], "benchfail");
+    assert_eq!(row["netc_runs"].as_array().unwrap().len(), 2, "{err}");
+    let sides = row["pytorch"].as_array().unwrap();
+    assert_eq!(sides.len(), 1, "{err}");
+    assert_eq!(sides[0]["name"], "emitted, channels-last");
+    assert_eq!(sides[0]["runs"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        row["ratio"]["rounds"]["train"]["rounds"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
 }

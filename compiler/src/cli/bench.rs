@@ -198,6 +198,11 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
             };
             let mut ours = Vec::new();
             let mut theirs: Vec<Vec<Figures>> = vec![Vec::new(); sides.len()];
+            // A PyTorch side that fails is left out from then on (and of the
+            // table), netc and the other sides measured on: with sides
+            // before netc in a round, stopping the rounds there would lose
+            // netc's figures.
+            let mut failed = vec![false; sides.len()];
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
             'rounds: for round in 1..=rounds {
@@ -216,21 +221,25 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
                         }
                         continue;
                     };
+                    if failed[i] {
+                        continue;
+                    }
                     let (side, cmd) = &mut sides[i];
                     errln!("{name}: round {round}/{rounds}: PyTorch, {side} ({on})");
                     match figures(cmd, &format!("PyTorch bench of {name} ({side})")) {
                         Ok(f) => theirs[i].push(f),
                         Err(e) => {
-                            errln!("error: {e}");
+                            errln!("error: {e}\nnote: {name}: {side} is left out");
                             ok = false;
-                            break 'rounds;
+                            failed[i] = true;
+                            theirs[i].clear();
                         }
                     }
                 }
             }
-            // A round cut short by an error is left out, so that every
+            // A round cut short by netc's error is left out, so that every
             // side's runs pair with netc's round by round (a side that never
-            // ran is left out of the table).
+            // ran, or failed, is left out of the table).
             let whole = theirs
                 .iter()
                 .map(Vec::len)

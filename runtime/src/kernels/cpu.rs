@@ -53,11 +53,11 @@ pub(crate) fn zeroed(y: &mut [MaybeUninit<f32>]) -> &mut [f32] {
 /// scratch `state` once per call. With `for_each_init`, rayon ran runs of
 /// items (a quarter of a layer's tiles with 2 threads) as one job that no
 /// other thread could share, and called `init` once per run: at the end
-/// of each layer one thread finished its run while the other slept, 8 %
-/// of the second thread's time in squeeze1's AVX2 inference, 10 % in its
-/// training (`perf` sched events). One job per item left `init` once per
-/// item, and a pooled tile's scratch is a whole output tile; so each
-/// thread keeps its state in a slot of its own.
+/// of each layer one thread finished its run while the other slept, 4-10 %
+/// of the second thread's time in squeeze1's AVX2 inference, 4-5 % after
+/// (`perf` sched events, docs/performance.md). One job per item left
+/// `init` once per item, and a pooled tile's scratch is a whole output
+/// tile; so each thread keeps its state in a slot of its own.
 fn each_job<P, S, I, J>(items: P, init: I, job: J)
 where
     P: IndexedParallelIterator,
