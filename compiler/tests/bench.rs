@@ -1,9 +1,9 @@
 //! `netc bench` end to end on a tiny model: netc and the emitted module's
 //! PyTorch sides measured in turns (netc between the two, the channels-last
-//! side after it in the first round and before it in the second), and the
-//! JSON holds every round's figures and ratios taken
-//! round by round. Needs python3 with torch (`.ci/run` installs it): without
-//! it the test fails rather than measure netc alone unseen.
+//! side after it in the first round and before it in the second), the JSON
+//! holding every round's figures and ratios taken round by round; and a
+//! side that fails left out. Needs python3 with torch (`.ci/run` installs
+//! it): without it the test fails rather than measure netc alone unseen.
 
 use std::process::Command;
 

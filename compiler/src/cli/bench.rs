@@ -203,10 +203,10 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
             // before netc in a round, stopping the rounds there would lose
             // netc's figures.
             let mut failed = vec![false; sides.len()];
+            let names: Vec<&str> = sides.iter().map(|(name, _)| *name).collect();
             let rounds = args.rounds.max(1);
             let on = plural(threads, "thread");
             'rounds: for round in 1..=rounds {
-                let names: Vec<&str> = sides.iter().map(|(name, _)| *name).collect();
                 for turn in netc::bench::turns(&names, round) {
                     let Some(i) = turn else {
                         errln!("{name}: round {round}/{rounds}: netc ({on})");
