@@ -440,6 +440,40 @@ impl Pooling {
     /// first cell of its window, row by row, that holds the output's value.
     fn backward(&self, plane: &[f32], (y, dy): (&[f32], &[f32]), dx: &mut [f32]) {
         let (w, ow) = (self.w, self.cols.len());
+        // Planes whose rows fit in registers: a whole plane a call, each
+        // row of a window loaded once for all its outputs.
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (kw, left, sw) = self.across();
+            let (hw, rows, cols) = ((self.h, w), &self.rows[..], (left, ow));
+            // SAFETY: `new` chose these rows for this CPU and stride (1 or
+            // 2); each one's sizes hold; the rows lie in the plane, and `y`
+            // and `dy` are its outputs.
+            match self.vectors {
+                Rows::Avx512 if super::maxpool512::in_registers(w, ow, kw) => {
+                    let across = (kw, sw);
+                    unsafe {
+                        super::maxpool512::planes_backward(
+                            plane,
+                            hw,
+                            rows,
+                            cols,
+                            across,
+                            (y, dy),
+                            dx,
+                        )
+                    };
+                    return;
+                }
+                Rows::Avx2 if super::maxpool256::in_pairs(w, ow, (kw, left, sw)) => {
+                    unsafe {
+                        super::maxpool256::pairs_backward(plane, hw, rows, cols, kw, (y, dy), dx)
+                    };
+                    return;
+                }
+                _ => {}
+            }
+        }
         for (i, &(r0, r1)) in self.rows.iter().enumerate() {
             let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
             #[cfg(target_arch = "x86_64")]
@@ -519,22 +553,43 @@ pub fn max_pool_backward(
     w: usize,
     win: Window,
 ) -> Vec<f32> {
+    max_pool_relu_backward(x, (y, dy), (h, w), win, false)
+}
+
+/// `max_pool_backward`, then with `relu` the gradient of the fused ReLU
+/// whose output `x` is: 0 wherever `x` is not positive, as
+/// `conv::relu_mask` passes it (the same bits). Each plane is masked just
+/// after its gradient is made, while in cache, instead of in a pass of
+/// its own over the whole gradient (which read the gradient and the maps
+/// and wrote the masked gradient: 21 MB for alex4's conv2 at batch 128).
+pub fn max_pool_relu_backward(
+    x: &[f32],
+    (y, dy): (&[f32], &[f32]),
+    (h, w): (usize, usize),
+    win: Window,
+    relu: bool,
+) -> Vec<f32> {
     let pooling = Pooling::new(h, w, win);
     let out = pooling.out();
     let per = per_thread(out, x.len() / (h * w));
-    filled(
-        x.len(),
-        per * h * w,
-        || (),
-        |_, chunk, dx| {
-            let first = chunk * per;
-            for (p, dx) in dx.chunks_exact_mut(h * w).enumerate() {
-                let plane = &x[(first + p) * h * w..][..h * w];
-                let at = (first + p) * out;
-                pooling.backward(plane, (&y[at..][..out], &dy[at..][..out]), dx);
+    let fill = |_: &mut (), chunk, dx: &mut [MaybeUninit<f32>]| {
+        let first = chunk * per;
+        for (p, dx) in dx.chunks_exact_mut(h * w).enumerate() {
+            let plane = &x[(first + p) * h * w..][..h * w];
+            let at = (first + p) * out;
+            // Zeroed here rather than chunk by chunk beforehand: the
+            // plane's gradient is then in cache as the outputs are added.
+            let dx = zeroed(dx);
+            pooling.backward(plane, (&y[at..][..out], &dy[at..][..out]), dx);
+            if relu {
+                for (d, &x) in dx.iter_mut().zip(plane) {
+                    *d = if x > 0.0 { *d } else { 0.0 };
+                }
             }
-        },
-    )
+        }
+    };
+    // SAFETY: `zeroed` writes every value of each plane of each chunk.
+    unsafe { written(x.len(), per * h * w, || (), fill) }
 }
 
 /// One output row's share of `max_pool_backward`, a window at a time.

@@ -377,16 +377,12 @@ impl Backward<Flex, 3> for ConvPoolBackward {
         let (x, w, conv_out, y, relu, g, win) = ops.state;
         let (oh, ow) = g.out();
         let conv_out = values(&conv_out);
-        let dconv = cpu::max_pool_backward(&conv_out, &values(&y), &values(&dy), oh, ow, win);
-        let relu_out = relu.then_some(&conv_out[..]);
-        conv_gradients(
-            ops.parents.map(|p| p.map(|p| p.id)),
-            grads,
-            (&x, &w),
-            &dconv,
-            relu_out,
-            &g,
-        );
+        let (y, dy) = (values(&y), values(&dy));
+        // With a fused ReLU, its gradient too, plane by plane in cache: the
+        // convolution's gradients then get dy masked already.
+        let dconv = cpu::max_pool_relu_backward(&conv_out, (&y, &dy), (oh, ow), win, relu);
+        let parents = ops.parents.map(|p| p.map(|p| p.id));
+        conv_gradients(parents, grads, (&x, &w), &dconv, None, &g);
     }
 }
 
