@@ -354,7 +354,8 @@ fn avx2_gives_the_avx512_bits() {
 
 /// AVX2's max pooling, forward and backward, reads nothing outside its
 /// planes (its vectors at a plane's edges go lane by lane, for the reason
-/// `avx2_gives_the_avx512_bits` gives): each input lies against a page that
+/// `avx2_gives_the_avx512_bits` gives): each input (the planes, and for the
+/// gradient the outputs and their gradient too) lies against a page that
 /// faults, at its end and at its start, and the pooling and its gradient
 /// keep the bits they have on ordinary memory. The planes are narrower
 /// than a vector, 8 to 32 wide (rows kept in registers: the last vector of
@@ -379,6 +380,8 @@ fn avx2_pooling_reads_only_its_planes() {
         (2, 4, 8, [3, 3], [1, 1], true),
         (1, 5, 32, [3, 3], [2, 2], true),
         (2, 7, 13, [3, 3], [2, 2], true),
+        // A plane of one vector, windows 2 apart (`pairs`).
+        (2, 9, 8, [3, 3], [2, 2], true),
     ]
     .into_iter()
     .enumerate()
@@ -405,7 +408,10 @@ fn avx2_pooling_reads_only_its_planes() {
                 bits(&y),
                 "{what}"
             );
-            let ours = max_pool_backward(guarded.get(), &y, &dy, h, w, win);
+            // The outputs and their gradient against a page of their own:
+            // the whole-plane gradients load `y` 8 values at a time.
+            let (mut gy, mut gdy) = (Guarded::new(&y, at_end), Guarded::new(&dy, at_end));
+            let ours = max_pool_backward(guarded.get(), gy.get(), gdy.get(), h, w, win);
             assert_eq!(bits(&ours), bits(&dx), "{what}, gradient");
         }
     }

@@ -263,10 +263,12 @@ pub(crate) struct Pooling {
 /// How a pooling's output rows are computed. For strides across of 1 and
 /// 2: on CPUs with AVX-512, in `maxpool512.rs` (forward: planes up to 32
 /// wide in registers, wider ones through scratch rows padded with -inf;
-/// the gradient searching 16 windows at once); on CPUs with AVX2 only, in
-/// `maxpool256.rs`, 8 values a step (planes 8 to 32 wide in registers,
-/// split into even and odd columns for windows 2 apart, the others
-/// through scratch rows). Else in two passes here, down the
+/// the gradient a plane's output row at a time on the planes kept in
+/// registers, else searching 16 windows at once); on CPUs with AVX2 only,
+/// in `maxpool256.rs`, 8 values a step (planes 8 to 32 wide in registers,
+/// split into even and odd columns for windows 2 apart, whose gradient
+/// takes an output row at a time, the others through scratch rows).
+/// Else in two passes here, down the
 /// window's rows into `best` and then across (the gradient: a window at a
 /// time).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -436,44 +438,62 @@ impl Pooling {
         }
     }
 
-    /// One plane's gradient: each output's (`y`, `dy`) added to `dx` at the
-    /// first cell of its window, row by row, that holds the output's value.
-    fn backward(&self, plane: &[f32], (y, dy): (&[f32], &[f32]), dx: &mut [f32]) {
-        let (w, ow) = (self.w, self.cols.len());
-        // Planes whose rows fit in registers: a whole plane a call, each
-        // row of a window loaded once for all its outputs.
+    /// The gradient of the planes of `x` (`y` and `dy` their outputs) into
+    /// `dx`, as long as `x`: each plane's `backward` onto zeros, then with
+    /// `relu` the gradient of the fused ReLU whose output `x` is
+    /// (`relu_gate`). Planes whose rows fit in registers go to one call of
+    /// the vector kernels, which route each output row's gradients with
+    /// each row of its windows loaded once, and make their tables once for
+    /// all the planes.
+    fn backward_planes(
+        &self,
+        x: &[f32],
+        (y, dy): (&[f32], &[f32]),
+        dx: &mut [MaybeUninit<f32>],
+        relu: bool,
+    ) {
+        let (hw, out) = (self.h * self.w, self.out());
+        assert!(x.len().is_multiple_of(hw) && dx.len() == x.len());
+        assert!(y.len() == x.len() / hw * out && dy.len() == y.len());
         #[cfg(target_arch = "x86_64")]
         {
+            let (w, ow) = (self.w, self.cols.len());
             let (kw, left, sw) = self.across();
             let (hw, rows, cols) = ((self.h, w), &self.rows[..], (left, ow));
             // SAFETY: `new` chose these rows for this CPU and stride (1 or
-            // 2); each one's sizes hold; the rows lie in the plane, and `y`
-            // and `dy` are its outputs.
+            // 2); each one's sizes hold; the rows lie in the planes, `y`
+            // and `dy` are their outputs and `dx` as long as `x`.
             match self.vectors {
                 Rows::Avx512 if super::maxpool512::in_registers(w, ow, kw) => {
+                    use super::maxpool512::planes_backward;
                     let across = (kw, sw);
-                    unsafe {
-                        super::maxpool512::planes_backward(
-                            plane,
-                            hw,
-                            rows,
-                            cols,
-                            across,
-                            (y, dy),
-                            dx,
-                        )
-                    };
+                    unsafe { planes_backward(x, hw, rows, cols, across, (y, dy), dx, relu) };
                     return;
                 }
                 Rows::Avx2 if super::maxpool256::in_pairs(w, ow, (kw, left, sw)) => {
-                    unsafe {
-                        super::maxpool256::pairs_backward(plane, hw, rows, cols, kw, (y, dy), dx)
-                    };
+                    use super::maxpool256::pairs_backward;
+                    unsafe { pairs_backward(x, hw, rows, cols, kw, (y, dy), dx, relu) };
                     return;
                 }
                 _ => {}
             }
         }
+        let planes = x.chunks_exact(hw).zip(dx.chunks_exact_mut(hw));
+        let outputs = y.chunks_exact(out).zip(dy.chunks_exact(out));
+        for ((plane, dx), outputs) in planes.zip(outputs) {
+            let dx = zeroed(dx);
+            self.backward(plane, outputs, dx);
+            if relu {
+                relu_gate(plane, dx);
+            }
+        }
+    }
+
+    /// One plane's gradient, row by row: each output's (`y`, `dy`) added
+    /// to `dx` at the first cell of its window, row by row, that holds the
+    /// output's value.
+    fn backward(&self, plane: &[f32], (y, dy): (&[f32], &[f32]), dx: &mut [f32]) {
+        let (w, ow) = (self.w, self.cols.len());
         for (i, &(r0, r1)) in self.rows.iter().enumerate() {
             let row = (&y[i * ow..][..ow], &dy[i * ow..][..ow]);
             #[cfg(target_arch = "x86_64")]
@@ -571,25 +591,30 @@ pub fn max_pool_relu_backward(
 ) -> Vec<f32> {
     let pooling = Pooling::new(h, w, win);
     let out = pooling.out();
+    // Whole planes: `backward_planes` writes every value of each.
+    assert!(x.len().is_multiple_of(h * w) && y.len() == x.len() / (h * w) * out);
     let per = per_thread(out, x.len() / (h * w));
     let fill = |_: &mut (), chunk, dx: &mut [MaybeUninit<f32>]| {
-        let first = chunk * per;
-        for (p, dx) in dx.chunks_exact_mut(h * w).enumerate() {
-            let plane = &x[(first + p) * h * w..][..h * w];
-            let at = (first + p) * out;
-            // Zeroed here rather than chunk by chunk beforehand: the
-            // plane's gradient is then in cache as the outputs are added.
-            let dx = zeroed(dx);
-            pooling.backward(plane, (&y[at..][..out], &dy[at..][..out]), dx);
-            if relu {
-                for (d, &x) in dx.iter_mut().zip(plane) {
-                    *d = if x > 0.0 { *d } else { 0.0 };
-                }
-            }
-        }
+        let (first, planes) = (chunk * per, dx.len() / (h * w));
+        let x = &x[first * h * w..][..planes * h * w];
+        let outputs = (
+            &y[first * out..][..planes * out],
+            &dy[first * out..][..planes * out],
+        );
+        pooling.backward_planes(x, outputs, dx, relu);
     };
-    // SAFETY: `zeroed` writes every value of each plane of each chunk.
+    // SAFETY: `backward_planes` writes every value of each chunk (whole
+    // planes, asserted).
     unsafe { written(x.len(), per * h * w, || (), fill) }
+}
+
+/// The gradient of a fused ReLU whose output is `x`, applied to `dx`: 0
+/// wherever `x` is not positive (a NaN included), as `conv::relu_mask`
+/// passes it.
+pub(crate) fn relu_gate(x: &[f32], dx: &mut [f32]) {
+    for (d, &x) in dx.iter_mut().zip(x) {
+        *d = if x > 0.0 { *d } else { 0.0 };
+    }
 }
 
 /// One output row's share of `max_pool_backward`, a window at a time.
@@ -815,7 +840,7 @@ mod tests {
     }
 
     /// Planes full of ties (a few levels, zeros of both signs, NaNs, -inf)
-    /// and windows over them: 5 fixed and 300 of random sizes, planes 1-70
+    /// and windows over them: 6 fixed and 300 of random sizes, planes 1-70
     /// wide, windows up to 4 x 8, padding short of a whole window, with
     /// padding on the left and a last, shorter vector of outputs.
     fn tied_planes() -> Vec<(usize, usize, Window, Vec<f32>)> {
@@ -940,10 +965,12 @@ mod tests {
         }
     }
 
-    /// The AVX-512 and AVX2 searches route every gradient where the
-    /// portable loop does, bit for bit, on `tied_planes`, each where the CPU
-    /// has it. (That they read nothing outside the planes:
-    /// `tests/kernels.rs`, `avx2_pooling_reads_only_its_planes`.)
+    /// The AVX-512 and AVX2 searches (whole planes, or rows) route every
+    /// gradient where the portable loop does, bit for bit, on `tied_planes`,
+    /// each where the CPU has it: each plane followed by a second, the
+    /// plane without its NaNs (one call's tables serve both), with and
+    /// without a fused ReLU's mask. (That they read nothing outside the
+    /// planes: `tests/kernels.rs`, `avx2_pooling_reads_only_its_planes`.)
     #[test]
     fn the_vector_gradient_rows_route_as_the_portable_loop() {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -951,26 +978,40 @@ mod tests {
         let mut compared = 0;
         for (h, w, win, x) in &planes {
             let (h, w, win) = (*h, *w, *win);
-            let y = max_pool(x, h, w, win);
+            let finite = x.iter().map(|&v| if v.is_nan() { 3.0 } else { v });
+            let two: Vec<f32> = x.iter().copied().chain(finite).collect();
+            let y = max_pool(&two, h, w, win);
             let dy: Vec<f32> = (0..y.len()).map(|i| 0.5 + i as f32).collect();
-            let route = |vectors| {
+            let route = |vectors, relu| {
                 let mut pooling = super::Pooling::new(h, w, win);
                 pooling.vectors = vectors;
-                let mut dx = vec![0.0f32; h * w];
-                pooling.backward(x, (&y, &dy), &mut dx);
-                dx
+                // A NaN no gradient makes: a value left unwritten shows.
+                let mut dx =
+                    vec![std::mem::MaybeUninit::new(f32::from_bits(0x7fc0_dead)); 2 * h * w];
+                pooling.backward_planes(&two, (&y, &dy), &mut dx, relu);
+                // SAFETY: every value was written (`MaybeUninit::new`).
+                dx.iter()
+                    .map(|v| unsafe { v.assume_init() })
+                    .collect::<Vec<f32>>()
             };
-            let portable = route(Rows::Portable);
-            for (rows, cpu_has) in [
-                (Rows::Avx512, has(Isa::Avx512)),
-                (Rows::Avx2, has(Isa::Avx2)),
-            ] {
-                if cpu_has {
-                    let ours = route(rows);
-                    assert_eq!(bits(&ours), bits(&portable), "{rows:?}: {h} x {w}, {win:?}");
-                    compared += 1;
+            for relu in [false, true] {
+                let portable = route(Rows::Portable, relu);
+                for (rows, cpu_has) in [
+                    (Rows::Avx512, has(Isa::Avx512)),
+                    (Rows::Avx2, has(Isa::Avx2)),
+                ] {
+                    if cpu_has {
+                        let ours = route(rows, relu);
+                        let what = format!("{rows:?}, ReLU {relu}: {h} x {w}, {win:?}");
+                        assert_eq!(bits(&ours), bits(&portable), "{what}");
+                        compared += 1;
+                    }
                 }
             }
+            // The first plane's gradient.
+            let dy = &dy[..dy.len() / 2];
+            let portable = route(Rows::Portable, false);
+            let portable = &portable[..h * w];
             // Every output's gradient lands in its window, but for a window
             // wholly in the padding, which holds no cell to land in.
             let pooling = super::Pooling::new(h, w, win);

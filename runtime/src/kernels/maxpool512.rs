@@ -8,6 +8,8 @@
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
+#[cfg(target_arch = "x86_64")]
+use std::mem::MaybeUninit;
 
 /// The length of a scratch row for a plane `w` wide, padded by `left` on
 /// the left, for `ow` outputs of windows `kernel` wide, `stride` apart:
@@ -176,19 +178,21 @@ pub unsafe fn planes<const NAN: bool>(
     }
 }
 
-/// The gradient of the planes of `planes` (`x`, and its outputs `y`), as
-/// `backward_row` routes it, bit for bit: each output's (`y`, `dy`) goes
-/// to the first cell of its window, row by row, that holds the output's
-/// value (`==`, or both NaN), added in the order of the outputs. Each row
+/// The gradient of the planes of `planes` (`x`, and its outputs `y`) into
+/// `dx`, as `backward_row` routes it, bit for bit: each output's (`y`,
+/// `dy`) goes to the first cell of its window, row by row, that holds the
+/// output's value (`==`, or both NaN), added in the order of the outputs,
+/// onto zeros; then with `relu` the gradient of the fused ReLU whose
+/// output `x` is (`cpu::relu_gate`), while the plane is in cache. Each row
 /// of a window is loaded once, into two vectors, for every output of the
-/// row; each tap of 16 outputs is then one two-vector permute, as in
-/// `planes`, matched with the lanes whose column lies outside the plane
+/// output row; each tap of 16 outputs is then one two-vector permute, as
+/// in `planes`, matched with the lanes whose column lies outside the plane
 /// left out. `backward_row` loaded (and for stride 2, permuted) the row
-/// again for each tap. The zoo's poolings on the Xeon, at batch 128,
-/// ReLU-like maps, in turns with `backward_row` in one process (a probe
-/// with a switch between the two, 20 rounds, two runs): 0.73-0.84 of its
-/// time (the 12-wide planes gain least: their 6 outputs a row fill 6 of
-/// the 16 lanes).
+/// again for each tap. The tables are made once per call, for all its
+/// planes. The zoo's poolings on the Xeon, at batch 128, ReLU-like maps,
+/// in turns with `backward_row` in one process (a probe with a switch
+/// between the two, 20 rounds, two runs): 0.61-0.69 of its time (0.73-0.84
+/// with the tables made per plane).
 ///
 /// # Safety
 /// The CPU has AVX-512; `in_registers(w, ow, kernel)`; the stride across
@@ -196,6 +200,7 @@ pub unsafe fn planes<const NAN: bool>(
 /// `y` and `dy` their outputs.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 pub unsafe fn planes_backward(
     x: &[f32],
     (h, w): (usize, usize),
@@ -203,14 +208,15 @@ pub unsafe fn planes_backward(
     (left, ow): (usize, usize),
     (kernel, stride): (usize, usize),
     (y, dy): (&[f32], &[f32]),
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
+    relu: bool,
 ) {
     let (cols, outputs, across) = ((left, ow), (y, dy), (kernel, stride));
     // The output's vectors as a constant, so that the compiler keeps them
     // in registers.
     match ow > 16 {
-        false => planes_backward_of::<1>(x, (h, w), rows, cols, across, outputs, dx),
-        true => planes_backward_of::<2>(x, (h, w), rows, cols, across, outputs, dx),
+        false => planes_backward_of::<1>(x, (h, w), rows, cols, across, outputs, dx, relu),
+        true => planes_backward_of::<2>(x, (h, w), rows, cols, across, outputs, dx, relu),
     }
 }
 
@@ -220,6 +226,7 @@ pub unsafe fn planes_backward(
 /// As for `planes_backward`, with `OUTS` = `ow.div_ceil(16)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn planes_backward_of<const OUTS: usize>(
     x: &[f32],
     (h, w): (usize, usize),
@@ -227,12 +234,15 @@ unsafe fn planes_backward_of<const OUTS: usize>(
     (left, ow): (usize, usize),
     (kernel, stride): (usize, usize),
     (y, dy): (&[f32], &[f32]),
-    dx: &mut [f32],
+    dx: &mut [MaybeUninit<f32>],
+    relu: bool,
 ) {
     assert!(in_registers(w, ow, kernel) && (stride == 1 || stride == 2));
     assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h) && ow.div_ceil(16) == OUTS);
     let (oh, hw) = (rows.len(), h * w);
     assert!(y.len() == dy.len() && y.len() / (oh * ow) == x.len() / hw && dx.len() == x.len());
+    // Cells are i32 lanes.
+    assert!(hw <= i32::MAX as usize);
     // Each output vector's column of each tap, and the lanes whose output
     // exists and whose column lies in the plane (padding never holds the
     // value).
@@ -256,6 +266,8 @@ unsafe fn planes_backward_of<const OUTS: usize>(
     let outputs = y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow));
     let mut cells = [0i32; 16];
     for ((plane, dx), (y, dy)) in planes.zip(outputs) {
+        // Zeroed just before the plane's gradients are added, in cache.
+        let dx = super::cpu::zeroed(dx);
         for ((y, dy), &(r0, r1)) in y.chunks_exact(ow).zip(dy.chunks_exact(ow)).zip(rows) {
             // Each output vector's values, their NaNs, the outputs still
             // searching and the cells found.
@@ -303,6 +315,9 @@ unsafe fn planes_backward_of<const OUTS: usize>(
                     found &= found - 1;
                 }
             }
+        }
+        if relu {
+            super::cpu::relu_gate(plane, dx);
         }
     }
 }
