@@ -608,6 +608,22 @@ pub fn max_pool_relu_backward(
     unsafe { written(x.len(), per * h * w, || (), fill) }
 }
 
+/// The vector searches' scatter: `dy[l]` added to `dx` at `cells[l]` for
+/// each lane `l` set in `found`, lowest first, so in the order of the
+/// outputs (the portable loop's order, hence its bits).
+///
+/// # Safety
+/// For each set lane, `l` lies in `dy` and `cells[l]` in `dx`.
+#[cfg(target_arch = "x86_64")]
+pub(crate) unsafe fn add_found(dx: &mut [f32], cells: &[i32], mut found: u32, dy: &[f32]) {
+    while found != 0 {
+        let l = found.trailing_zeros() as usize;
+        // SAFETY: the caller's.
+        unsafe { *dx.get_unchecked_mut(*cells.get_unchecked(l) as usize) += *dy.get_unchecked(l) };
+        found &= found - 1;
+    }
+}
+
 /// The gradient of a fused ReLU whose output is `x`, applied to `dx`: 0
 /// wherever `x` is not positive (a NaN included), as `conv::relu_mask`
 /// passes it.
@@ -994,8 +1010,9 @@ mod tests {
                     .map(|v| unsafe { v.assume_init() })
                     .collect::<Vec<f32>>()
             };
-            for relu in [false, true] {
-                let portable = route(Rows::Portable, relu);
+            // The portable loop's gradient with and without the mask.
+            let portables = [false, true].map(|relu| route(Rows::Portable, relu));
+            for (relu, portable) in [false, true].into_iter().zip(&portables) {
                 for (rows, cpu_has) in [
                     (Rows::Avx512, has(Isa::Avx512)),
                     (Rows::Avx2, has(Isa::Avx2)),
@@ -1003,15 +1020,14 @@ mod tests {
                     if cpu_has {
                         let ours = route(rows, relu);
                         let what = format!("{rows:?}, ReLU {relu}: {h} x {w}, {win:?}");
-                        assert_eq!(bits(&ours), bits(&portable), "{what}");
+                        assert_eq!(bits(&ours), bits(portable), "{what}");
                         compared += 1;
                     }
                 }
             }
             // The first plane's gradient.
             let dy = &dy[..dy.len() / 2];
-            let portable = route(Rows::Portable, false);
-            let portable = &portable[..h * w];
+            let portable = &portables[0][..h * w];
             // Every output's gradient lands in its window, but for a window
             // wholly in the padding, which holds no cell to land in.
             let pooling = super::Pooling::new(h, w, win);

@@ -609,16 +609,12 @@ unsafe fn pairs_backward_of<const COUNT: usize, const OUTS: usize>(
                 let count = (ow - 8 * o).min(8);
                 _mm256_storeu_si256(cells.as_mut_ptr().cast(), cell[o]);
                 let waiting = _mm256_movemask_ps(_mm256_castsi256_ps(open[o])) as u32;
-                let mut found = ((1u32 << count) - 1) & !waiting;
+                let found = ((1u32 << count) - 1) & !waiting;
                 let dy = &dy[8 * o..][..count];
-                while found != 0 {
-                    let l = found.trailing_zeros() as usize;
-                    // SAFETY: a lane is found only at a cell of the plane
-                    // (`valid`: its column in 0..w, its row in r0..r1 <= h),
-                    // and only for lanes under `count`.
-                    unsafe { *dx.get_unchecked_mut(cells[l] as usize) += *dy.get_unchecked(l) };
-                    found &= found - 1;
-                }
+                // SAFETY: a lane is found only at a cell of the plane
+                // (`valid`: its column in 0..w, its row in r0..r1 <= h),
+                // and only for lanes under `count`.
+                unsafe { super::cpu::add_found(dx, &cells, found, dy) };
             }
         }
         if relu {

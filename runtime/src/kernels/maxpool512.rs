@@ -304,16 +304,12 @@ unsafe fn planes_backward_of<const OUTS: usize>(
             for o in 0..OUTS {
                 _mm512_storeu_si512(cells.as_mut_ptr().cast(), cell[o]);
                 let count = (ow - 16 * o).min(16);
-                let mut found = lanes(count) & !open[o];
+                let found = (lanes(count) & !open[o]) as u32;
                 let dy = &dy[16 * o..][..count];
-                while found != 0 {
-                    let l = found.trailing_zeros() as usize;
-                    // SAFETY: a lane is found only at a cell of the plane
-                    // (`valid`: its column in 0..w, its row in r0..r1 <= h),
-                    // and only for lanes under `count`.
-                    unsafe { *dx.get_unchecked_mut(cells[l] as usize) += *dy.get_unchecked(l) };
-                    found &= found - 1;
-                }
+                // SAFETY: a lane is found only at a cell of the plane
+                // (`valid`: its column in 0..w, its row in r0..r1 <= h),
+                // and only for lanes under `count`.
+                unsafe { super::cpu::add_found(dx, &cells, found, dy) };
             }
         }
         if relu {
