@@ -253,6 +253,9 @@ pub struct Bench {
     pub machine: Machine,
     /// Why there is no PyTorch column, when there is none.
     pub pytorch_missing: Option<String>,
+    /// The allocator settings every side started with (`KEY=value ...`),
+    /// empty for glibc's defaults.
+    pub allocator: String,
     pub rows: Vec<Row>,
 }
 
@@ -370,6 +373,15 @@ pub fn markdown(b: &Bench) -> String {
         b.rounds
     );
     s += &format!("CPU: {}.\n\n", b.machine.cpu);
+    s += &if b.allocator.is_empty() {
+        "Memory: every side with glibc's allocator as it comes (--plain-allocator).\n\n".to_string()
+    } else {
+        format!(
+            "Memory: every side started with `{}`, so that a step's freed memory serves the next \
+             (docs/performance.md).\n\n",
+            b.allocator
+        )
+    };
     if let Some(why) = &b.pytorch_missing {
         s += &format!("No PyTorch column: {why}.\n\n");
     }
@@ -411,7 +423,7 @@ fn flop_share(b: &Bench) -> String {
         );
     };
     let mut s = format!(
-        "\n## Share of the FLOP limit\n\nLimit: {} thread{} x {} fp32 FLOP per cycle ({}, {} vector units{}) x {:.2} GHz \
+        "\n## Share of the FLOP limit\n\nLimit: {} thread{} x {} fp32 FLOP per cycle ({}, {} vector units{}) x {:.2} GHz{} \
          = {:.1} GFLOP/s. Work per example: training 6 x MACs, inference 2 x MACs.\n\n\
          | model | MMACs | netc training | netc inference | best PyTorch training | best PyTorch inference |\n\
          |---|---:|---:|---:|---:|---:|\n",
@@ -422,6 +434,13 @@ fn flop_share(b: &Bench) -> String {
         crate::machine::VECTOR_UNITS,
         if m.fma { ", fused multiply-add" } else { "" },
         m.ghz.unwrap_or(0.0),
+        match (m.ghz, m.reported_ghz) {
+            (Some(g), Some(r)) if g != r => format!(
+                " (measured with every thread busy; the kernel reports {r:.2} GHz)"
+            ),
+            (Some(_), None) => " (measured with every thread busy)".into(),
+            _ => " (as the kernel reports it)".into(),
+        },
         peak / 1e9,
     );
     let pct = |rate: f64, flop: f64| format!("{:.1} %", 100.0 * rate * flop / peak);
@@ -508,6 +527,7 @@ mod tests {
             lanes: 8,
             fma: true,
             ghz: Some(2.5),
+            reported_ghz: Some(2.0),
         }
     }
 
@@ -614,6 +634,7 @@ mod tests {
             threads: 2,
             machine: machine(),
             pytorch_missing: None,
+            allocator: "MALLOC_TRIM_THRESHOLD_=1 THP_MEM_ALLOC_ENABLE=1".into(),
             rows,
         })
     }
@@ -659,7 +680,18 @@ mod tests {
         // trains at 100 ex/s x 6 MFLOP = 0.6 GFLOP/s = 0.375 %, infers at
         // 200 x 2 MFLOP = 0.25 %; the best PyTorch trains at 200 ex/s.
         assert!(md.contains("CPU: Test CPU."), "{md}");
-        assert!(md.contains("= 160.0 GFLOP/s"), "{md}");
+        assert!(
+            md.contains(
+                "every side started with `MALLOC_TRIM_THRESHOLD_=1 THP_MEM_ALLOC_ENABLE=1`"
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "x 2.50 GHz (measured with every thread busy; the kernel reports 2.00 GHz) = 160.0 GFLOP/s"
+            ),
+            "{md}"
+        );
         assert!(
             md.contains("| tuto | 1.0 | 0.4 % | 0.2 % | 0.8 % | 0.5 % |"),
             "{md}"
@@ -699,11 +731,16 @@ mod tests {
                 ..machine()
             },
             pytorch_missing: Some("python3 cannot import torch".into()),
+            allocator: String::new(),
             rows: vec![Row::new("tuto", 1, vec![figures(100.0, 2.0)], vec![]).unwrap()],
         };
         let md = markdown(&bench);
         assert!(
             md.contains("No PyTorch column: python3 cannot import torch."),
+            "{md}"
+        );
+        assert!(
+            md.contains("every side with glibc's allocator as it comes"),
             "{md}"
         );
         assert!(

@@ -4,6 +4,7 @@
 //! source --[`syntax`]--> AST --[`lower`]--> IR --[`shape`]--> typed graph
 //! --[`analysis`]--> counts, --[`proc`]--> layout --[`backend`]--> tables, JSON, code.
 
+pub mod allocator;
 pub mod analysis;
 pub mod backend;
 pub mod bench;

@@ -39,6 +39,11 @@ pub struct Args {
     /// compiler; compiling takes minutes)
     #[arg(long)]
     compile: bool,
+    /// Start every side with glibc's allocator as it comes, without the
+    /// settings that keep a step's freed memory for the next (as `netc bench`
+    /// measured before 2026-11-29; see docs/performance.md)
+    #[arg(long)]
+    plain_allocator: bool,
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -89,6 +94,17 @@ fn plan<'a>(cmd: &'a mut Command, args: &Args) -> &'a mut Command {
         .args(["--latency-runs", &args.latency_runs.to_string()])
 }
 
+/// The allocator settings every side starts with (the same for all), unless
+/// --plain-allocator: the ones of `netc::allocator` that the environment
+/// does not set already.
+fn memory(cmd: &mut Command, args: &Args) -> Vec<(&'static str, &'static str)> {
+    if args.plain_allocator {
+        Vec::new()
+    } else {
+        netc::allocator::apply(cmd)
+    }
+}
+
 /// Writes the model's PyTorch module, the hand-written models and the bench
 /// script into the model's folder; returns the command of each PyTorch side:
 /// the emitted module (eager and channels-last), and the hand-written model (eager, channels-last and,
@@ -119,6 +135,7 @@ fn pytorch_sides(
             .args(extra)
             .args(["--threads", &threads.to_string()]);
         plan(&mut cmd, args);
+        memory(&mut cmd, args);
         cmd
     };
     let name = c.model.name.as_str();
@@ -188,6 +205,7 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
                 .arg("bench")
                 .env("RAYON_NUM_THREADS", threads.to_string());
             plan(&mut netc_bench, args);
+            memory(&mut netc_bench, args);
             let mut sides = match missing {
                 Some(_) => Vec::new(),
                 None => pytorch_sides(args, threads, c, file, &source).unwrap_or_else(|e| {
@@ -270,8 +288,11 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
         steps: args.steps,
         rounds: args.rounds.max(1),
         threads,
-        machine: netc::machine::Machine::detect(),
+        machine: netc::machine::Machine::detect(threads),
         pytorch_missing: missing,
+        // What `memory` gave every side, worked out again on a command
+        // that is never run.
+        allocator: netc::allocator::shown(&memory(&mut Command::new("true"), args)),
         rows,
     };
     let md = markdown(&bench);

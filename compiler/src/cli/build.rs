@@ -304,8 +304,12 @@ fn run_torch(
         .clone()
         .or_else(|| std::env::var("NETC_PYTHON").ok())
         .unwrap_or_else(|| "python3".into());
+    let mut cmd = Command::new(&python);
+    cmd.arg(&path).args(program_args);
+    // A step's freed activations kept for the next (netc::allocator).
+    netc::allocator::apply(&mut cmd);
     status(
-        Command::new(&python).arg(&path).args(program_args),
+        &mut cmd,
         &format!("{python} (the Python with torch; --python or NETC_PYTHON chooses another)"),
     )
 }

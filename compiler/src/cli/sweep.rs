@@ -296,6 +296,7 @@ fn train(job: &Job, mut e: Entry, state: &Mutex<(Manifest, VecDeque<usize>)>, i:
         c.arg(&job.program)
             .arg("--threads")
             .arg(job.threads.to_string());
+        netc::allocator::apply(&mut c);
         c
     } else {
         let mut c = Command::new(&job.program);
