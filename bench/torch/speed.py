@@ -7,11 +7,16 @@ usage (from the repository root, after `cargo build --release`):
 
 Each configuration trains tuto for --steps steps and reports the median
 examples/s over windows of 10 steps (start-up and data loading left out).
+Every configuration starts with the allocator settings `netc train --engine
+torch` and `netc bench` start PyTorch with (compiler/src/allocator.rs), so
+the engine runs as netc starts it and every side alike; one more runs the
+engine with glibc's allocator as it comes, to show what they are worth.
 Prints a Markdown table; writes every figure to target/netc/bench/torch-speed.json.
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -21,8 +26,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run(cmd):
-    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+# compiler/src/allocator.rs's SETTINGS: a step's freed memory kept for the next.
+SETTINGS = {
+    "MALLOC_MMAP_THRESHOLD_": "33554432",
+    "MALLOC_TRIM_THRESHOLD_": "68719476736",
+    "THP_MEM_ALLOC_ENABLE": "1",
+}
+PLAIN = "(glibc's allocator as it comes)"
+
+
+def run(cmd, name):
+    env = dict(os.environ)
+    if PLAIN in name:
+        for key in SETTINGS:
+            env.pop(key, None)
+    else:
+        env = {**SETTINGS, **env}
+    out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
     if out.returncode != 0:
         sys.exit(f"failed: {' '.join(map(str, cmd))}\n{out.stderr}")
     return json.loads(out.stdout.strip().splitlines()[-1])["examples_per_second"]
@@ -55,6 +75,7 @@ def main():
         "torch engine, 1 process": [py, script, *common],
         "torch engine, 1 process, channels-last": [py, script, *common, "--channels-last"],
         "torch engine, 2 processes": [py, script, *common, "--nproc", "2"],
+        f"torch engine, 1 process {PLAIN}": [py, script, *common],
         "hand-written PyTorch": [py, ROOT / "bench/torch/seed_recipe.py", "--data", args.data,
                                  "--steps", str(args.steps)],
         "hand-written PyTorch, channels-last": [py, ROOT / "bench/torch/seed_recipe.py",
@@ -65,7 +86,7 @@ def main():
     figures = {name: [] for name in configs}
     for r in range(args.rounds):
         for name, cmd in configs.items():
-            figures[name].append(run(cmd))
+            figures[name].append(run(cmd, name))
             print(f"round {r + 1}: {name}: {figures[name][-1]:.1f} examples/s", file=sys.stderr)
     best = max(statistics.median(figures[n]) for n in configs if n.startswith("hand-written"))
     print(f"| tuto, {args.steps} steps, median of {args.rounds} rounds | examples/s | / best hand-written |")
