@@ -18,7 +18,13 @@ sides=("glibc:" "netc:$netc")
 [ -f $lib/libjemalloc.so.2 ] && sides+=("jemalloc:LD_PRELOAD=$lib/libjemalloc.so.2")
 for r in $(seq "$rounds"); do
     line="$model round $r:"
-    for side in "${sides[@]}"; do
+    order=("${sides[@]}")
+    # Even rounds run the order backwards, so a drift favours each in turn.
+    if ((r % 2 == 0)); then
+        order=()
+        for ((i = ${#sides[@]} - 1; i >= 0; i--)); do order+=("${sides[i]}"); done
+    fi
+    for side in "${order[@]}"; do
         name=${side%%:*} vars=${side#*:}
         # shellcheck disable=SC2086 # the variables split into assignments
         got=$(env $vars python3 $bench --handwritten "$model" --channels-last --threads 2 \

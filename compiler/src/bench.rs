@@ -253,9 +253,10 @@ pub struct Bench {
     pub machine: Machine,
     /// Why there is no PyTorch column, when there is none.
     pub pytorch_missing: Option<String>,
-    /// The allocator settings every side started with (`KEY=value ...`),
-    /// empty for glibc's defaults.
-    pub allocator: String,
+    /// The allocator settings every side started with (`KEY=value ...`, the
+    /// environment's own values where it set them); None with
+    /// --plain-allocator, glibc's defaults.
+    pub allocator: Option<String>,
     pub rows: Vec<Row>,
 }
 
@@ -373,14 +374,13 @@ pub fn markdown(b: &Bench) -> String {
         b.rounds
     );
     s += &format!("CPU: {}.\n\n", b.machine.cpu);
-    s += &if b.allocator.is_empty() {
-        "Memory: every side with glibc's allocator as it comes (--plain-allocator).\n\n".to_string()
-    } else {
-        format!(
-            "Memory: every side started with `{}`, so that a step's freed memory serves the next \
-             (docs/performance.md).\n\n",
-            b.allocator
-        )
+    s += &match &b.allocator {
+        None => "Memory: every side with glibc's allocator as it comes (--plain-allocator).\n\n"
+            .to_string(),
+        Some(settings) => format!(
+            "Memory: every side started with `{settings}`, so that a step's freed memory serves \
+             the next (docs/performance.md).\n\n"
+        ),
     };
     if let Some(why) = &b.pytorch_missing {
         s += &format!("No PyTorch column: {why}.\n\n");
@@ -434,12 +434,12 @@ fn flop_share(b: &Bench) -> String {
         crate::machine::VECTOR_UNITS,
         if m.fma { ", fused multiply-add" } else { "" },
         m.ghz.unwrap_or(0.0),
-        match (m.ghz, m.reported_ghz) {
-            (Some(g), Some(r)) if g != r => format!(
+        match (m.clock_measured, m.reported_ghz) {
+            (true, Some(r)) => format!(
                 " (measured with every thread busy; the kernel reports {r:.2} GHz)"
             ),
-            (Some(_), None) => " (measured with every thread busy)".into(),
-            _ => " (as the kernel reports it)".into(),
+            (true, None) => " (measured with every thread busy)".into(),
+            (false, _) => " (as the kernel reports it)".into(),
         },
         peak / 1e9,
     );
@@ -528,6 +528,7 @@ mod tests {
             fma: true,
             ghz: Some(2.5),
             reported_ghz: Some(2.0),
+            clock_measured: true,
         }
     }
 
@@ -634,7 +635,7 @@ mod tests {
             threads: 2,
             machine: machine(),
             pytorch_missing: None,
-            allocator: "MALLOC_TRIM_THRESHOLD_=1 THP_MEM_ALLOC_ENABLE=1".into(),
+            allocator: Some("MALLOC_TRIM_THRESHOLD_=1 THP_MEM_ALLOC_ENABLE=1".into()),
             rows,
         })
     }
@@ -720,6 +721,40 @@ mod tests {
     }
 
     #[test]
+    fn a_clock_the_kernel_reported_is_named_so() {
+        let bench = Bench {
+            batch_size: 128,
+            steps: 10,
+            rounds: 1,
+            threads: 2,
+            machine: Machine {
+                clock_measured: false,
+                ..machine()
+            },
+            pytorch_missing: None,
+            allocator: None,
+            rows: vec![Row::new("tuto", 1, vec![figures(100.0, 2.0)], vec![]).unwrap()],
+        };
+        let md = markdown(&bench);
+        assert!(
+            md.contains("x 2.50 GHz (as the kernel reports it) = 160.0 GFLOP/s"),
+            "{md}"
+        );
+        let unreported = Machine {
+            reported_ghz: None,
+            ..machine()
+        };
+        let md = markdown(&Bench {
+            machine: unreported,
+            ..bench
+        });
+        assert!(
+            md.contains("x 2.50 GHz (measured with every thread busy) = 160.0 GFLOP/s"),
+            "{md}"
+        );
+    }
+
+    #[test]
     fn without_pytorch_the_table_says_why() {
         let bench = Bench {
             batch_size: 128,
@@ -728,10 +763,11 @@ mod tests {
             threads: 1,
             machine: Machine {
                 ghz: None,
+                clock_measured: false,
                 ..machine()
             },
             pytorch_missing: Some("python3 cannot import torch".into()),
-            allocator: String::new(),
+            allocator: None,
             rows: vec![Row::new("tuto", 1, vec![figures(100.0, 2.0)], vec![]).unwrap()],
         };
         let md = markdown(&bench);

@@ -94,14 +94,14 @@ fn plan<'a>(cmd: &'a mut Command, args: &Args) -> &'a mut Command {
         .args(["--latency-runs", &args.latency_runs.to_string()])
 }
 
-/// The allocator settings every side starts with (the same for all), unless
-/// --plain-allocator: the ones of `netc::allocator` that the environment
-/// does not set already.
-fn memory(cmd: &mut Command, args: &Args) -> Vec<(&'static str, &'static str)> {
+/// The allocator settings every side starts with (the same for all):
+/// `netc::allocator`'s, where the environment does not set them already;
+/// with --plain-allocator none, the environment's left out too.
+fn memory(cmd: &mut Command, args: &Args) {
     if args.plain_allocator {
-        Vec::new()
+        netc::allocator::remove(cmd);
     } else {
-        netc::allocator::apply(cmd)
+        netc::allocator::apply(cmd);
     }
 }
 
@@ -290,9 +290,8 @@ pub fn run(args: &Args) -> std::io::Result<bool> {
         threads,
         machine: netc::machine::Machine::detect(threads),
         pytorch_missing: missing,
-        // What `memory` gave every side, worked out again on a command
-        // that is never run.
-        allocator: netc::allocator::shown(&memory(&mut Command::new("true"), args)),
+        allocator: (!args.plain_allocator)
+            .then(|| netc::allocator::shown(&netc::allocator::effective())),
         rows,
     };
     let md = markdown(&bench);
