@@ -720,21 +720,26 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_clock_the_kernel_reported_is_named_so() {
-        let bench = Bench {
+    /// One model measured once on 2 threads of `machine`, netc alone.
+    fn alone(machine: Machine) -> Bench {
+        Bench {
             batch_size: 128,
             steps: 10,
             rounds: 1,
             threads: 2,
-            machine: Machine {
-                clock_measured: false,
-                ..machine()
-            },
+            machine,
             pytorch_missing: None,
             allocator: None,
             rows: vec![Row::new("tuto", 1, vec![figures(100.0, 2.0)], vec![]).unwrap()],
-        };
+        }
+    }
+
+    #[test]
+    fn a_clock_the_kernel_reported_is_named_so() {
+        let bench = alone(Machine {
+            clock_measured: false,
+            ..machine()
+        });
         let md = markdown(&bench);
         assert!(
             md.contains("x 2.50 GHz (as the kernel reports it) = 160.0 GFLOP/s"),
@@ -757,18 +762,13 @@ mod tests {
     #[test]
     fn without_pytorch_the_table_says_why() {
         let bench = Bench {
-            batch_size: 128,
-            steps: 10,
-            rounds: 1,
             threads: 1,
-            machine: Machine {
+            pytorch_missing: Some("python3 cannot import torch".into()),
+            ..alone(Machine {
                 ghz: None,
                 clock_measured: false,
                 ..machine()
-            },
-            pytorch_missing: Some("python3 cannot import torch".into()),
-            allocator: None,
-            rows: vec![Row::new("tuto", 1, vec![figures(100.0, 2.0)], vec![]).unwrap()],
+            })
         };
         let md = markdown(&bench);
         assert!(
