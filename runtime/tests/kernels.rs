@@ -295,6 +295,9 @@ fn avx2_gives_the_avx512_bits() {
         (4, 6, 13, 9, 3, 2),
         (5, 8, 6, 16, 3, 1),
         (2, 7, 10, 12, 1, 1),
+        // Tiles ordered to leave out the padding's taps.
+        (16, 5, 6, 12, 3, 1),
+        (8, 6, 12, 10, 5, 1),
     ] {
         let p = (k - 1) / 2;
         let g = Geometry {
@@ -581,6 +584,11 @@ fn convolution_cases() {
         ([1, 300, 12, 12], [11, 3, 3], [1, 1], true, 1, true),
         ([2, 300, 12, 12], [16, 3, 3], [1, 1], true, 1, false),
         ([3, 300, 6, 6], [12, 3, 3], [1, 1], true, 1, true),
+        // Tiles ordered to leave out the padding's taps (two threads): 6 x
+        // 6 maps in tiles of 8 and a last one of 1 (plain order); 12 x 12
+        // maps and their 5 x 5 input gradient, in tiles of 4.
+        ([17, 5, 6, 6], [12, 3, 3], [1, 1], true, 1, true),
+        ([8, 8, 12, 12], [10, 5, 5], [1, 1], true, 1, false),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         // Every other case with a fused ReLU.
@@ -772,6 +780,9 @@ fn joined_convolution_cases() {
         // product).
         fire(4, 16, 12, 16, 16),
         fire(5, 32, 6, 24, 40),
+        // A tile ordered to leave out the 3 x 3 part's padding, which the
+        // 1x1 part shares: 8, 8 and 1 images.
+        fire(17, 16, 6, 16, 24),
         fire(1, 16, 12, 16, 8),
         fire(1, 32, 6, 32, 32),
         // Two groups (each part's channels of a group at their offset), a

@@ -16,7 +16,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::slice;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 /// Columns a matrix product should have at least. Measured on the zoo
 /// (2 cores): 256 helps the 6x6 maps of squeeze1 a little; 2048 and more
@@ -246,6 +246,124 @@ enum Columns {
     /// Gathered from the input, for a tile of images (small maps) or for
     /// one image (strided convolutions and the like).
     Gathered(Arc<panel::Gathers>),
+    /// Gathered for a tile of images in an order that leaves out taps in
+    /// the padding (`Ordered`).
+    Ordered(Arc<Ordered>),
+}
+
+/// The columns of a tile of images gathered in the order `order` makes,
+/// so that blocks of 48 share the kernel offsets (taps) that fall in the
+/// padding and leave them out (`panel::Gathers::skipping`): oneDNN leaves
+/// out the padding's taps, and where they are a fifth of the work (nin2's
+/// 5 x 5 layer on 12 x 12 maps, its 3 x 3 on 6 x 6) multiplying their
+/// zeros cost netc a third of the layer's time. `cols[q]` is the column
+/// (`i * ohw + p`: image i's output position p) that the product's
+/// column q makes.
+struct Ordered {
+    gathers: panel::Gathers,
+    cols: Vec<usize>,
+}
+
+/// Maps at most this large (16 x 16) may be ordered to skip their
+/// padding's taps; larger maps have too few of them (under 6 % for 5 x 5
+/// from 32 x 32 on) to pay for gathering their columns.
+const ORDERED: usize = 256;
+
+/// The least share of a layer's taps that ordering must leave out for a
+/// layer to be ordered: where its tiles were gathered anyway (maps under
+/// 128 positions), and where they would be shifted planes, written
+/// straight into the output. Ordering costs masked loads or gathers in
+/// place of shifted rows, and stores scattered over the images. On 12 x
+/// 12 maps (Zen 4, batch 128, with each tile's product then still copied
+/// into the images), nin2's 5 x 5 layer ran 4 % slower ordered in tiles
+/// of 2 images (6.7 % of its taps left out), 5 % faster in tiles of 4
+/// (11.7 %) and 6 % in 8 (15.0 %); squeeze1's 3 x 3 expand, 9 % of its
+/// taps left out, 6-10 % slower, and with the stores scattered, at 8.3 %
+/// in tiles of 8 (a least of 8 %), still 5-10 % slower.
+const SKIPPED: [f64; 2] = [0.05, 0.10];
+
+/// The columns of a tile of `images` images, in an order where the
+/// positions whose kernel rows reach into the padding (the map's top and
+/// bottom rows) come first, row by row; then those whose kernel columns
+/// do (the left and right columns of the other rows), column by column;
+/// then the rest: each group's columns share the taps left out. Within a
+/// group, image after image.
+fn order(g: &Geometry, images: usize) -> Vec<usize> {
+    let (oh, ow) = g.out();
+    let full = |o: usize, stride: usize, before: usize, size: usize, kernel: usize| {
+        // Kernel rows (or columns) `lo..hi` fall inside the map.
+        let at = o * stride;
+        let lo = before.saturating_sub(at);
+        let hi = (size + before).saturating_sub(at).min(kernel);
+        lo == 0 && hi == kernel
+    };
+    let mut cols: Vec<usize> = (0..images * oh * ow).collect();
+    cols.sort_by_key(|&col| {
+        let (i, p) = (col / (oh * ow), col % (oh * ow));
+        let (y, x) = (p / ow, p % ow);
+        if !full(y, g.stride[0], g.pad[0], g.h, g.kernel[0]) {
+            (0, y, i, x)
+        } else if !full(x, g.stride[1], g.pad[2], g.w, g.kernel[1]) {
+            (1, x, i, y)
+        } else {
+            (2, 0, i, p)
+        }
+    });
+    cols
+}
+
+static ORDERS: LazyLock<Cache<Option<Arc<Ordered>>>> = LazyLock::new(Default::default);
+
+/// `g`'s tile of `images` images ordered to skip its padding's taps, made
+/// once; None where ordering leaves out under `SKIPPED` of the taps.
+fn ordered(g: &Geometry, images: usize) -> Option<Arc<Ordered>> {
+    cached(&ORDERS, Geometry { n: images, ..*g }, || {
+        let cols = order(g, images);
+        let at = gather_at(g);
+        let per = g.kernel[0] * g.kernel[1];
+        let gathers = panel::Gathers::skipping(per, cols.len(), |q, s| at(cols[q], s));
+        let least = SKIPPED[usize::from(g.ohw() >= DIRECT)];
+        (gathers.skipped() >= least).then(|| Arc::new(Ordered { gathers, cols }))
+    })
+}
+
+/// Images per tile for `g`'s forward pass: `g.tile()`, or where the tiles
+/// can be ordered to skip the padding's taps (small maps, several images
+/// per thread), the smallest among 1, 2, 4 and 8 times as many that
+/// leaves out within 2 points of the most, up to 2,304 columns, with
+/// every thread given as many tiles (or at least 4).
+fn tiling(g: &Geometry) -> usize {
+    let base = g.tile();
+    let threads = rayon::current_num_threads();
+    let orderable = panel::available()
+        && matches!(g.parallelism(), Parallelism::None)
+        && g.cout / g.groups >= panel::ROWS
+        && g.kernel != [1, 1]
+        && g.ohw() <= ORDERED;
+    if !orderable {
+        return base;
+    }
+    let image = g.cin * g.h * g.w;
+    let balanced = |t: usize| {
+        let tiles = g.n.div_ceil(t);
+        tiles >= threads && (tiles.is_multiple_of(threads) || tiles >= 4 * threads)
+    };
+    let skipped = |t: usize| ordered(g, t).map_or(0.0, |o| o.gathers.skipped());
+    let tiles: Vec<(usize, f64)> = [1, 2, 4, 8]
+        .into_iter()
+        .map(|times| base * times)
+        .filter(|&t| t == base || (balanced(t) && t * g.ohw() <= 2304))
+        .filter(|&t| t * image <= i32::MAX as usize)
+        .map(|t| (t, skipped(t)))
+        .collect();
+    let most = tiles.iter().map(|&(_, s)| s).fold(0.0, f64::max);
+    // The smallest tile within 2 points of the most: nin2's 5 x 5 layer
+    // ran as fast on 8 images (15.0 %) as on 16 (15.4 %), with half the
+    // scratch.
+    tiles
+        .into_iter()
+        .find(|&(_, s)| s > 0.0 && s >= most - 0.02)
+        .map_or(base, |(t, _)| t)
 }
 
 /// Lane masks and gather indices depend on a layer's sizes only, so they
@@ -296,15 +414,23 @@ fn gathers(g: &Geometry, images: usize) -> Arc<panel::Gathers> {
 /// Where each column of a tile of `images` images reads under each kernel
 /// offset, as offsets from the tile's first plane (what `im2col` copies).
 fn gather(g: &Geometry, images: usize) -> panel::Gathers {
-    let (oh, ow) = g.out();
     let [kh, kw] = g.kernel;
+    panel::Gathers::new(kh * kw, images * g.ohw(), gather_at(g))
+}
+
+/// The offset from a tile's first plane that column `col` (image `col /
+/// ohw`'s output position `col % ohw`) reads under kernel offset s; None
+/// in the padding.
+fn gather_at(g: &Geometry) -> impl Fn(usize, usize) -> Option<usize> + '_ {
+    let (oh, ow) = g.out();
+    let kw = g.kernel[1];
     let image = g.cin * g.h * g.w;
-    panel::Gathers::new(kh * kw, images * oh * ow, |col, s| {
+    move |col, s| {
         let (i, p) = (col / (oh * ow), col % (oh * ow));
         let iy = (p / ow * g.stride[0] + s / kw).checked_sub(g.pad[0])?;
         let ix = (p % ow * g.stride[1] + s % kw).checked_sub(g.pad[2])?;
         (iy < g.h && ix < g.w).then_some(i * image + iy * g.w + ix)
-    })
+    }
 }
 
 /// The adjoint of `im2col`: adds each column entry back onto its input cell.
@@ -459,6 +585,9 @@ struct Plan<'a> {
     /// Sizes of the scratch: the column matrix `gemm` reads, and a tile's product.
     columns: usize,
     products: usize,
+    /// Where an ordered tile's columns go in its images (`Place::stride`
+    /// apart, the same on every call of a plan).
+    scatter: OnceLock<(usize, panel::Scatter)>,
 }
 
 impl<'a> Plan<'a> {
@@ -468,6 +597,7 @@ impl<'a> Plan<'a> {
         bias: Option<&'a [f32]>,
         g: &'a Geometry,
         relu: bool,
+        tile: usize,
     ) -> Plan<'a> {
         // Each group's channels are cout / groups, and `run` writes those
         // of every group: all the output's, which `tiles` hands out
@@ -476,9 +606,7 @@ impl<'a> Plan<'a> {
         let ohw = g.ohw();
         let (k, cog) = (g.k(), g.cout / g.groups);
         let image = g.cin * g.h * g.w;
-        let (tile, par) = (g.tile(), g.parallelism());
-        let direct = ohw >= DIRECT;
-        let products = if direct { 0 } else { cog * tile * ohw };
+        let par = g.parallelism();
         // On CPUs with AVX-512 or AVX2 the per-image products of large maps are netc's
         // own (`panel.rs`), with each group's weights packed once for the call;
         // and where the column matrix's rows are shifted planes, they are read
@@ -491,7 +619,7 @@ impl<'a> Plan<'a> {
         let parallel = !matches!(par, Parallelism::None);
         // A pass of the product covers whole input channels: `per` rows of k each.
         let per = g.kernel[0] * g.kernel[1];
-        let packed: Vec<panel::Weights> = if cog >= panel::ROWS {
+        let mut packed: Vec<panel::Weights> = if cog >= panel::ROWS {
             (0..g.groups)
                 .map(|group| {
                     let w = &weight[group * cog * k..][..cog * k];
@@ -505,14 +633,37 @@ impl<'a> Plan<'a> {
         } else {
             Vec::new()
         };
+        // Small maps whose tiles can be ordered to leave out the padding's
+        // taps (`Ordered`) are, with each set of taps' weights packed too.
+        let fits = tile * image <= i32::MAX as usize;
+        let orderable = !packed.is_empty() && !parallel && fits && !g.pointwise();
+        let ordered = (orderable && ohw <= ORDERED)
+            .then(|| ordered(g, tile))
+            .flatten();
+        if let Some(o) = &ordered {
+            let groups = packed.drain(..).enumerate();
+            packed = groups
+                .map(|(group, w)| w.skipping(&weight[group * cog * k..][..cog * k], &o.gathers))
+                .collect();
+        }
+        let direct = ohw >= DIRECT && ordered.is_none();
+        // Ordered tiles go straight into the images; a last, smaller tile
+        // is gathered in the plain order, into a product of its own.
+        let products = match (direct, &ordered) {
+            (true, _) => 0,
+            (false, Some(_)) => cog * (g.n % tile) * ohw,
+            (false, None) => cog * tile * ohw,
+        };
         // A 1x1 convolution's column matrix is the image itself: read in place
         // as a matrix. Through the lane masks of one shift nin2's 1x1 layers
         // ran 5-10 % slower than with gemm; in place, within 8 % of gemm
         // either way (`examples/layers.rs`). Small maps take their columns
         // from a tile of images, gathered; gathers index the whole tile with
         // i32s.
-        let source = if packed.is_empty() || tile * image > i32::MAX as usize {
+        let source = if packed.is_empty() || !fits {
             None
+        } else if let Some(o) = ordered {
+            Some(Columns::Ordered(o))
         } else if !direct {
             Some(Columns::Gathered(gathers(g, tile)))
         } else if g.pointwise() {
@@ -534,6 +685,7 @@ impl<'a> Plan<'a> {
             par,
             columns,
             products,
+            scatter: OnceLock::new(),
         }
     }
 
@@ -565,12 +717,33 @@ impl<'a> Plan<'a> {
                 let parallel = !matches!(par, Parallelism::None);
                 let (hw, cg) = (g.h * g.w, g.cin / g.groups);
                 let b = bias.map(|b| &b[group * cog..][..cog]);
-                if let (Columns::Gathered(_), false) = (source, direct) {
+                if let (Columns::Gathered(_) | Columns::Ordered(_), false) = (source, direct) {
                     // One product for the tile, then each image's rows
                     // into its place. The last tile may hold fewer images:
-                    // its gathers come from the same cache.
-                    let gathers = &gathers(g, images);
+                    // its gathers, in the plain order, come from the same
+                    // cache.
                     let planes = &x[group * cg * hw..];
+                    if let (Columns::Ordered(o), true) = (source, images == self.tile) {
+                        // Straight into the images: column q of channel
+                        // o at `o * ohw + i * stride + p`.
+                        let (_, scatter) = self.scatter.get_or_init(|| {
+                            let to = o.cols.iter().map(|&col| {
+                                let place = col / ohw * stride + col % ohw;
+                                u32::try_from(place).expect("a tile's outputs fit a u32")
+                            });
+                            (stride, panel::Scatter::new(ohw, to.collect()))
+                        });
+                        assert_eq!(self.scatter.get().map(|s| s.0), Some(stride));
+                        let gathers = &o.gathers;
+                        let cols = panel::Cols::Gathered {
+                            planes,
+                            hw,
+                            gathers,
+                        };
+                        panel::product_scattered(packed, cols, b, relu, &mut y[at..], scatter);
+                        continue;
+                    }
+                    let gathers = &gathers(g, images);
                     let cols = panel::Cols::Gathered {
                         planes,
                         hw,
@@ -599,6 +772,7 @@ impl<'a> Plan<'a> {
                             hw,
                             gathers,
                         },
+                        Columns::Ordered(_) => unreachable!("ordered tiles are not direct"),
                     };
                     panel::product_into(packed, cols, ohw, b, relu, y, parallel);
                 }
@@ -658,7 +832,7 @@ fn convolve(
     relu: bool,
     pool: Option<(Window, bool)>,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
-    let plan = Plan::new(x, weight, bias, g, relu);
+    let plan = Plan::new(x, weight, bias, g, relu, tiling(g));
     let out_image = g.cout * g.ohw();
     let tile = plan.tile;
     let whole = Place {
@@ -796,7 +970,13 @@ pub type Part<'a> = (&'a [f32], Option<&'a [f32]>, Geometry, bool);
 /// else None.
 pub fn forward_joined(x: &[f32], parts: &[Part]) -> Option<Vec<f32>> {
     let (plans, places, g0) = joined_plans(x, parts)?;
-    Some(tiles(&plans, &places, g0.n, g0.tile(), g0.parallelism()))
+    Some(tiles(
+        &plans,
+        &places,
+        g0.n,
+        plans[0].tile,
+        g0.parallelism(),
+    ))
 }
 
 /// `forward_joined`, then max pooling through `win`, as `cpu::max_pool`
@@ -810,7 +990,7 @@ pub fn forward_joined_pooled(x: &[f32], parts: &[Part], win: Window) -> Option<V
     let (oh, ow) = g0.out();
     // A ReLU on every part: the joined output holds no NaN.
     let pooling = pooling(oh, ow, win, parts.iter().all(|p| p.3));
-    Some(match (g0.tile(), g0.parallelism()) {
+    Some(match (plans[0].tile, g0.parallelism()) {
         (tile, Parallelism::None) => pooled_tiles(&plans, &places, g0.n, tile, &pooling),
         // Threads inside each product (batch 1): the output whole, then
         // pooled by all threads.
@@ -834,9 +1014,11 @@ fn joined_plans<'a>(
         return None;
     }
     let stride = parts.iter().map(|p| p.2.cout).sum::<usize>() * g0.ohw();
+    // One tile for every part: the one that suits the most.
+    let tile = parts.iter().map(|p| tiling(&p.2)).max().unwrap_or(1);
     let plans: Vec<Plan> = parts
         .iter()
-        .map(|(w, b, g, relu)| Plan::new(x, w, *b, g, *relu))
+        .map(|(w, b, g, relu)| Plan::new(x, w, *b, g, *relu, tile))
         .collect();
     // Each part's place in the joined images: its first channel.
     let places: Vec<Place> = parts
@@ -1167,5 +1349,100 @@ mod tests {
             assert!(again.weight == first.weight, "dW changed between calls");
             assert!(again.bias == first.bias, "db changed between calls");
         }
+    }
+
+    /// A tile ordered to leave out its padding's taps (`Ordered`) gives
+    /// each image the bits of that image's convolution alone (batch 1:
+    /// columns in the plain order, every tap summed, the weights read
+    /// where they lie): the taps left out add only zeros. Small maps and
+    /// 12 x 12 ones (shifted planes at batch 1), a last tile smaller than
+    /// the rest (gathered in the plain order), a stride of 2, deeper than
+    /// one pass of k (the tiles resume from their scattered outputs), bias
+    /// and ReLU; on two threads.
+    #[test]
+    fn ordered_tiles_give_each_image_its_own_bits() {
+        if !panel::available() {
+            eprintln!("this CPU has neither AVX-512 nor AVX2: no ordered tiles");
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        let noise = |n: usize, seed: u64| super::super::noise(n, seed);
+        // (n, cin, h, cout, kernel, stride, ordered)
+        let cases = [
+            (16, 5, 6, 12, 3, 1, true),
+            (17, 5, 6, 12, 3, 1, true),
+            (8, 6, 12, 10, 5, 1, true),
+            (16, 4, 13, 9, 3, 2, false),
+            (16, 300, 6, 9, 3, 1, true),
+        ];
+        for (i, (n, cin, h, cout, k, stride, want)) in cases.into_iter().enumerate() {
+            let p = (k - 1) / 2;
+            let g = Geometry {
+                n,
+                cin,
+                h,
+                w: h,
+                cout,
+                kernel: [k, k],
+                stride: [stride, stride],
+                pad: [p, k - 1 - p, p, k - 1 - p],
+                groups: 1,
+            };
+            let (x, w, b) = (
+                noise(n * cin * h * h, 1 + i as u64),
+                noise(cout * cin * k * k, 2),
+                noise(cout, 3),
+            );
+            let relu = i % 2 == 0;
+            pool.install(|| {
+                let tile = tiling(&g);
+                if want {
+                    let o = ordered(&g, tile).expect("an ordered tile");
+                    assert!(o.gathers.skipped() > 0.05, "{g:?}");
+                }
+                let y = forward(&x, &w, Some(&b), &g, relu);
+                let (image, out) = (cin * h * h, cout * g.ohw());
+                for (j, y) in y.chunks_exact(out).enumerate() {
+                    let alone = Geometry { n: 1, ..g };
+                    let x = &x[j * image..][..image];
+                    let want = forward(x, &w, Some(&b), &alone, relu);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(y) == bits(&want), "{g:?}, tiles of {tile}: image {j}");
+                }
+            });
+        }
+    }
+
+    /// The order puts a tile's top rows first, row by row, then its left
+    /// and right columns, then the rest, each image after the other:
+    /// every column once.
+    #[test]
+    fn the_order_groups_columns_by_the_padding_they_meet() {
+        let g = Geometry {
+            n: 4,
+            cin: 1,
+            h: 4,
+            w: 4,
+            cout: 8,
+            kernel: [3, 3],
+            stride: [1, 1],
+            pad: [1, 1, 1, 1],
+            groups: 1,
+        };
+        let cols = order(&g, 2);
+        let mut sorted = cols.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..32).collect::<Vec<_>>());
+        // Row 0 of images 0 and 1, then row 3 of each.
+        assert_eq!(cols[..8], [0, 1, 2, 3, 16, 17, 18, 19]);
+        assert_eq!(cols[8..16], [12, 13, 14, 15, 28, 29, 30, 31]);
+        // Column 0 of rows 1 and 2, image after image; then column 3.
+        assert_eq!(cols[16..20], [4, 8, 20, 24]);
+        assert_eq!(cols[20..24], [7, 11, 23, 27]);
+        // The middle.
+        assert_eq!(cols[24..], [5, 6, 9, 10, 21, 22, 25, 26]);
     }
 }

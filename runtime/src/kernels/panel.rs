@@ -13,6 +13,10 @@
 //! for stride-1 convolutions as wide as their input (with lane masks for
 //! the padding), the image itself for 1x1 convolutions, and gathers for
 //! the rest. Layer by layer on that Xeon: docs/performance.md.
+//! Gathered columns whose taps fall in the padding for a whole block
+//! leave those taps out (`Gathers::skipping`, with weights of those taps
+//! alone), and an image row's neighbouring columns are read with a few
+//! masked loads rather than a gather (`Runs`).
 //! CPUs with AVX2 and FMA but not AVX-512 run the same blocks through
 //! 4 x 24 tiles (`Isa::Avx2`), with the same bits; the others keep `gemm`
 //! (`Weights::pack` says None).
@@ -63,6 +67,10 @@ pub struct Weights<'a> {
     depth: usize,
     /// The instructions every product with these weights uses.
     isa: Isa,
+    /// For gathers that leave out the padding's taps (`Gathers::skipping`):
+    /// for each of their sets of taps after the first (every tap), those
+    /// taps and the weights of those taps alone.
+    sets: Vec<(Vec<u32>, Weights<'a>)>,
 }
 
 /// The vector instructions of a product. Both add each value's products in
@@ -101,6 +109,7 @@ impl<'a> Weights<'a> {
             k,
             depth: depth(per),
             isa,
+            sets: Vec::new(),
         })
     }
 
@@ -114,15 +123,20 @@ impl<'a> Weights<'a> {
 
     /// For the products on `isa`, which this CPU must have.
     pub fn pack_for(isa: Isa, w: &[f32], m: usize, k: usize, per: usize) -> Option<Weights<'a>> {
+        Some(Self::pack_passes(isa, w, m, k, depth(per)))
+    }
+
+    /// `pack_for` in passes of `depth` rows of k.
+    fn pack_passes(isa: Isa, w: &[f32], m: usize, k: usize, depth: usize) -> Weights<'a> {
         assert!(has(isa));
         assert!(w.len() >= m * k && i32::try_from(ROWS * k).is_ok());
-        let (count, depth) = (m.div_ceil(ROWS), depth(per));
+        let count = m.div_ceil(ROWS);
         let mut panels = vec![0.0f32; count * ROWS * k];
         // Each panel of each pass: (the panel, the pass's first row of k
         // and depth, where it goes).
         let mut jobs = Vec::with_capacity(count * k.div_ceil(depth));
         let mut rest = &mut panels[..];
-        for k0 in (0..k).step_by(depth) {
+        for k0 in (0..k).step_by(depth.max(1)) {
             let depth = depth.min(k - k0);
             let (pass, after) = rest.split_at_mut(count * ROWS * depth);
             let pass = pass.chunks_exact_mut(ROWS * depth).enumerate();
@@ -156,13 +170,43 @@ impl<'a> Weights<'a> {
         } else {
             jobs.into_iter().for_each(one);
         }
-        Some(Weights {
+        Weights {
             panels: Panels::Packed(panels),
             m,
             k,
             depth,
             isa,
-        })
+            sets: Vec::new(),
+        }
+    }
+
+    /// These weights (`w`, packed, for runs of `gathers.per` rows) with
+    /// the weights of each of `gathers`' sets of taps (`Gathers::skipping`),
+    /// for the blocks of columns that leave the other taps out. Each set's
+    /// passes cover the same input channels as these weights' passes.
+    pub(super) fn skipping(mut self, w: &[f32], gathers: &Gathers) -> Weights<'a> {
+        let (m, k, per) = (self.m, self.k, gathers.per);
+        assert!(matches!(self.panels, Panels::Packed(_)) && k % per == 0);
+        assert!(self.depth.is_multiple_of(per) && w.len() >= m * k);
+        let channels = k / per;
+        // On every thread: made on the caller's alone, nin2's 5 x 5 layer's
+        // six sets were 2-3 % of its time, the other thread waiting.
+        self.sets = gathers.sets[1..]
+            .par_iter()
+            .map(|taps| {
+                let mut kept = Vec::with_capacity(m * channels * taps.len());
+                for row in w[..m * k].chunks_exact(per) {
+                    kept.extend(taps.iter().map(|&s| row[s as usize]));
+                }
+                let depth = self.depth / per * taps.len();
+                let k = channels * taps.len();
+                (
+                    taps.clone(),
+                    Self::pack_passes(self.isa, &kept, m, k, depth),
+                )
+            })
+            .collect();
+        self
     }
 }
 
@@ -338,9 +382,18 @@ pub struct Gathers {
     /// `[block * per + s][v]`: the columns (of the 16 of vector v) that
     /// read a value; the others are padding, 0.
     lanes: Vec<[u16; VECTORS]>,
+    /// `[block * per + s]`: the same reads as runs of neighbouring values,
+    /// where each vector's lanes make at most `RUNS` of them.
+    runs: Vec<Option<[Runs; VECTORS]>>,
     n: usize,
     /// One past the largest offset read.
     end: usize,
+    /// The sets of kernel offsets (taps) that blocks run: the first is
+    /// every tap; with `skipping`, each other set leaves out taps that
+    /// fall in the padding for every column of the blocks that run it.
+    sets: Vec<Vec<u32>>,
+    /// Each block's set.
+    blocks: Vec<usize>,
 }
 
 impl Gathers {
@@ -349,6 +402,7 @@ impl Gathers {
     /// Every offset must fit an i32 (the gather's index): the caller checks.
     pub(super) fn new(per: usize, n: usize, at: impl Fn(usize, usize) -> Option<usize>) -> Gathers {
         let (mut index, mut lanes, mut end) = (Vec::new(), Vec::new(), 0);
+        let mut runs = Vec::new();
         for j in (0..n).step_by(COLS) {
             for s in 0..per {
                 let mut offsets = [0i32; COLS];
@@ -360,17 +414,105 @@ impl Gathers {
                         end = end.max(a + 1);
                     }
                 }
+                runs.push(Runs::of(&offsets, mask));
                 index.push(offsets);
                 lanes.push(mask);
             }
         }
+        // Taps fit a u32: k = per x channels fits an i32 (`pack_for`).
+        let every = (0..per).map(|s| s as u32);
         Gathers {
             per,
             index,
             lanes,
+            runs,
             n,
             end,
+            sets: vec![every.collect()],
+            blocks: vec![0; n.div_ceil(COLS)],
         }
+    }
+
+    /// `new`, and each block of 48 columns leaves out the taps that fall
+    /// in the padding for all of its columns: their rows of the block are
+    /// zero, and a product over them adds `0 x w`, which is exactly
+    /// nothing for finite weights (an infinite or NaN weight's product in
+    /// the padding is left out, as oneDNN leaves it out). The caller
+    /// orders the columns so that blocks share their padding; the weights
+    /// of each set come from `Weights::skipping`.
+    pub(super) fn skipping(
+        per: usize,
+        n: usize,
+        at: impl Fn(usize, usize) -> Option<usize>,
+    ) -> Gathers {
+        let mut gathers = Self::new(per, n, at);
+        for (b, block) in gathers.blocks.iter_mut().enumerate() {
+            let lanes = &gathers.lanes[b * per..][..per];
+            let taps: Vec<u32> = (0..per)
+                .filter(|&s| lanes[s] != [0; VECTORS])
+                .map(|s| s as u32)
+                .collect();
+            if taps.len() < per {
+                *block = match gathers.sets.iter().position(|set| *set == taps) {
+                    Some(set) => set,
+                    None => {
+                        gathers.sets.push(taps);
+                        gathers.sets.len() - 1
+                    }
+                };
+            }
+        }
+        gathers
+    }
+
+    /// The share of the taps of all columns that the blocks leave out.
+    pub(super) fn skipped(&self) -> f64 {
+        let total = self.blocks.len() * self.per;
+        let run: usize = self.blocks.iter().map(|&set| self.sets[set].len()).sum();
+        1.0 - run as f64 / total.max(1) as f64
+    }
+}
+
+/// Masked loads per vector of a gathered row, at most: `vgatherdps` reads
+/// a value a cycle or slower (on AMD's Zen 4, packing small maps' columns
+/// took half of squeeze1's packing time), where the columns of an image
+/// row read neighbouring values that a few masked loads bring in.
+const RUNS: usize = 4;
+
+/// One vector of a gathered row as masked loads: load r brings lanes
+/// `masks[r]`, lane q from `plane[bases[r] + q]`.
+#[derive(Clone, Copy)]
+struct Runs {
+    count: u8,
+    masks: [u16; RUNS],
+    bases: [i32; RUNS],
+}
+
+impl Runs {
+    /// The runs of each of a row's vectors (`offsets` read where `mask`
+    /// says), or None where a vector takes more than `RUNS`.
+    fn of(offsets: &[i32; COLS], mask: [u16; VECTORS]) -> Option<[Runs; VECTORS]> {
+        let mut all = [Runs {
+            count: 0,
+            masks: [0; RUNS],
+            bases: [0; RUNS],
+        }; VECTORS];
+        for (v, runs) in all.iter_mut().enumerate() {
+            for q in (0..16).filter(|q| mask[v] >> q & 1 == 1) {
+                let base = offsets[16 * v + q] - q as i32;
+                let count = usize::from(runs.count);
+                match runs.bases[..count].iter().position(|&b| b == base) {
+                    Some(r) => runs.masks[r] |= 1 << q,
+                    None if count < RUNS => {
+                        runs.bases[count] = base;
+                        runs.masks[count] = 1 << q;
+                        runs.count += 1;
+                    }
+                    None => return None,
+                }
+            }
+        }
+        Some(all)
     }
 }
 
@@ -430,8 +572,75 @@ pub(super) fn product_into(
     y: &mut [MaybeUninit<f32>],
     parallel: bool,
 ) {
+    assert!(y.len() >= w.m.saturating_mul(n));
+    product_to(w, cols, n, bias, relu, (y, None), parallel);
+}
+
+/// `product_into` with each column stored where `scatter` says: column q
+/// of row r at `y[r * ldy + to[q]]`, on one thread. An ordered tile's
+/// product (`conv::Ordered`) goes straight into its images this way: in
+/// a matrix of its own, then copied into them, the copy was 3 % of nin2's
+/// 5 x 5 layer.
+pub(super) fn product_scattered(
+    w: &Weights,
+    cols: Cols,
+    bias: Option<&[f32]>,
+    relu: bool,
+    y: &mut [MaybeUninit<f32>],
+    scatter: &Scatter,
+) {
+    let (m, n) = (w.m, scatter.to.len());
+    assert!(w.k > 0 && (m == 0 || y.len() >= (m - 1) * scatter.ldy + scatter.end));
+    product_to(w, cols, n, bias, relu, (y, Some(scatter)), false);
+}
+
+/// Where a product's columns go when they do not lie side by side in rows
+/// of the output: column q of row r at `y[r * ldy + to[q]]`, every place
+/// apart from the others.
+pub(super) struct Scatter {
+    ldy: usize,
+    to: Vec<u32>,
+    /// Each block's places as runs of neighbouring ones, where its vectors
+    /// make at most `RUNS` each (masked stores; else lane by lane).
+    runs: Vec<Option<[Runs; VECTORS]>>,
+    /// One past the largest place.
+    end: usize,
+}
+
+impl Scatter {
+    pub(super) fn new(ldy: usize, to: Vec<u32>) -> Scatter {
+        let runs = to
+            .chunks(COLS)
+            .map(|to| {
+                let mut offsets = [0i32; COLS];
+                for (o, &t) in offsets.iter_mut().zip(to) {
+                    *o = i32::try_from(t).expect("places fit an i32");
+                }
+                let mask: [u16; VECTORS] = std::array::from_fn(|v| {
+                    let left = to.len().saturating_sub(16 * v).min(16);
+                    ((1u32 << left) - 1) as u16
+                });
+                Runs::of(&offsets, mask)
+            })
+            .collect();
+        let end = to.iter().map(|&t| t as usize + 1).max().unwrap_or(0);
+        Scatter { ldy, to, runs, end }
+    }
+}
+
+/// `product_into`, or `product_scattered` where `scatter` is given (the
+/// output's rows then `ldy` apart).
+fn product_to(
+    w: &Weights,
+    cols: Cols,
+    n: usize,
+    bias: Option<&[f32]>,
+    relu: bool,
+    (y, scatter): (&mut [MaybeUninit<f32>], Option<&Scatter>),
+    parallel: bool,
+) {
     let (m, k) = (w.m, w.k);
-    assert!(y.len() >= m.saturating_mul(n) && bias.is_none_or(|b| b.len() >= m));
+    assert!(bias.is_none_or(|b| b.len() >= m));
     if m == 0 || n == 0 {
         return;
     }
@@ -472,9 +681,23 @@ pub(super) fn product_into(
             assert!(per > 0 && k % per == 0 && gathers.n == n);
             assert!(gathers.end == 0 || (k / per - 1) * hw + gathers.end <= planes.len());
             assert!(depth.is_multiple_of(per));
+            // Weights made for these gathers' sets of taps, where both
+            // have sets; else every block runs every tap.
+            let skip = gathers.sets.len() > 1 && !w.sets.is_empty();
+            assert!(!skip || w.sets.len() + 1 == gathers.sets.len());
+            for ((taps, ws), set) in w.sets.iter().zip(&gathers.sets[1..]).filter(|_| skip) {
+                let len = taps.len();
+                assert!(taps == set && (ws.m, ws.isa) == (m, w.isa));
+                assert!((ws.k, ws.depth) == (k / per * len, depth / per * len));
+            }
         }
     }
-    let (y, count) = (&mut y[..m * n], m.div_ceil(ROWS));
+    let ldy = scatter.map_or(n, |s| s.ldy);
+    let y = match scatter {
+        Some(s) => &mut y[..(m - 1) * ldy + s.end],
+        None => &mut y[..m * n],
+    };
+    let count = m.div_ceil(ROWS);
     // Panels `first..` of `y` (its rows from `first * ROWS` on), a block
     // of `depth` rows of the columns at a time (the whole depth, up to
     // `PASS`), packed first: the block's 48 columns stay in the cache while
@@ -486,23 +709,47 @@ pub(super) fn product_into(
         let mut block = BLOCK.take();
         block.resize(depth.min(k) * VECTORS, Line([0.0; 16]));
         for k0 in (0..k).step_by(depth) {
-            let depth = depth.min(k - k0);
+            let (full, last, resume) = (depth.min(k - k0), k0 + depth >= k, k0 > 0);
             for (b, j) in (0..n).step_by(COLS).enumerate() {
                 let width = COLS.min(n - j);
+                // The block's set of taps (gathers that skip the padding)
+                // and their weights; the pass's rows of them.
+                let set = match cols {
+                    Cols::Gathered { gathers, .. }
+                        if gathers.sets.len() > 1 && !w.sets.is_empty() =>
+                    {
+                        gathers.blocks[b]
+                    }
+                    _ => 0,
+                };
+                let (w, (k0, depth)) = match (set, cols) {
+                    (1.., Cols::Gathered { gathers, .. }) => {
+                        let (taps, w) = &w.sets[set - 1];
+                        let rows = |r: usize| r / gathers.per * taps.len();
+                        (w, (rows(k0), rows(full)))
+                    }
+                    _ => (w, (k0, full)),
+                };
                 let block = &mut block[..depth * VECTORS];
                 #[cfg(target_arch = "x86_64")]
                 // SAFETY: `Weights::pack` or `raw` made `w`, so this CPU
                 // has `w.isa`; the asserts above keep every read in bounds.
                 unsafe {
                     match w.isa {
-                        Isa::Avx512 => pack(cols, (k0, depth), (b, width), block),
-                        Isa::Avx2 => pack2(cols, (k0, depth), (b, width), block),
+                        Isa::Avx512 => pack(cols, (k0, depth), (b, width), set, block),
+                        Isa::Avx2 => pack2(cols, (k0, depth), (b, width), set, block),
                     }
                 };
-                for (p, y) in (first..).zip(y.chunks_mut(ROWS * n)) {
+                // Panel p's rows from the start of `y` on: a scattered
+                // tile's places reach past them, into the rows below.
+                let here = match scatter {
+                    Some(_) => count,
+                    None => y.len().div_ceil(ROWS * ldy),
+                };
+                for p in first..first + here {
+                    let y = &mut y[(p - first) * ROWS * ldy..];
                     let rows = ROWS.min(m - p * ROWS);
                     let mut start = [0.0f32; ROWS];
-                    let resume = k0 > 0;
                     if let (Some(b), false) = (bias, resume) {
                         start[..rows].copy_from_slice(&b[p * ROWS..][..rows]);
                     }
@@ -516,9 +763,10 @@ pub(super) fn product_into(
                             // Rows past m read the panel's last row again;
                             // their sums are not stored.
                             Panels::Raw(raw) => A::Raw(std::array::from_fn(|r| {
-                                &raw[(p * ROWS + r.min(rows - 1)) * k + k0..][..depth]
+                                &raw[(p * ROWS + r.min(rows - 1)) * w.k + k0..][..depth]
                             })),
                         };
+                        let to = scatter.map(|s| (&s.to[j..][..width], s.runs[b].as_ref()));
                         let tile = Tile {
                             a,
                             b: block,
@@ -526,12 +774,15 @@ pub(super) fn product_into(
                             rows,
                             start,
                             resume,
-                            relu: relu && k0 + depth == k,
+                            relu: relu && last,
+                            to,
                         };
-                        // SAFETY: as for `pack`; `y` holds the tile's rows,
-                        // and the first block of k wrote every value that a
-                        // later one resumes from.
-                        unsafe { tile.run_on(w.isa, &mut y[j..], n) };
+                        let y = if to.is_some() { y } else { &mut y[j..] };
+                        // SAFETY: as for `pack`; `y` holds the tile's rows
+                        // (`ldy` apart: scattered, up to `s.end` in each),
+                        // and the first block of k wrote every value that
+                        // a later one resumes from.
+                        unsafe { tile.run_on(w.isa, y, ldy) };
                     }
                 }
             }
@@ -539,6 +790,7 @@ pub(super) fn product_into(
         BLOCK.set(block);
     };
     if parallel {
+        assert!(scatter.is_none());
         let per = count.div_ceil(rayon::current_num_threads()).max(1);
         y.par_chunks_mut(per * ROWS * n)
             .enumerate()
@@ -574,6 +826,7 @@ pub(super) fn accumulate(
             start: [0.0; ROWS],
             resume: true,
             relu: false,
+            to: None,
         };
         // SAFETY: this CPU has `isa` (asserted); `a` and `b` hold `depth`
         // steps and `y` the tile's rows and columns (asserted), which hold
@@ -602,15 +855,26 @@ pub(super) struct Line(pub(super) [f32; 16]);
 /// cache lines.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pack(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [Line]) {
+unsafe fn pack(cols: Cols, k: (usize, usize), block: (usize, usize), set: usize, out: &mut [Line]) {
     let mut out = out.as_mut_ptr() as *mut f32;
     let zero = _mm512_setzero_ps();
-    each_row(cols, k, block, |source, lanes| {
+    each_row(cols, k, block, set, |source, lanes| {
         for (v, &mask) in lanes.iter().enumerate() {
             let value = match source {
                 // AVX-512's masked-out lanes never fault, on any vendor's cores.
                 Source::Row(row, _) => _mm512_maskz_loadu_ps(mask, row.wrapping_add(16 * v)),
-                Source::Gathered(plane, offsets) => {
+                // AVX-512's masked loads, like its gathers, read only
+                // their lanes: the others may lie outside the planes.
+                Source::Gathered(plane, _, Some(runs)) => {
+                    let runs = &runs[v];
+                    let mut value = zero;
+                    for r in 0..usize::from(runs.count) {
+                        let at = plane.wrapping_offset(runs.bases[r] as isize);
+                        value = _mm512_mask_loadu_ps(value, runs.masks[r], at);
+                    }
+                    value
+                }
+                Source::Gathered(plane, offsets, None) => {
                     let at = _mm512_loadu_si512(offsets.as_ptr().add(16 * v).cast());
                     _mm512_mask_i32gather_ps::<4>(zero, mask, at, plane)
                 }
@@ -628,18 +892,22 @@ unsafe fn pack(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [
 #[derive(Clone, Copy)]
 enum Source<'a> {
     Row(*const f32, &'a [f32]),
-    Gathered(*const f32, &'a [i32; COLS]),
+    /// At the offsets, or where the row makes few runs, through them.
+    Gathered(*const f32, &'a [i32; COLS], Option<&'a [Runs; VECTORS]>),
 }
 
-/// The walk `pack` and `pack2` share: `row(source, lanes)` for rows `k0..k0
-/// + depth` of `cols`, in order, over block `b`'s columns (48 from column
-/// `b * 48` on, `width` of them).
+/// The walk `pack` and `pack2` share: `row(source, lanes)` for the rows
+/// `k0..k0 + depth` of `cols`, in order, over block `b`'s columns (48 from
+/// column `b * 48` on, `width` of them). Gathered columns run the taps of
+/// the gathers' `set` of each input channel (0: every tap), and the rows
+/// count those alone.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 fn each_row(
     cols: Cols,
     (k0, depth): (usize, usize),
     (b, width): (usize, usize),
+    set: usize,
     mut row: impl FnMut(Source, [u16; VECTORS]),
 ) {
     let j = b * COLS;
@@ -670,10 +938,17 @@ fn each_row(
             let per = gathers.per;
             let index = &gathers.index[b * per..][..per];
             let lanes = &gathers.lanes[b * per..][..per];
-            for c in k0 / per..(k0 + depth) / per {
+            let runs = &gathers.runs[b * per..][..per];
+            let taps = &gathers.sets[set];
+            let len = taps.len().max(1);
+            for c in k0 / len..(k0 + depth) / len {
                 let plane = planes.as_ptr().wrapping_add(c * hw);
-                for (offsets, &lanes) in index.iter().zip(lanes) {
-                    row(Source::Gathered(plane, offsets), lanes);
+                for &s in taps {
+                    let s = s as usize;
+                    row(
+                        Source::Gathered(plane, &index[s], runs[s].as_ref()),
+                        lanes[s],
+                    );
                 }
             }
         }
@@ -710,6 +985,9 @@ struct Tile<'a> {
     /// Start from the values in `y` (an earlier block of k) instead.
     resume: bool,
     relu: bool,
+    /// Each column's place in a row of `y` where they are not side by
+    /// side (`Scatter`), with the block's runs of places where it has them.
+    to: Option<(&'a [u32], Option<&'a [Runs; VECTORS]>)>,
 }
 
 /// One step of k: 8 weights (`a(r)`) times the 48 columns at `b`.
@@ -749,6 +1027,12 @@ impl Tile<'_> {
     /// its values first, which brings their lines: no prefetch there.
     #[inline]
     fn prefetch(&self, y: &[MaybeUninit<f32>], ldy: usize) {
+        // Scattered places: none. Asked for run by run, they made a
+        // small map's layer (squeeze1's 3 x 3 expand on 6 x 6) 3-5 %
+        // slower, and nin2's 12 x 12 layer no faster.
+        if self.to.is_some() {
+            return;
+        }
         for r in 0..self.rows {
             let row = y[r * ldy..].as_ptr_range().start as usize;
             let end = row + 4 * self.width;
@@ -756,6 +1040,25 @@ impl Tile<'_> {
                 // SAFETY: a prefetch reads nothing and never faults.
                 unsafe { _mm_prefetch::<_MM_HINT_T0>(line as *const i8) };
             }
+        }
+    }
+
+    /// Row `r`'s values at the tile's scattered places (0 past `width`).
+    fn gathered(&self, y: &[MaybeUninit<f32>], at: usize) -> [f32; COLS] {
+        let to = self.to.map_or(&[][..], |(to, _)| to);
+        // SAFETY: the tile resumes from values an earlier pass wrote.
+        std::array::from_fn(|c| match to.get(c) {
+            Some(&t) => unsafe { y[at + t as usize].assume_init() },
+            None => 0.0,
+        })
+    }
+
+    /// Row `r`'s values (`values`, at `at` in `y`) into the tile's
+    /// scattered places, one by one.
+    fn scatter(&self, y: &mut [MaybeUninit<f32>], at: usize, values: &[f32]) {
+        let to = self.to.map_or(&[][..], |(to, _)| to);
+        for (&t, &v) in to.iter().zip(values) {
+            y[at + t as usize].write(v);
         }
     }
 
@@ -767,7 +1070,10 @@ impl Tile<'_> {
         let masks = masks(self.width);
         let mut acc = [[_mm512_setzero_ps(); VECTORS]; ROWS];
         for (r, (row, &s)) in acc.iter_mut().zip(&self.start).enumerate() {
-            *row = if self.resume && r < self.rows {
+            *row = if self.resume && r < self.rows && self.to.is_some() {
+                let values = self.gathered(y, r * ldy);
+                std::array::from_fn(|v| _mm512_loadu_ps(values.as_ptr().add(16 * v)))
+            } else if self.resume && r < self.rows {
                 let y = y[r * ldy..].as_ptr().cast::<f32>();
                 std::array::from_fn(|v| _mm512_maskz_loadu_ps(masks[v], y.wrapping_add(16 * v)))
             } else {
@@ -794,6 +1100,9 @@ impl Tile<'_> {
                 }
             }
         }
+        if self.to.is_some() {
+            return self.scattered(acc, y, ldy);
+        }
         let zero = _mm512_setzero_ps();
         for (r, row) in acc.iter().enumerate().take(self.rows) {
             let out = y[r * ldy..].as_mut_ptr().cast::<f32>();
@@ -805,6 +1114,47 @@ impl Tile<'_> {
                     value
                 };
                 _mm512_mask_storeu_ps(out.wrapping_add(16 * v), masks[v], value);
+            }
+        }
+    }
+
+    /// The tile's sums into their scattered places in `y`, through the
+    /// ReLU. Out of line: inlined, the compiler kept their values in
+    /// registers across the sums and spilled accumulators on every step
+    /// (the products ran at half speed).
+    #[target_feature(enable = "avx512f")]
+    #[inline(never)]
+    unsafe fn scattered(
+        &self,
+        acc: [[__m512; VECTORS]; ROWS],
+        y: &mut [MaybeUninit<f32>],
+        ldy: usize,
+    ) {
+        let zero = _mm512_setzero_ps();
+        for (r, row) in acc.iter().enumerate().take(self.rows) {
+            let out = y[r * ldy..].as_mut_ptr().cast::<f32>();
+            let mut values = [0.0f32; COLS];
+            for (v, &value) in row.iter().enumerate() {
+                let value = if self.relu {
+                    _mm512_max_ps(value, zero)
+                } else {
+                    value
+                };
+                match self.to {
+                    // Each run of neighbouring places in one masked store;
+                    // masked-out lanes are not written, wherever they lie.
+                    Some((_, Some(runs))) => {
+                        let runs = &runs[v];
+                        for k in 0..usize::from(runs.count) {
+                            let at = out.wrapping_offset(runs.bases[k] as isize);
+                            _mm512_mask_storeu_ps(at, runs.masks[k], value);
+                        }
+                    }
+                    _ => _mm512_storeu_ps(values.as_mut_ptr().add(16 * v), value),
+                }
+            }
+            if let Some((_, None)) = self.to {
+                self.scatter(y, r * ldy, &values);
             }
         }
     }
@@ -938,10 +1288,16 @@ unsafe fn write_lanes(p: *mut f32, bits: u8, lanes: &[f32; 8]) {
 /// same lanes, the same block.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pack2(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut [Line]) {
+unsafe fn pack2(
+    cols: Cols,
+    k: (usize, usize),
+    block: (usize, usize),
+    set: usize,
+    out: &mut [Line],
+) {
     let mut out = out.as_mut_ptr() as *mut f32;
     let zero = _mm256_setzero_ps();
-    each_row(cols, k, block, |source, lanes| {
+    each_row(cols, k, block, set, |source, lanes| {
         if let Source::Row(row, buffer) = source {
             if !inside(row, COLS, &bounds(buffer)) {
                 read_row(row, lanes, out);
@@ -954,7 +1310,9 @@ unsafe fn pack2(cols: Cols, k: (usize, usize), block: (usize, usize), out: &mut 
                 Source::Row(row, _) => _mm256_maskload_ps(row.wrapping_add(8 * h), mask),
                 // A gather reads only its lanes: AMD's manual and Intel's
                 // both say masked-out elements are not accessed.
-                Source::Gathered(plane, offsets) => {
+                // AVX2 keeps the gathers: its masked loads may fault on
+                // masked-out lanes on AMD's cores (`inside`).
+                Source::Gathered(plane, offsets, _) => {
                     let at = _mm256_loadu_si256(offsets.as_ptr().add(8 * h).cast());
                     let mask = _mm256_castsi256_ps(mask);
                     _mm256_mask_i32gather_ps::<4>(zero, plane, at, mask)
@@ -1106,7 +1464,10 @@ impl Tile<'_> {
                 let mut acc = [[zero; VECTORS2]; ROWS2];
                 for (r, row) in acc.iter_mut().enumerate() {
                     let rr = r0 + r;
-                    *row = if self.resume && rr < self.rows {
+                    *row = if self.resume && rr < self.rows && self.to.is_some() {
+                        let values = self.gathered(y, rr * ldy);
+                        std::array::from_fn(|v| _mm256_loadu_ps(values.as_ptr().add(c0 + 8 * v)))
+                    } else if self.resume && rr < self.rows {
                         let at = y[rr * ldy..].as_ptr().cast::<f32>().wrapping_add(c0);
                         // Whole vectors plainly, as they are stored below.
                         std::array::from_fn(|v| match c0 + 8 * (v + 1) <= self.width {
@@ -1129,6 +1490,25 @@ impl Tile<'_> {
                     }
                 };
                 steps2(&mut acc, b, a, depth);
+                if self.to.is_some() {
+                    // Scattered places: lane by lane.
+                    for (r, row) in acc.iter().enumerate().take(self.rows - r0) {
+                        let mut values = [0.0f32; 8 * VECTORS2];
+                        for (v, &value) in row.iter().enumerate() {
+                            let value = match self.relu {
+                                true => _mm256_max_ps(value, zero),
+                                false => value,
+                            };
+                            _mm256_storeu_ps(values.as_mut_ptr().add(8 * v), value);
+                        }
+                        let to = self.to.map_or(&[][..], |(to, _)| to);
+                        let at = (r0 + r) * ldy;
+                        for (&t, &v) in to.iter().skip(c0).zip(&values) {
+                            y[at + t as usize].write(v);
+                        }
+                    }
+                    continue;
+                }
                 for (r, row) in acc.iter().enumerate().take(self.rows - r0) {
                     let out = y[(r0 + r) * ldy..]
                         .as_mut_ptr()
