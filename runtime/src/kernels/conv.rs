@@ -23,7 +23,8 @@ use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 /// make the column matrices outgrow the cache and train 20-50 % slower.
 const COLUMNS: usize = 256;
 
-/// Output maps at least this large (12 x 12 and up) get a matrix product
+/// Output maps at least this large (12 x 12 and up), unless their tiles
+/// are ordered (`Ordered`), get a matrix product
 /// per image, written straight into the output onto the bias (filled in
 /// first, per image, while in cache): a product of 128 columns or more runs
 /// near gemm's peak, and the copy from a tile's product into N x C x H x W
@@ -271,8 +272,9 @@ const ORDERED: usize = 256;
 
 /// The least share of a layer's taps that ordering must leave out for a
 /// layer to be ordered: where its tiles were gathered anyway (maps under
-/// 128 positions), and where they would be shifted planes, written
-/// straight into the output. Ordering costs masked loads or gathers in
+/// 128 positions), and where they would be products per image (shifted
+/// planes, or for strided layers gathered per image), written straight
+/// into the output. Ordering costs masked loads or gathers in
 /// place of shifted rows, and stores scattered over the images. On 12 x
 /// 12 maps (Zen 4, batch 128, with each tile's product then still copied
 /// into the images), nin2's 5 x 5 layer ran 4 % slower ordered in tiles
@@ -578,11 +580,13 @@ struct Plan<'a> {
     relu: bool,
     packed: Vec<panel::Weights<'a>>,
     source: Option<Columns>,
-    /// Matrix products per tile (small maps) rather than per image.
+    /// Matrix products per image rather than per tile (small maps and
+    /// ordered tiles).
     direct: bool,
     tile: usize,
     par: Parallelism,
-    /// Sizes of the scratch: the column matrix `gemm` reads, and a tile's product.
+    /// Sizes of the scratch: the column matrix `gemm` reads, and a tile's
+    /// product (for ordered plans, the last, smaller tile's alone).
     columns: usize,
     products: usize,
     /// Where an ordered tile's columns go in its images (`Place::stride`
@@ -636,7 +640,9 @@ impl<'a> Plan<'a> {
         // Small maps whose tiles can be ordered to leave out the padding's
         // taps (`Ordered`) are, with each set of taps' weights packed too.
         let fits = tile * image <= i32::MAX as usize;
-        let orderable = !packed.is_empty() && !parallel && fits && !g.pointwise();
+        // As `tiling` says: no 1x1 kernels (padded ones would meet
+        // nothing but padding), and some k.
+        let orderable = !packed.is_empty() && !parallel && fits && g.kernel != [1, 1] && k > 0;
         let ordered = (orderable && ohw <= ORDERED)
             .then(|| ordered(g, tile))
             .flatten();
@@ -724,12 +730,16 @@ impl<'a> Plan<'a> {
                     // cache.
                     let planes = &x[group * cg * hw..];
                     if let (Columns::Ordered(o), true) = (source, images == self.tile) {
-                        // Straight into the images: column q of channel
-                        // o at `o * ohw + i * stride + p`.
+                        // Straight into the images: the product's column
+                        // q (image i's position p) of this group's channel
+                        // r at `at + r * ohw + i * stride + p`.
                         let (_, scatter) = self.scatter.get_or_init(|| {
                             let to = o.cols.iter().map(|&col| {
                                 let place = col / ohw * stride + col % ohw;
-                                u32::try_from(place).expect("a tile's outputs fit a u32")
+                                // As `panel::Scatter` takes them.
+                                let place =
+                                    i32::try_from(place).expect("a tile's outputs fit an i32");
+                                place as u32
                             });
                             (stride, panel::Scatter::new(ohw, to.collect()))
                         });
@@ -1411,6 +1421,53 @@ mod tests {
                     let want = forward(x, &w, Some(&b), &alone, relu);
                     let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                     assert!(bits(y) == bits(&want), "{g:?}, tiles of {tile}: image {j}");
+                }
+            });
+        }
+    }
+
+    /// Paddings a compiled program never has but `forward` takes: as wide
+    /// as the kernel (blocks of columns that meet nothing but padding run
+    /// no taps at all: their bias), and a padded 1x1 kernel (never
+    /// ordered). Each image the bits of its convolution alone.
+    #[test]
+    fn blocks_all_in_the_padding_give_the_bias() {
+        if !panel::available() {
+            eprintln!("this CPU has neither AVX-512 nor AVX2: no ordered tiles");
+            return;
+        }
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(2)
+            .build()
+            .unwrap();
+        for (kernel, pad, ordered_too) in [(3, 3, true), (1, 1, false)] {
+            let g = Geometry {
+                n: 16,
+                cin: 5,
+                h: 6,
+                w: 6,
+                cout: 12,
+                kernel: [kernel, kernel],
+                stride: [1, 1],
+                pad: [pad; 4],
+                groups: 1,
+            };
+            let noise = |n: usize, seed: u64| super::super::noise(n, seed);
+            let x = noise(g.n * g.cin * 36, 4);
+            let (w, b) = (noise(g.cout * g.cin * kernel * kernel, 5), noise(g.cout, 6));
+            pool.install(|| {
+                let plan = Plan::new(&x, &w, Some(&b), &g, false, tiling(&g));
+                let is_ordered = matches!(plan.source, Some(Columns::Ordered(_)));
+                assert_eq!(is_ordered, ordered_too, "{g:?}");
+                let y = forward(&x, &w, Some(&b), &g, false);
+                let out = g.cout * g.ohw();
+                for (j, y) in y.chunks_exact(out).enumerate() {
+                    let alone = Geometry { n: 1, ..g };
+                    let want = forward(&x[j * 180..][..180], &w, Some(&b), &alone, false);
+                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(y) == bits(&want), "{g:?}: image {j}");
+                    // The corner meets no input: its bias.
+                    assert_eq!(y[0], b[0], "{g:?}: image {j}");
                 }
             });
         }

@@ -63,7 +63,8 @@ pub struct Weights<'a> {
     panels: Panels<'a>,
     m: usize,
     k: usize,
-    /// Rows of k per pass: whole input channels of `per` kernel offsets.
+    /// Rows of k per pass: whole input channels of `per` kernel offsets
+    /// (of a set's taps, for a set's weights).
     depth: usize,
     /// The instructions every product with these weights uses.
     isa: Isa,
@@ -134,7 +135,8 @@ impl<'a> Weights<'a> {
         let mut panels = vec![0.0f32; count * ROWS * k];
         // Each panel of each pass: (the panel, the pass's first row of k
         // and depth, where it goes).
-        let mut jobs = Vec::with_capacity(count * k.div_ceil(depth));
+        // No rows (a set of no taps: a block all in the padding): no passes.
+        let mut jobs = Vec::with_capacity(count * k.div_ceil(depth.max(1)));
         let mut rest = &mut panels[..];
         for k0 in (0..k).step_by(depth.max(1)) {
             let depth = depth.min(k - k0);
@@ -436,8 +438,10 @@ impl Gathers {
     /// `new`, and each block of 48 columns leaves out the taps that fall
     /// in the padding for all of its columns: their rows of the block are
     /// zero, and a product over them adds `0 x w`, which is exactly
-    /// nothing for finite weights (an infinite or NaN weight's product in
-    /// the padding is left out, as oneDNN leaves it out). The caller
+    /// nothing for finite weights. (An infinite or NaN weight's product in
+    /// the padding is left out where its block leaves the tap out, so
+    /// which outputs turn NaN depends on the block; a sum that is exactly
+    /// -0 stays -0 where the full sum would add +0.) The caller
     /// orders the columns so that blocks share their padding; the weights
     /// of each set come from `Weights::skipping`.
     pub(super) fn skipping(
@@ -532,7 +536,8 @@ pub enum Cols<'a> {
     },
     /// Gathered from the input planes (`hw` values apart): row
     /// `c * per + s` reads `planes[c * hw + index]` through the gathers'
-    /// indices for offset s.
+    /// indices for offset s (with a block's set of taps, row `c * len + t`
+    /// reads its t-th tap).
     Gathered {
         planes: &'a [f32],
         hw: usize,
@@ -1043,7 +1048,8 @@ impl Tile<'_> {
         }
     }
 
-    /// Row `r`'s values at the tile's scattered places (0 past `width`).
+    /// The values of the row that starts at `at` in `y`, at the tile's
+    /// scattered places (0 past `width`).
     fn gathered(&self, y: &[MaybeUninit<f32>], at: usize) -> [f32; COLS] {
         let to = self.to.map_or(&[][..], |(to, _)| to);
         // SAFETY: the tile resumes from values an earlier pass wrote.
@@ -1053,8 +1059,8 @@ impl Tile<'_> {
         })
     }
 
-    /// Row `r`'s values (`values`, at `at` in `y`) into the tile's
-    /// scattered places, one by one.
+    /// `values` into the tile's scattered places in the row that starts
+    /// at `at` in `y`, one by one.
     fn scatter(&self, y: &mut [MaybeUninit<f32>], at: usize, values: &[f32]) {
         let to = self.to.map_or(&[][..], |(to, _)| to);
         for (&t, &v) in to.iter().zip(values) {
@@ -1482,7 +1488,8 @@ impl Tile<'_> {
                 let a = match &self.a {
                     A::Packed(a) => {
                         assert!(a.len() >= depth * ROWS);
-                        A2::Packed(a.as_ptr().add(r0))
+                        // `wrapping_add`: a set of no taps has no weights.
+                        A2::Packed(a.as_ptr().wrapping_add(r0))
                     }
                     A::Raw(rows) => {
                         assert!(rows.iter().all(|row| row.len() >= depth));
