@@ -314,6 +314,19 @@ fn order(g: &Geometry, images: usize) -> Vec<usize> {
     cols
 }
 
+/// Whether `g`'s tiles may be ordered (`Ordered`): on `panel.rs`'s
+/// products with packed weights (a tile per thread, 8 channels or more
+/// per group), small maps, some depth, and no 1x1 kernel (a padded one
+/// would meet nothing but padding). `tiling` and `Plan::new` both ask.
+fn orderable(g: &Geometry) -> bool {
+    panel::available()
+        && matches!(g.parallelism(), Parallelism::None)
+        && g.cout / g.groups >= panel::ROWS
+        && g.kernel != [1, 1]
+        && g.k() > 0
+        && g.ohw() <= ORDERED
+}
+
 static ORDERS: LazyLock<Cache<Option<Arc<Ordered>>>> = LazyLock::new(Default::default);
 
 /// `g`'s tile of `images` images ordered to skip its padding's taps, made
@@ -337,12 +350,7 @@ fn ordered(g: &Geometry, images: usize) -> Option<Arc<Ordered>> {
 fn tiling(g: &Geometry) -> usize {
     let base = g.tile();
     let threads = rayon::current_num_threads();
-    let orderable = panel::available()
-        && matches!(g.parallelism(), Parallelism::None)
-        && g.cout / g.groups >= panel::ROWS
-        && g.kernel != [1, 1]
-        && g.ohw() <= ORDERED;
-    if !orderable {
+    if !orderable(g) {
         return base;
     }
     let image = g.cin * g.h * g.w;
@@ -640,10 +648,7 @@ impl<'a> Plan<'a> {
         // Small maps whose tiles can be ordered to leave out the padding's
         // taps (`Ordered`) are, with each set of taps' weights packed too.
         let fits = tile * image <= i32::MAX as usize;
-        // As `tiling` says: no 1x1 kernels (padded ones would meet
-        // nothing but padding), and some k.
-        let orderable = !packed.is_empty() && !parallel && fits && g.kernel != [1, 1] && k > 0;
-        let ordered = (orderable && ohw <= ORDERED)
+        let ordered = (!packed.is_empty() && fits && orderable(g))
             .then(|| ordered(g, tile))
             .flatten();
         if let Some(o) = &ordered {
@@ -1361,6 +1366,40 @@ mod tests {
         }
     }
 
+    /// Two threads, as the tiles are spread in the tests below; None (and
+    /// says so) where the CPU has neither AVX-512 nor AVX2, which never
+    /// orders a tile.
+    fn two_threads() -> Option<rayon::ThreadPool> {
+        if !panel::available() {
+            eprintln!("this CPU has neither AVX-512 nor AVX2: no ordered tiles");
+            return None;
+        }
+        Some(
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(2)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    /// `forward` of the batch, asserting that each image has the bits of
+    /// its convolution alone (batch 1).
+    fn each_image_alone(g: &Geometry, x: &[f32], w: &[f32], b: &[f32], relu: bool) -> Vec<f32> {
+        let y = forward(x, w, Some(b), g, relu);
+        let (image, out) = (g.cin * g.h * g.w, g.cout * g.ohw());
+        let alone = Geometry { n: 1, ..*g };
+        let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        for (j, y) in y.chunks_exact(out).enumerate() {
+            let want = forward(&x[j * image..][..image], w, Some(b), &alone, relu);
+            assert!(
+                bits(y) == bits(&want),
+                "{g:?}, tiles of {}: image {j}",
+                tiling(g)
+            );
+        }
+        y
+    }
+
     /// A tile ordered to leave out its padding's taps (`Ordered`) gives
     /// each image the bits of that image's convolution alone (batch 1:
     /// columns in the plain order, every tap summed, the weights read
@@ -1371,14 +1410,7 @@ mod tests {
     /// and ReLU; on two threads.
     #[test]
     fn ordered_tiles_give_each_image_its_own_bits() {
-        if !panel::available() {
-            eprintln!("this CPU has neither AVX-512 nor AVX2: no ordered tiles");
-            return;
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let Some(pool) = two_threads() else { return };
         let noise = |n: usize, seed: u64| super::super::noise(n, seed);
         // (n, cin, h, cout, kernel, stride, ordered)
         let cases = [
@@ -1413,15 +1445,7 @@ mod tests {
                     let o = ordered(&g, tile).expect("an ordered tile");
                     assert!(o.gathers.skipped() > 0.05, "{g:?}");
                 }
-                let y = forward(&x, &w, Some(&b), &g, relu);
-                let (image, out) = (cin * h * h, cout * g.ohw());
-                for (j, y) in y.chunks_exact(out).enumerate() {
-                    let alone = Geometry { n: 1, ..g };
-                    let x = &x[j * image..][..image];
-                    let want = forward(x, &w, Some(&b), &alone, relu);
-                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                    assert!(bits(y) == bits(&want), "{g:?}, tiles of {tile}: image {j}");
-                }
+                each_image_alone(&g, &x, &w, &b, relu);
             });
         }
     }
@@ -1432,14 +1456,7 @@ mod tests {
     /// ordered). Each image the bits of its convolution alone.
     #[test]
     fn blocks_all_in_the_padding_give_the_bias() {
-        if !panel::available() {
-            eprintln!("this CPU has neither AVX-512 nor AVX2: no ordered tiles");
-            return;
-        }
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(2)
-            .build()
-            .unwrap();
+        let Some(pool) = two_threads() else { return };
         for (kernel, pad, ordered_too) in [(3, 3, true), (1, 1, false)] {
             let g = Geometry {
                 n: 16,
@@ -1459,14 +1476,9 @@ mod tests {
                 let plan = Plan::new(&x, &w, Some(&b), &g, false, tiling(&g));
                 let is_ordered = matches!(plan.source, Some(Columns::Ordered(_)));
                 assert_eq!(is_ordered, ordered_too, "{g:?}");
-                let y = forward(&x, &w, Some(&b), &g, false);
-                let out = g.cout * g.ohw();
-                for (j, y) in y.chunks_exact(out).enumerate() {
-                    let alone = Geometry { n: 1, ..g };
-                    let want = forward(&x[j * 180..][..180], &w, Some(&b), &alone, false);
-                    let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-                    assert!(bits(y) == bits(&want), "{g:?}: image {j}");
-                    // The corner meets no input: its bias.
+                let y = each_image_alone(&g, &x, &w, &b, false);
+                // Each image's corner meets no input: its bias.
+                for (j, y) in y.chunks_exact(g.cout * g.ohw()).enumerate() {
                     assert_eq!(y[0], b[0], "{g:?}: image {j}");
                 }
             });

@@ -621,11 +621,7 @@ impl Scatter {
                 for (o, &t) in offsets.iter_mut().zip(to) {
                     *o = i32::try_from(t).expect("places fit an i32");
                 }
-                let mask: [u16; VECTORS] = std::array::from_fn(|v| {
-                    let left = to.len().saturating_sub(16 * v).min(16);
-                    ((1u32 << left) - 1) as u16
-                });
-                Runs::of(&offsets, mask)
+                Runs::of(&offsets, masks(to.len()))
             })
             .collect();
         let end = to.iter().map(|&t| t as usize + 1).max().unwrap_or(0);
@@ -660,6 +656,12 @@ fn product_to(
     // Rows of k per pass: whole runs of `per` for shifts and gathers, so
     // that a pass starts at shift 0.
     let depth = w.depth;
+    // Weights made for gathers' sets of taps, where both have sets; else
+    // every block runs every tap.
+    let skip = match cols {
+        Cols::Gathered { gathers, .. } => gathers.sets.len() > 1 && !w.sets.is_empty(),
+        _ => false,
+    };
     match cols {
         Cols::Matrix { data, ld } => {
             assert!(data.len() >= (k - 1).saturating_mul(ld).saturating_add(n));
@@ -686,9 +688,6 @@ fn product_to(
             assert!(per > 0 && k % per == 0 && gathers.n == n);
             assert!(gathers.end == 0 || (k / per - 1) * hw + gathers.end <= planes.len());
             assert!(depth.is_multiple_of(per));
-            // Weights made for these gathers' sets of taps, where both
-            // have sets; else every block runs every tap.
-            let skip = gathers.sets.len() > 1 && !w.sets.is_empty();
             assert!(!skip || w.sets.len() + 1 == gathers.sets.len());
             for ((taps, ws), set) in w.sets.iter().zip(&gathers.sets[1..]).filter(|_| skip) {
                 let len = taps.len();
@@ -720,11 +719,7 @@ fn product_to(
                 // The block's set of taps (gathers that skip the padding)
                 // and their weights; the pass's rows of them.
                 let set = match cols {
-                    Cols::Gathered { gathers, .. }
-                        if gathers.sets.len() > 1 && !w.sets.is_empty() =>
-                    {
-                        gathers.blocks[b]
-                    }
+                    Cols::Gathered { gathers, .. } if skip => gathers.blocks[b],
                     _ => 0,
                 };
                 let (w, (k0, depth)) = match (set, cols) {
@@ -961,12 +956,11 @@ fn each_row(
 }
 
 /// The lanes of each of a tile's 3 vectors that hold one of its `width`
-/// columns.
-#[cfg(target_arch = "x86_64")]
-fn masks(width: usize) -> [__mmask16; VECTORS] {
+/// columns (AVX-512's `__mmask16` is a `u16`).
+fn masks(width: usize) -> [u16; VECTORS] {
     std::array::from_fn(|v| {
         let left = width.saturating_sub(16 * v).min(16);
-        ((1u32 << left) - 1) as __mmask16
+        ((1u32 << left) - 1) as u16
     })
 }
 
@@ -1059,11 +1053,11 @@ impl Tile<'_> {
         })
     }
 
-    /// `values` into the tile's scattered places in the row that starts
-    /// at `at` in `y`, one by one.
-    fn scatter(&self, y: &mut [MaybeUninit<f32>], at: usize, values: &[f32]) {
+    /// `values`, the tile's columns from `first` on, into their scattered
+    /// places in the row that starts at `at` in `y`, one by one.
+    fn scatter(&self, y: &mut [MaybeUninit<f32>], at: usize, first: usize, values: &[f32]) {
         let to = self.to.map_or(&[][..], |(to, _)| to);
-        for (&t, &v) in to.iter().zip(values) {
+        for (&t, &v) in to.iter().skip(first).zip(values) {
             y[at + t as usize].write(v);
         }
     }
@@ -1160,7 +1154,7 @@ impl Tile<'_> {
                 }
             }
             if let Some((_, None)) = self.to {
-                self.scatter(y, r * ldy, &values);
+                self.scatter(y, r * ldy, 0, &values);
             }
         }
     }
@@ -1508,11 +1502,7 @@ impl Tile<'_> {
                             };
                             _mm256_storeu_ps(values.as_mut_ptr().add(8 * v), value);
                         }
-                        let to = self.to.map_or(&[][..], |(to, _)| to);
-                        let at = (r0 + r) * ldy;
-                        for (&t, &v) in to.iter().skip(c0).zip(&values) {
-                            y[at + t as usize].write(v);
-                        }
+                        self.scatter(y, (r0 + r) * ldy, c0, &values);
                     }
                     continue;
                 }
