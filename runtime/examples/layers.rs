@@ -116,7 +116,7 @@ fn main() {
     // Any other plain argument picks the layers whose names contain it.
     let only: Vec<&String> = plain().filter(|a| a.parse::<usize>().is_err()).collect();
     println!("layer,ms");
-    let layers: [(&str, &dyn Fn() -> f64); 19] = [
+    let layers: [(&str, &dyn Fn() -> f64); 24] = [
         ("tuto.conv1", &|| conv(n, pass, 3, 24, 64, 5)),
         ("tuto.conv2", &|| conv(n, pass, 64, 12, 64, 5)),
         ("alex4.conv1", &|| conv(n, pass, 3, 24, 96, 5)),
@@ -125,11 +125,16 @@ fn main() {
         ("alex4.pool2", &|| pool(n, pass, 96, 12)),
         ("squeeze1.conv1", &|| conv(n, pass, 3, 24, 64, 3)),
         ("squeeze1.pool1", &|| pool(n, pass, 64, 24)),
+        ("squeeze1.fire1.squeeze", &|| conv(n, pass, 64, 12, 32, 1)),
         ("squeeze1.fire1.e1x1", &|| conv(n, pass, 32, 12, 64, 1)),
         ("squeeze1.fire1.e3x3", &|| conv(n, pass, 32, 12, 64, 3)),
+        ("squeeze1.fire2.squeeze", &|| conv(n, pass, 128, 12, 32, 1)),
         ("squeeze1.pool2", &|| pool(n, pass, 128, 12)),
+        ("squeeze1.fire3.squeeze", &|| conv(n, pass, 128, 6, 32, 1)),
         ("squeeze1.fire3.e3x3", &|| conv(n, pass, 32, 6, 128, 3)),
         ("squeeze1.fire3.e1x1", &|| conv(n, pass, 32, 6, 128, 1)),
+        ("squeeze1.fire4.squeeze", &|| conv(n, pass, 256, 6, 32, 1)),
+        ("squeeze1.conv2", &|| conv(n, pass, 256, 6, 10, 1)),
         ("nin2.nin1.conv", &|| conv(n, pass, 3, 24, 192, 5)),
         ("nin2.nin1.mlp1", &|| conv(n, pass, 192, 24, 160, 1)),
         ("nin2.nin1.mlp2", &|| conv(n, pass, 160, 24, 96, 1)),

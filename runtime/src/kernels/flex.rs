@@ -321,19 +321,15 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x, w, relu_out, g) = ops.state;
         let relu_out = relu_out.as_ref().map(values);
         let dy = values(&dy);
-        conv_gradients(
-            ops.parents.map(|p| p.map(|p| p.id)),
-            grads,
-            (&x, &w),
-            &dy,
-            relu_out.as_deref(),
-            &g,
-        );
+        let parents = ops.parents.map(|p| p.map(|p| p.id));
+        let dx = conv_gradients(parents, grads, (&x, &w), &dy, relu_out.as_deref(), &g);
+        register_input(grads, parents[0], dx, &g);
     }
 }
 
-/// The convolution's gradients from dy, each registered for its parent
-/// (input, weights, bias) where that needs one.
+/// The convolution's gradients from dy: the weights' and bias's registered
+/// for their parents (where those need one), the input's returned (where
+/// its parent needs one: `register_input`).
 fn conv_gradients(
     [px, pw, pb]: [Option<NodeId>; 3],
     grads: &mut Gradients,
@@ -341,17 +337,23 @@ fn conv_gradients(
     dy: &[f32],
     relu_out: Option<&[f32]>,
     g: &Geometry,
-) {
+) -> Option<Vec<f32>> {
     let d = conv::backward(&values(x), &values(w), dy, relu_out, g, px.is_some());
-    if let (Some(p), Some(dx)) = (px, d.x) {
-        grads.register::<Flex>(p, flex(dx, [g.n, g.cin, g.h, g.w]));
-    }
     if let Some(p) = pw {
         grads.register::<Flex>(p, flex(d.weight, dims(w)));
     }
     if let Some(p) = pb {
         let bias = TensorData::new(d.bias, [g.cout]);
         grads.register::<Flex>(p, FlexTensor::from_data(bias));
+    }
+    d.x
+}
+
+/// The input's gradient `dx` (of `conv_gradients`), registered for its
+/// parent.
+fn register_input(grads: &mut Gradients, px: Option<NodeId>, dx: Option<Vec<f32>>, g: &Geometry) {
+    if let (Some(p), Some(dx)) = (px, dx) {
+        grads.register::<Flex>(p, flex(dx, [g.n, g.cin, g.h, g.w]));
     }
 }
 
@@ -382,7 +384,8 @@ impl Backward<Flex, 3> for ConvPoolBackward {
         // convolution's gradients then get dy masked already.
         let dconv = cpu::max_pool_relu_backward(&conv_out, (&y, &dy), (oh, ow), win, relu);
         let parents = ops.parents.map(|p| p.map(|p| p.id));
-        conv_gradients(parents, grads, (&x, &w), &dconv, None, &g);
+        let dx = conv_gradients(parents, grads, (&x, &w), &dconv, None, &g);
+        register_input(grads, parents[0], dx, &g);
     }
 }
 
@@ -400,12 +403,23 @@ impl Backward<Flex, 5> for ConvConcatBackward {
         let [px, pw0, pb0, pw1, pb1] = ops.parents.map(|p| p.map(|p| p.id));
         let channels = parts.each_ref().map(|(_, g, relu)| (g.cout, *relu));
         let dys = cpu::split_masked(&values(&dy), &values(&y), &channels, parts[0].1.ohw());
-        // The input's gradient is the sum of the two: `register` adds.
+        // The input's gradient is the sum of the two, added here on every
+        // thread: `register` would add them on this thread alone while the
+        // others wait (1 % of squeeze1's training).
+        let mut dx: Option<Vec<f32>> = None;
         for (((w, g, _), dy), parents) in
             parts.iter().zip(&dys).zip([[px, pw0, pb0], [px, pw1, pb1]])
         {
-            conv_gradients(parents, grads, (&x, w), dy, None, g);
+            let part = conv_gradients(parents, grads, (&x, w), dy, None, g);
+            dx = match (dx, part) {
+                (Some(mut sum), Some(part)) => {
+                    cpu::add_into(&mut sum, &part);
+                    Some(sum)
+                }
+                (sum, part) => sum.or(part),
+            };
         }
+        register_input(grads, px, dx, &parts[0].1);
     }
 }
 

@@ -183,16 +183,23 @@ pub unsafe fn planes<const NAN: bool>(
 /// `dy`) goes to the first cell of its window, row by row, that holds the
 /// output's value (`==`, or both NaN), added in the order of the outputs,
 /// onto zeros; then with `relu` the gradient of the fused ReLU whose
-/// output `x` is (`cpu::relu_gate`), while the plane is in cache. Each row
-/// of a window is loaded once, into two vectors, for every output of the
-/// output row; each tap of 16 outputs is then one two-vector permute, as
-/// in `planes`, matched with the lanes whose column lies outside the plane
-/// left out. `backward_row` loaded (and for stride 2, permuted) the row
-/// again for each tap. The tables are made once per call, for all its
-/// planes. The zoo's poolings on the Xeon, at batch 128, ReLU-like maps,
-/// in turns with `backward_row` in one process (a probe with a switch
-/// between the two, 20 rounds, two runs): 0.61-0.69 of its time (0.73-0.84
-/// with the tables made per plane).
+/// output `x` is (`cpu::relu_gate`). Each row of a window is loaded once,
+/// into two vectors, for every output of the output row; each tap of 16
+/// outputs is then one two-vector permute, as in `planes`, matched with
+/// the lanes whose column lies outside the plane left out (`backward_row`
+/// loads, and for stride 2 permutes, the row again for each tap; this
+/// took 0.61-0.69 of its time on the Xeon). The outputs that found their
+/// cell at a tap are then moved to their cells' columns
+/// with one more permute (the tap's inverse) and added to that row's
+/// gradient, kept whole in an aligned scratch row: no scalar scatter
+/// through memory (each added value waited for the index just stored
+/// beside it, and squeeze1's 12 x 12 planes took 900 cycles each, most of
+/// them there). Taps are added last to first: a cell that two outputs of
+/// one row found (a window's last column, the next one's first) gets the
+/// earlier output's gradient first. Cells no output found get +0.0, which
+/// changes no sum (a gradient here is never -0.0: it starts at +0.0). The
+/// ReLU's gate and the planes' zeros are applied as the scratch rows are
+/// stored, once per plane.
 ///
 /// # Safety
 /// The CPU has AVX-512; `in_registers(w, ow, kernel)`; the stride across
@@ -211,23 +218,27 @@ pub unsafe fn planes_backward(
     dx: &mut [MaybeUninit<f32>],
     relu: bool,
 ) {
-    let (cols, outputs, across) = ((left, ow), (y, dy), (kernel, stride));
-    // The output's vectors as a constant, so that the compiler keeps them
-    // in registers.
-    match ow > 16 {
-        false => planes_backward_of::<1>(x, (h, w), rows, cols, across, outputs, dx, relu),
-        true => planes_backward_of::<2>(x, (h, w), rows, cols, across, outputs, dx, relu),
+    let (hw, cols, outputs, across) = ((h, w), (left, ow), (y, dy), (kernel, stride));
+    // The vectors of an output row and of a plane's row as constants, so
+    // that the compiler keeps them in registers.
+    match (ow > 16, w > 16) {
+        (false, false) => planes_backward_of::<1, 1>(x, hw, rows, cols, across, outputs, dx, relu),
+        (false, true) => planes_backward_of::<1, 2>(x, hw, rows, cols, across, outputs, dx, relu),
+        (true, false) => planes_backward_of::<2, 1>(x, hw, rows, cols, across, outputs, dx, relu),
+        (true, true) => planes_backward_of::<2, 2>(x, hw, rows, cols, across, outputs, dx, relu),
     }
 }
 
-/// `planes_backward` with `OUTS` vectors of outputs a row.
+/// `planes_backward` with `OUTS` vectors of outputs a row and `CELLS`
+/// vectors of a plane's row.
 ///
 /// # Safety
-/// As for `planes_backward`, with `OUTS` = `ow.div_ceil(16)`.
+/// As for `planes_backward`, with `OUTS` = `ow.div_ceil(16)` and `CELLS` =
+/// `w.div_ceil(16)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn planes_backward_of<const OUTS: usize>(
+unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
     x: &[f32],
     (h, w): (usize, usize),
     rows: &[(usize, usize)],
@@ -238,17 +249,20 @@ unsafe fn planes_backward_of<const OUTS: usize>(
     relu: bool,
 ) {
     assert!(in_registers(w, ow, kernel) && (stride == 1 || stride == 2));
-    assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h) && ow.div_ceil(16) == OUTS);
+    assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
+    assert!(ow.div_ceil(16) == OUTS && w.div_ceil(16) == CELLS);
     let (oh, hw) = (rows.len(), h * w);
     assert!(y.len() == dy.len() && y.len() / (oh * ow) == x.len() / hw && dx.len() == x.len());
-    // Cells are i32 lanes.
-    assert!(hw <= i32::MAX as usize);
     // Each output vector's column of each tap, and the lanes whose output
     // exists and whose column lies in the plane (padding never holds the
     // value).
     let mut taps = [[(_mm512_setzero_si512(), 0 as __mmask16); 8]; OUTS];
-    for (o, taps) in taps.iter_mut().enumerate() {
-        for (t, tap) in taps.iter_mut().enumerate().take(kernel) {
+    // Each tap's inverse, for each vector of a plane's row: the output
+    // lane (of the two vectors of outputs) whose tap lies at each column,
+    // and the columns where one does.
+    let mut cells = [[(_mm512_setzero_si512(), 0 as __mmask16); CELLS]; 8];
+    for t in 0..kernel {
+        for (o, taps) in taps.iter_mut().enumerate() {
             let mut idx = [0i32; 16];
             let mut valid = 0u32;
             for (l, idx) in idx.iter_mut().enumerate() {
@@ -258,37 +272,55 @@ unsafe fn planes_backward_of<const OUTS: usize>(
                     valid |= 1 << l;
                 }
             }
-            *tap = (_mm512_loadu_si512(idx.as_ptr().cast()), valid as __mmask16);
+            taps[t] = (_mm512_loadu_si512(idx.as_ptr().cast()), valid as __mmask16);
+        }
+        for (v, cells) in cells[t].iter_mut().enumerate() {
+            let mut idx = [0i32; 16];
+            let mut valid = 0u32;
+            for (l, idx) in idx.iter_mut().enumerate() {
+                let col = 16 * v + l + left;
+                if 16 * v + l < w && col >= t && (col - t).is_multiple_of(stride) {
+                    let j = (col - t) / stride;
+                    if j < ow {
+                        *idx = j as i32;
+                        valid |= 1 << l;
+                    }
+                }
+            }
+            *cells = (_mm512_loadu_si512(idx.as_ptr().cast()), valid as __mmask16);
         }
     }
     let (m0, m1) = (lanes(w), lanes(w.saturating_sub(16)));
+    let row_lanes = [m0, m1];
+    // Each row's gradient, whole vectors, while its plane is routed.
+    let mut sums = vec![[_mm512_setzero_ps(); CELLS]; h];
     let planes = x.chunks_exact(hw).zip(dx.chunks_exact_mut(hw));
     let outputs = y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow));
-    let mut cells = [0i32; 16];
     for ((plane, dx), (y, dy)) in planes.zip(outputs) {
-        // Zeroed just before the plane's gradients are added, in cache.
-        let dx = super::cpu::zeroed(dx);
+        sums.fill([_mm512_setzero_ps(); CELLS]);
         for ((y, dy), &(r0, r1)) in y.chunks_exact(ow).zip(dy.chunks_exact(ow)).zip(rows) {
-            // Each output vector's values, their NaNs, the outputs still
-            // searching and the cells found.
+            // Each output vector's values, their gradients, their NaNs and
+            // the outputs still searching.
             let mut top = [_mm512_setzero_ps(); OUTS];
+            let mut grad = [_mm512_setzero_ps(); 2];
             let (mut nan, mut open) = ([0 as __mmask16; OUTS], [0 as __mmask16; OUTS]);
-            let mut cell = [_mm512_setzero_si512(); OUTS];
             for o in 0..OUTS {
                 open[o] = lanes(ow - 16 * o);
                 top[o] = _mm512_maskz_loadu_ps(open[o], y.as_ptr().add(16 * o));
+                grad[o] = _mm512_maskz_loadu_ps(open[o], dy.as_ptr().add(16 * o));
                 nan[o] = _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(open[o], top[o], top[o]);
             }
-            for r in r0..r1 {
+            for (r, sum) in sums.iter_mut().enumerate().take(r1).skip(r0) {
                 // Masked-out lanes read nothing: the second vector's address
                 // may lie past the plane.
                 let at = plane.as_ptr().add(r * w);
                 let v0 = _mm512_maskz_loadu_ps(m0, at);
                 let v1 = _mm512_maskz_loadu_ps(m1, at.wrapping_add(16));
-                let row = _mm512_set1_epi32((r * w) as i32);
+                // The outputs that find their cell at each tap of this row.
+                let mut found = [[0 as __mmask16; OUTS]; 8];
                 for t in 0..kernel {
-                    for (o, taps) in taps.iter().enumerate() {
-                        let (idx, valid) = taps[t];
+                    for o in 0..OUTS {
+                        let (idx, valid) = taps[o][t];
                         let v = _mm512_permutex2var_ps(v0, idx, v1);
                         let searching = open[o] & valid;
                         let mut same = _mm512_mask_cmp_ps_mask::<_CMP_EQ_OQ>(searching, v, top[o]);
@@ -296,24 +328,39 @@ unsafe fn planes_backward_of<const OUTS: usize>(
                             same |=
                                 nan[o] & _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(searching, v, v);
                         }
-                        cell[o] = _mm512_mask_add_epi32(cell[o], same, idx, row);
+                        found[t][o] = same;
                         open[o] &= !same;
                     }
                 }
-            }
-            for o in 0..OUTS {
-                _mm512_storeu_si512(cells.as_mut_ptr().cast(), cell[o]);
-                let count = (ow - 16 * o).min(16);
-                let found = (lanes(count) & !open[o]) as u32;
-                let dy = &dy[16 * o..][..count];
-                // SAFETY: a lane is found only at a cell of the plane
-                // (`valid`: its column in 0..w, its row in r0..r1 <= h),
-                // and only for lanes under `count`.
-                unsafe { super::cpu::add_found(dx, &cells, found, dy) };
+                for t in (0..kernel).rev() {
+                    let g0 = _mm512_maskz_mov_ps(found[t][0], grad[0]);
+                    let g1 = match OUTS {
+                        1 => _mm512_setzero_ps(),
+                        _ => _mm512_maskz_mov_ps(found[t][OUTS - 1], grad[OUTS - 1]),
+                    };
+                    for (s, &(idx, valid)) in sum.iter_mut().zip(&cells[t]) {
+                        let moved = _mm512_maskz_permutex2var_ps(valid, g0, idx, g1);
+                        *s = _mm512_add_ps(*s, moved);
+                    }
+                }
             }
         }
-        if relu {
-            super::cpu::relu_gate(plane, dx);
+        for (r, sum) in sums.iter().enumerate() {
+            let (from, to) = (plane.as_ptr().add(r * w), dx.as_mut_ptr().add(r * w));
+            // Masked-out lanes touch nothing: the second vector may lie
+            // past the plane.
+            for (v, (&s, &lanes)) in sum.iter().zip(&row_lanes).enumerate() {
+                let s = match relu {
+                    // 0 wherever `x` is not positive, a NaN included.
+                    true => {
+                        let x = _mm512_maskz_loadu_ps(lanes, from.wrapping_add(16 * v));
+                        let open = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_setzero_ps());
+                        _mm512_maskz_mov_ps(open, s)
+                    }
+                    false => s,
+                };
+                _mm512_mask_storeu_ps(to.wrapping_add(16 * v).cast(), lanes, s);
+            }
         }
     }
 }

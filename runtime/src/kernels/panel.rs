@@ -166,8 +166,11 @@ impl<'a> Weights<'a> {
         };
         // Packed one value at a time, nin2's weights took 12 % of its
         // batch-1 latency on one thread; the gather below moves 16 a step,
-        // and large layers spread their panels over the threads.
-        if m * k >= 1 << 16 {
+        // and large layers spread their panels over the threads. From 16 K
+        // weights (squeeze1's 3 x 3 expands, forward and flipped for their
+        // input gradients): packed on one thread, they kept the other
+        // waiting for 0.6 % of squeeze1's training.
+        if m * k >= 1 << 14 {
             jobs.into_par_iter().for_each(one);
         } else {
             jobs.into_iter().for_each(one);
