@@ -1006,10 +1006,10 @@ mod tests {
             let finite = x.iter().map(|&v| if v.is_nan() { 3.0 } else { v });
             let two: Vec<f32> = x.iter().copied().chain(finite).collect();
             let y = max_pool(&two, h, w, win);
-            // Whole numbers, whose sums are exact (for the count below),
-            // and thirds, whose sums round: a cell that several outputs
+            // Halves, whose sums are exact (for the count below), and
+            // thirds, whose sums round: a cell that three or more outputs
             // found must get their gradients in the outputs' order.
-            let whole: Vec<f32> = (0..y.len()).map(|i| 0.5 + i as f32).collect();
+            let halves: Vec<f32> = (0..y.len()).map(|i| 0.5 + i as f32).collect();
             let thirds: Vec<f32> = (0..y.len()).map(|i| (1 + i % 97) as f32 / 3.0).collect();
             let route = |vectors, relu, dy: &[f32]| {
                 let mut pooling = super::Pooling::new(h, w, win);
@@ -1023,7 +1023,7 @@ mod tests {
                     .map(|v| unsafe { v.assume_init() })
                     .collect::<Vec<f32>>()
             };
-            for (dy, name) in [(&whole, "whole"), (&thirds, "thirds")] {
+            for (dy, name) in [(&halves, "halves"), (&thirds, "thirds")] {
                 // The portable loop's gradient with and without the mask.
                 let portables = [false, true].map(|relu| route(Rows::Portable, relu, dy));
                 for (relu, portable) in [false, true].into_iter().zip(&portables) {
@@ -1041,8 +1041,8 @@ mod tests {
                 }
             }
             // The first plane's gradient.
-            let dy = &whole[..whole.len() / 2];
-            let portable = &route(Rows::Portable, false, &whole)[..h * w];
+            let dy = &halves[..halves.len() / 2];
+            let portable = &route(Rows::Portable, false, &halves)[..h * w];
             // Every output's gradient lands in its window, but for a window
             // wholly in the padding, which holds no cell to land in.
             let pooling = super::Pooling::new(h, w, win);

@@ -405,7 +405,9 @@ impl Backward<Flex, 5> for ConvConcatBackward {
         let dys = cpu::split_masked(&values(&dy), &values(&y), &channels, parts[0].1.ohw());
         // The input's gradient is the sum of the two, added here on every
         // thread: `register` would add them on this thread alone while the
-        // others wait (1 % of squeeze1's training).
+        // others wait (1 % of squeeze1's training). Where the input has a
+        // gradient from another reader too, `register` adds it to this sum
+        // (it added each part in turn before).
         let mut dx: Option<Vec<f32>> = None;
         for (((w, g, _), dy), parents) in
             parts.iter().zip(&dys).zip([[px, pw0, pb0], [px, pw1, pb1]])

@@ -187,16 +187,17 @@ pub unsafe fn planes<const NAN: bool>(
 /// into two vectors, for every output of the output row; each tap of 16
 /// outputs is then one two-vector permute, as in `planes`, matched with
 /// the lanes whose column lies outside the plane left out (`backward_row`
-/// loads, and for stride 2 permutes, the row again for each tap; this
-/// took 0.61-0.69 of its time on the Xeon). The outputs that found their
-/// cell at a tap are then moved to their cells' columns
+/// loads, and for stride 2 permutes, the row again for each tap). The
+/// outputs that found their cell at a tap are then moved to their cells'
+/// columns
 /// with one more permute (the tap's inverse) and added to that row's
 /// gradient, kept whole in an aligned scratch row: no scalar scatter
 /// through memory (each added value waited for the index just stored
 /// beside it, and squeeze1's 12 x 12 planes took 900 cycles each, most of
-/// them there). Taps are added last to first: a cell that two outputs of
-/// one row found (a window's last column, the next one's first) gets the
-/// earlier output's gradient first. Cells no output found get +0.0, which
+/// them there). Taps are added last to first: a cell that several outputs
+/// of one row found (the later an output, the earlier its tap there: with
+/// stride 2, a window's last column is the next one's first) gets their
+/// gradients in the outputs' order. Cells no output found get +0.0, which
 /// changes no sum (a gradient here is never -0.0: it starts at +0.0). The
 /// ReLU's gate and the planes' zeros are applied as the scratch rows are
 /// stored, once per plane.

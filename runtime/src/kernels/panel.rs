@@ -912,6 +912,7 @@ enum Source<'a> {
 
 /// Where the block of columns from `j` on reads its input, for `fetch`:
 /// `count` runs of `len` values, `step` apart from `at`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 struct Ahead {
     at: *const f32,
     step: usize,
@@ -962,7 +963,7 @@ impl Ahead {
 
     /// Runs `runs` into L2.
     #[inline]
-    fn fetch(&self, runs: Range<usize>) {
+    fn fetch(&self, runs: std::ops::Range<usize>) {
         #[cfg(target_arch = "x86_64")]
         for r in runs {
             let run = self.at.wrapping_add(r * self.step);
