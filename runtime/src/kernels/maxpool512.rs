@@ -189,9 +189,8 @@ pub unsafe fn planes<const NAN: bool>(
 /// the lanes whose column lies outside the plane left out (`backward_row`
 /// loads, and for stride 2 permutes, the row again for each tap). The
 /// outputs that found their cell at a tap are then moved to their cells'
-/// columns
-/// with one more permute (the tap's inverse) and added to that row's
-/// gradient, kept whole in an aligned scratch row: no scalar scatter
+/// columns with one more permute (the tap's inverse) and added to that
+/// row's gradient, kept whole in an aligned scratch row: no scalar scatter
 /// through memory (each added value waited for the index just stored
 /// beside it, and squeeze1's 12 x 12 planes took 900 cycles each, most of
 /// them there). Taps are added last to first: a cell that several outputs
@@ -301,7 +300,9 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
         sums.fill([_mm512_setzero_ps(); CELLS]);
         for ((y, dy), &(r0, r1)) in y.chunks_exact(ow).zip(dy.chunks_exact(ow)).zip(rows) {
             // Each output vector's values, their gradients, their NaNs and
-            // the outputs still searching.
+            // the outputs still searching. Gradients (and below, the
+            // outputs found) come in two vectors, the second 0 for one
+            // vector of outputs, as the inverse permutes read them.
             let mut top = [_mm512_setzero_ps(); OUTS];
             let mut grad = [_mm512_setzero_ps(); 2];
             let (mut nan, mut open) = ([0 as __mmask16; OUTS], [0 as __mmask16; OUTS]);
@@ -318,7 +319,7 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
                 let v0 = _mm512_maskz_loadu_ps(m0, at);
                 let v1 = _mm512_maskz_loadu_ps(m1, at.wrapping_add(16));
                 // The outputs that find their cell at each tap of this row.
-                let mut found = [[0 as __mmask16; OUTS]; 8];
+                let mut found = [[0 as __mmask16; 2]; 8];
                 for t in 0..kernel {
                     for o in 0..OUTS {
                         let (idx, valid) = taps[o][t];
@@ -335,10 +336,7 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
                 }
                 for t in (0..kernel).rev() {
                     let g0 = _mm512_maskz_mov_ps(found[t][0], grad[0]);
-                    let g1 = match OUTS {
-                        1 => _mm512_setzero_ps(),
-                        _ => _mm512_maskz_mov_ps(found[t][OUTS - 1], grad[OUTS - 1]),
-                    };
+                    let g1 = _mm512_maskz_mov_ps(found[t][1], grad[1]);
                     for (s, &(idx, valid)) in sum.iter_mut().zip(&cells[t]) {
                         let moved = _mm512_maskz_permutex2var_ps(valid, g0, idx, g1);
                         *s = _mm512_add_ps(*s, moved);

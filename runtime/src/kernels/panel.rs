@@ -757,10 +757,10 @@ fn product_to(
                 // this way that layer ran 5-10 % faster; fetched into L1
                 // (48 KB of rows, more than it holds), no faster.
                 let ahead = Ahead::new(cols, (k0, full), j + COLS, n);
-                let share = ahead.count().div_ceil(here.max(1));
+                let share = ahead.count.div_ceil(here.max(1));
                 for p in first..first + here {
                     let from = (p - first) * share;
-                    ahead.fetch(from..(from + share).min(ahead.count()));
+                    ahead.fetch(from..(from + share).min(ahead.count));
                     let y = &mut y[(p - first) * ROWS * ldy..];
                     let rows = ROWS.min(m - p * ROWS);
                     let mut start = [0.0f32; ROWS];
@@ -955,10 +955,6 @@ impl Ahead {
             }
             _ => none,
         }
-    }
-
-    fn count(&self) -> usize {
-        self.count
     }
 
     /// Runs `runs` into L2.
