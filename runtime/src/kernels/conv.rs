@@ -8,7 +8,8 @@
 //! the input gradient is the weights transposed times dy, folded back from
 //! columns onto the images (for stride 1 on `panel.rs`, a convolution).
 
-use super::cpu::{self, filled, filled_pair, slots, written, zeroed, zeros, Pooling, Window};
+use super::cpu::{self, assume_written, slots, written, written_pair, zeroed, zeros};
+use super::cpu::{Pooling, Window};
 use super::{panel, wgrad};
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -854,8 +855,6 @@ fn convolve(
         stride: out_image,
         at: 0,
     };
-    // SAFETY: `run` writes only f32 values.
-    let one = |s: &mut _, t, y: &mut [f32]| plan.run(s, t, unsafe { slots(y) }, whole);
     let (oh, ow) = g.out();
     match (plan.par, pool) {
         (Parallelism::None, None) => (
@@ -873,10 +872,15 @@ fn convolve(
             let sizes = (g.n * out_image, g.n * pooled);
             let init = || (plan.scratch(), pooling.scratch());
             let chunks = (tile * out_image, tile * pooled);
-            let (conv, y) = filled_pair(sizes, chunks, init, |(s, row), t, conv, y| {
-                one(s, t, conv);
-                pooling.run(conv, y, row);
-            });
+            let fill =
+                |(s, row): &mut (_, Vec<f32>), t, conv: &mut [MaybeUninit<f32>], y: &mut _| {
+                    plan.run(s, t, conv, whole);
+                    // SAFETY: `run` wrote every value of the tile's images.
+                    pooling.run(unsafe { assume_written(conv) }, y, row);
+                };
+            // SAFETY: `run` writes every value of the tile's images, the
+            // pooling every value of its planes.
+            let (conv, y) = unsafe { written_pair(sizes, chunks, init, fill) };
             (y, Some(conv))
         }
         // Threads inside each product (batch 1): the output whole, then
@@ -921,14 +925,16 @@ fn pooled_tiles(
         let scratch: Vec<_> = plans.iter().map(Plan::scratch).collect();
         (scratch, vec![0.0f32; tile * stride], pooling.scratch())
     };
-    filled(n * pooled, tile * pooled, init, |(s, out, row), t, y| {
+    let fill = |(s, out, row): &mut (Vec<_>, Vec<f32>, Vec<f32>), t, y: &mut [MaybeUninit<f32>]| {
         let out = &mut out[..y.len() / pooled * stride];
         for ((plan, &place), s) in plans.iter().zip(places).zip(s.iter_mut()) {
             // SAFETY: `run` writes only f32 values.
             plan.run(s, t, unsafe { slots(out) }, place);
         }
         pooling.run(out, y, row);
-    })
+    };
+    // SAFETY: the pooling writes every value of its planes, the tile's.
+    unsafe { written(n * pooled, tile * pooled, init, fill) }
 }
 
 /// `n` images made tile by tile (`tile` images each), each plan writing

@@ -119,6 +119,16 @@ pub fn poison_new_outputs(yes: bool) {
     POISON.store(yes, Ordering::Relaxed);
 }
 
+/// `y` as the values written into it.
+///
+/// # Safety
+/// Every value of `y` was written.
+pub(crate) unsafe fn assume_written(y: &[MaybeUninit<f32>]) -> &[f32] {
+    // SAFETY: MaybeUninit<f32> has f32's layout; the values are
+    // initialized (the caller's promise).
+    unsafe { &*(y as *const [MaybeUninit<f32>] as *const [f32]) }
+}
+
 /// `y` as slots to write into.
 ///
 /// # Safety
@@ -129,11 +139,18 @@ pub(crate) unsafe fn slots(y: &mut [f32]) -> &mut [MaybeUninit<f32>] {
     unsafe { &mut *(y as *mut [f32] as *mut [MaybeUninit<f32>]) }
 }
 
-/// Two outputs made together, as `filled` makes one: chunk i of each
+/// Two outputs made together, as `written` makes one: chunk i of each
 /// (`len.0` and `len.1` values, the last ones shorter) goes to `fill(state,
-/// i, a, b)`, zeroed just before. Both must have as many chunks: a
-/// convolution's output and its pooling, image tile by image tile.
-pub fn filled_pair<S, I, F>(
+/// i, a, b)`, which writes every value of both (no zeros first: zeroing
+/// squeeze1's first convolution's output and its pooling took a pass over
+/// 24 MB a training step). Both must have as many chunks: a convolution's
+/// output and its pooling, image tile by image tile. With
+/// `poison_new_outputs(true)` (tests) each chunk holds NaNs when `fill`
+/// gets it.
+///
+/// # Safety
+/// `fill(state, i, a, b)` writes every value of `a` and of `b`.
+pub(crate) unsafe fn written_pair<S, I, F>(
     n: (usize, usize),
     len: (usize, usize),
     init: I,
@@ -142,8 +159,9 @@ pub fn filled_pair<S, I, F>(
 where
     S: Send,
     I: Fn() -> S + Sync + Send,
-    F: Fn(&mut S, usize, &mut [f32], &mut [f32]) + Sync + Send,
+    F: Fn(&mut S, usize, &mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]) + Sync + Send,
 {
+    let poison = POISON.load(Ordering::Relaxed);
     let len = (len.0.max(1), len.1.max(1));
     assert_eq!(n.0.div_ceil(len.0), n.1.div_ceil(len.1), "as many chunks");
     let (mut a, mut b): (Vec<f32>, Vec<f32>) = (Vec::with_capacity(n.0), Vec::with_capacity(n.1));
@@ -151,10 +169,14 @@ where
         .par_chunks_mut(len.0)
         .zip(b.spare_capacity_mut()[..n.1].par_chunks_mut(len.1));
     each_job(chunks, init, |state, i, (a, b)| {
-        fill(state, i, zeroed(a), zeroed(b))
+        if poison {
+            a.fill(MaybeUninit::new(f32::NAN));
+            b.fill(MaybeUninit::new(f32::NAN));
+        }
+        fill(state, i, a, b)
     });
     // SAFETY: the chunks of each cover it (as many of them, asserted) and
-    // each was initialized above.
+    // `fill` wrote each whole (the caller's promise).
     unsafe {
         a.set_len(n.0);
         b.set_len(n.1);
@@ -353,9 +375,13 @@ impl Pooling {
         super::maxpool512::scratch_row(self.w, left, self.cols.len(), kw, sw)
     }
 
-    /// The planes of `x` pooled into `y`, plane after plane.
-    pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+    /// The planes of `x` pooled into `y`, plane after plane: every value
+    /// of `y` written (whole planes), so `y` needs no zeros first.
+    pub(crate) fn run(&self, x: &[f32], y: &mut [MaybeUninit<f32>], scratch: &mut [f32]) {
         let (h, w, ow) = (self.h, self.w, self.cols.len());
+        // Whole planes, each with its input: every loop below writes each.
+        let out = self.out();
+        assert!(y.len().is_multiple_of(out) && x.len() / (h * w) >= y.len() / out.max(1));
         #[cfg(target_arch = "x86_64")]
         if self.vectors != Rows::Portable {
             let (kw, left, sw) = self.across();
@@ -421,7 +447,7 @@ impl Pooling {
     /// # Safety
     /// The CPU has `self.vectors`' ISA, and `in_registers` holds.
     #[cfg(target_arch = "x86_64")]
-    unsafe fn in_registers_run<const NAN: bool>(&self, x: &[f32], y: &mut [f32]) {
+    unsafe fn in_registers_run<const NAN: bool>(&self, x: &[f32], y: &mut [MaybeUninit<f32>]) {
         use super::{maxpool256 as avx2, maxpool512 as avx512};
         let (h, w, ow) = (self.h, self.w, self.cols.len());
         let (kw, left, sw) = self.across();
@@ -539,27 +565,26 @@ pub(crate) fn pool(x: &[f32], pooling: &Pooling) -> Vec<f32> {
     let (h, w) = (pooling.h, pooling.w);
     let (planes, out) = (x.len() / (h * w), pooling.out());
     let per = per_thread(out, planes);
-    filled(
-        planes * out,
-        per * out,
-        || pooling.scratch(),
-        |scratch, chunk, y| pooling.run(&x[chunk * per * h * w..], y, scratch),
-    )
+    let fill = |scratch: &mut Vec<f32>, chunk, y: &mut [MaybeUninit<f32>]| {
+        pooling.run(&x[chunk * per * h * w..], y, scratch)
+    };
+    // SAFETY: `run` writes every value of each chunk (whole planes).
+    unsafe { written(planes * out, per * out, || pooling.scratch(), fill) }
 }
 
 /// The maximum of each window's columns in `best`, one row of outputs.
 /// 3-wide windows, the usual ones, are unrolled rather than folded over a
 /// slice of each window.
-fn across(best: &[f32], y: &mut [f32], cols: &[(usize, usize)]) {
+fn across(best: &[f32], y: &mut [MaybeUninit<f32>], cols: &[(usize, usize)]) {
     for (y, &(c0, c1)) in y.iter_mut().zip(cols) {
-        *y = if c1 - c0 == 3 {
+        y.write(if c1 - c0 == 3 {
             let w = &best[c0..c0 + 3];
             larger(larger(w[0], w[1]), w[2])
         } else {
             best[c0..c1]
                 .iter()
                 .fold(f32::NEG_INFINITY, |m, &v| larger(m, v))
-        };
+        });
     }
 }
 
@@ -791,7 +816,7 @@ pub fn split(y: &[f32], ca: usize, cb: usize, hw: usize) -> (Vec<f32>, Vec<f32>)
 
 #[cfg(test)]
 mod tests {
-    use super::{each_job, larger, max_pool, max_pool_backward, Isa, Rows, Window};
+    use super::{each_job, larger, max_pool, max_pool_backward, slots, Isa, Rows, Window};
     use crate::kernels::panel::has;
     use rayon::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -938,7 +963,8 @@ mod tests {
                     pooling.vectors = vectors;
                     // A NaN no pooling makes: an output left unwritten shows.
                     let mut y = vec![f32::from_bits(0x7fc0_dead); pooling.out()];
-                    pooling.run(x, &mut y, &mut pooling.scratch());
+                    // SAFETY: `run` writes only values.
+                    pooling.run(x, unsafe { slots(&mut y) }, &mut pooling.scratch());
                     bits(&y)
                 };
                 let portable = pool(Rows::Portable);
@@ -980,7 +1006,8 @@ mod tests {
             let mut pooling = super::Pooling::new(4, 5, win);
             pooling.vectors = vectors;
             let mut y = vec![0.0; pooling.out()];
-            pooling.run(&x, &mut y, &mut pooling.scratch());
+            // SAFETY: `run` writes only values.
+            pooling.run(&x, unsafe { slots(&mut y) }, &mut pooling.scratch());
             assert_eq!(y.len(), 25, "{vectors:?}");
             assert!(
                 y[..5].iter().all(|&v| v == f32::NEG_INFINITY),
@@ -992,9 +1019,10 @@ mod tests {
 
     /// The AVX-512 and AVX2 searches (whole planes, or rows) route every
     /// gradient where the portable loop does, bit for bit, on `tied_planes`,
-    /// each where the CPU has it: each plane followed by a second, the
-    /// plane without its NaNs (one call's tables serve both), with and
-    /// without a fused ReLU's mask. (That they read nothing outside the
+    /// each where the CPU has it: each plane followed by two more, the
+    /// plane without its NaNs and the plane reversed (one call's tables
+    /// serve all three; AVX-512 takes planes up to 16 wide two at a time,
+    /// and the third alone), with and without a fused ReLU's mask. (That they read nothing outside the
     /// planes: `tests/kernels.rs`, `avx2_pooling_reads_only_its_planes`.)
     #[test]
     fn the_vector_gradient_rows_route_as_the_portable_loop() {
@@ -1004,8 +1032,9 @@ mod tests {
         for (h, w, win, x) in &planes {
             let (h, w, win) = (*h, *w, *win);
             let finite = x.iter().map(|&v| if v.is_nan() { 3.0 } else { v });
-            let two: Vec<f32> = x.iter().copied().chain(finite).collect();
-            let y = max_pool(&two, h, w, win);
+            let reversed = x.iter().rev().copied();
+            let three: Vec<f32> = x.iter().copied().chain(finite).chain(reversed).collect();
+            let y = max_pool(&three, h, w, win);
             // Halves, whose sums are exact (for the count below), and
             // thirds, whose sums round: a cell that three or more outputs
             // found must get their gradients in the outputs' order.
@@ -1016,8 +1045,8 @@ mod tests {
                 pooling.vectors = vectors;
                 // A NaN no gradient makes: a value left unwritten shows.
                 let mut dx =
-                    vec![std::mem::MaybeUninit::new(f32::from_bits(0x7fc0_dead)); 2 * h * w];
-                pooling.backward_planes(&two, (&y, dy), &mut dx, relu);
+                    vec![std::mem::MaybeUninit::new(f32::from_bits(0x7fc0_dead)); 3 * h * w];
+                pooling.backward_planes(&three, (&y, dy), &mut dx, relu);
                 // SAFETY: every value was written (`MaybeUninit::new`).
                 dx.iter()
                     .map(|v| unsafe { v.assume_init() })
@@ -1041,7 +1070,7 @@ mod tests {
                 }
             }
             // The first plane's gradient.
-            let dy = &halves[..halves.len() / 2];
+            let dy = &halves[..halves.len() / 3];
             let portable = &route(Rows::Portable, false, &halves)[..h * w];
             // Every output's gradient lands in its window, but for a window
             // wholly in the padding, which holds no cell to land in.

@@ -72,7 +72,7 @@ pub unsafe fn down(
 /// plane's columns.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [f32]) {
+pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [MaybeUninit<f32>]) {
     assert!(y.len() * stride + kernel + 32 <= row.len());
     assert!(kernel > 0 && (stride == 1 || stride == 2));
     // The maximum of each window of `kernel` columns starting at every
@@ -107,10 +107,10 @@ pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [f32
 /// write leaves `y`, and no masked store (slow on AMD's cores).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn store(y: &mut [f32], v: __m256) {
+fn store(y: &mut [MaybeUninit<f32>], v: __m256) {
     if y.len() >= 8 {
         // SAFETY: `y` holds 8 values from its start.
-        unsafe { _mm256_storeu_ps(y.as_mut_ptr(), v) };
+        unsafe { _mm256_storeu_ps(y.as_mut_ptr().cast(), v) };
         return;
     }
     // The last outputs: 4 from the low half, then one at a time.
@@ -118,11 +118,11 @@ fn store(y: &mut [f32], v: __m256) {
     let mut at = 0;
     if y.len() >= 4 {
         // SAFETY: `y` holds 4 values from its start.
-        unsafe { _mm_storeu_ps(y.as_mut_ptr(), half) };
+        unsafe { _mm_storeu_ps(y.as_mut_ptr().cast(), half) };
         (half, at) = (_mm256_extractf128_ps::<1>(v), 4);
     }
     for y in &mut y[at..] {
-        *y = _mm_cvtss_f32(half);
+        y.write(_mm_cvtss_f32(half));
         half = _mm_castsi128_ps(_mm_srli_si128::<4>(_mm_castps_si128(half)));
     }
 }
@@ -161,7 +161,7 @@ pub unsafe fn planes<const NAN: bool>(
     rows: &[(usize, usize)],
     (left, ow): (usize, usize),
     (kernel, stride): (usize, usize),
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     assert!(in_registers(w, ow, kernel) && stride > 0);
     assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
@@ -294,7 +294,7 @@ pub unsafe fn pairs<const NAN: bool>(
     rows: &[(usize, usize)],
     (left, ow): (usize, usize),
     kernel: usize,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     assert!(in_pairs(w, ow, (kernel, left, 2)));
     assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
@@ -432,7 +432,7 @@ unsafe fn pairs_of<const NAN: bool, const COUNT: usize>(
     rows: &[(usize, usize)],
     (left, ow): (usize, usize),
     kernel: usize,
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     assert!(in_pairs(w, ow, (kernel, left, 2)) && w.div_ceil(8) == COUNT);
     let oh = rows.len();

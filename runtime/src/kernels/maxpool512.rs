@@ -61,7 +61,7 @@ pub unsafe fn down(
 /// columns.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [f32]) {
+pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [MaybeUninit<f32>]) {
     assert!(y.len() * stride + kernel + 32 <= row.len());
     assert!(kernel > 0 && (stride == 1 || stride == 2));
     // The maximum of each window of `kernel` columns starting at every
@@ -82,7 +82,7 @@ pub unsafe fn across(row: &[f32], (kernel, stride): (usize, usize), y: &mut [f32
             let (lo, hi) = (window(2 * j), window(2 * j + 16));
             _mm512_permutex2var_ps(lo, even, hi)
         };
-        _mm512_mask_storeu_ps(y.as_mut_ptr().add(j), lanes(y.len() - j), v);
+        _mm512_mask_storeu_ps(y.as_mut_ptr().add(j).cast(), lanes(y.len() - j), v);
     }
 }
 
@@ -118,7 +118,7 @@ pub unsafe fn planes<const NAN: bool>(
     rows: &[(usize, usize)],
     (left, ow): (usize, usize),
     (kernel, stride): (usize, usize),
-    y: &mut [f32],
+    y: &mut [MaybeUninit<f32>],
 ) {
     assert!(in_registers(w, ow, kernel) && (stride == 1 || stride == 2));
     assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
@@ -171,7 +171,7 @@ pub unsafe fn planes<const NAN: bool>(
                 for &t in &taps[1..kernel] {
                     best = pick::<NAN>(best, tap(t));
                 }
-                let out = y.as_mut_ptr().add(16 * o);
+                let out = y.as_mut_ptr().add(16 * o).cast();
                 _mm512_mask_storeu_ps(out, lanes(ow - 16 * o), best);
             }
         }
@@ -218,27 +218,54 @@ pub unsafe fn planes_backward(
     dx: &mut [MaybeUninit<f32>],
     relu: bool,
 ) {
-    let (hw, cols, outputs, across) = ((h, w), (left, ow), (y, dy), (kernel, stride));
+    let (hw, cols, across) = ((h, w), (left, ow), (kernel, stride));
+    if w <= 16 && ow <= 8 {
+        // Two planes at a time, the last one alone if their count is odd.
+        let (plane, out) = (h * w, rows.len() * ow);
+        let paired = x.len() / plane.max(1) / 2 * 2;
+        let (x, last) = x.split_at(paired * plane);
+        let (dx, dx_last) = dx.split_at_mut(paired * plane);
+        let ((y, y_last), (dy, dy_last)) = (y.split_at(paired * out), dy.split_at(paired * out));
+        planes_backward_of::<1, 2, true>(x, hw, rows, cols, across, (y, dy), dx, relu);
+        let outputs = (y_last, dy_last);
+        planes_backward_of::<1, 1, false>(last, hw, rows, cols, across, outputs, dx_last, relu);
+        return;
+    }
+    let outputs = (y, dy);
     // The vectors of an output row and of a plane's row as constants, so
     // that the compiler keeps them in registers.
     match (ow > 16, w > 16) {
-        (false, false) => planes_backward_of::<1, 1>(x, hw, rows, cols, across, outputs, dx, relu),
-        (false, true) => planes_backward_of::<1, 2>(x, hw, rows, cols, across, outputs, dx, relu),
-        (true, false) => planes_backward_of::<2, 1>(x, hw, rows, cols, across, outputs, dx, relu),
-        (true, true) => planes_backward_of::<2, 2>(x, hw, rows, cols, across, outputs, dx, relu),
+        (false, false) => {
+            planes_backward_of::<1, 1, false>(x, hw, rows, cols, across, outputs, dx, relu)
+        }
+        (false, true) => {
+            planes_backward_of::<1, 2, false>(x, hw, rows, cols, across, outputs, dx, relu)
+        }
+        (true, false) => {
+            planes_backward_of::<2, 1, false>(x, hw, rows, cols, across, outputs, dx, relu)
+        }
+        (true, true) => {
+            planes_backward_of::<2, 2, false>(x, hw, rows, cols, across, outputs, dx, relu)
+        }
     }
 }
 
 /// `planes_backward` with `OUTS` vectors of outputs a row and `CELLS`
-/// vectors of a plane's row.
+/// vectors of a plane's row; with `PAIR`, two planes at a time, each at
+/// most 16 wide with at most 8 outputs a row (squeeze1's and alex4's
+/// second poolings: 12 x 12 planes, 6 outputs a row), as one row of two
+/// vectors: the first plane's row, then the second's, and their outputs
+/// in lanes 0-7 and 8-15. Alone, such a plane filled 12 of a vector's 16
+/// lanes and its outputs 6: pairs take half the steps.
 ///
 /// # Safety
 /// As for `planes_backward`, with `OUTS` = `ow.div_ceil(16)` and `CELLS` =
-/// `w.div_ceil(16)`.
+/// `w.div_ceil(16)`; with `PAIR`, `OUTS` 1 and `CELLS` 2, `w` at most 16,
+/// `ow` at most 8 and an even number of planes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::too_many_arguments)]
-unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
+unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize, const PAIR: bool>(
     x: &[f32],
     (h, w): (usize, usize),
     rows: &[(usize, usize)],
@@ -250,25 +277,36 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
 ) {
     assert!(in_registers(w, ow, kernel) && (stride == 1 || stride == 2));
     assert!(rows.iter().all(|&(r0, r1)| r0 <= r1 && r1 <= h));
-    assert!(ow.div_ceil(16) == OUTS && w.div_ceil(16) == CELLS);
-    let (oh, hw) = (rows.len(), h * w);
+    assert!(match PAIR {
+        true => OUTS == 1 && CELLS == 2 && w <= 16 && ow <= 8,
+        false => ow.div_ceil(16) == OUTS && w.div_ceil(16) == CELLS,
+    });
+    let (oh, hw, planes) = (rows.len(), h * w, 1 + PAIR as usize);
     assert!(y.len() == dy.len() && y.len() / (oh * ow) == x.len() / hw && dx.len() == x.len());
-    // Each output vector's column of each tap, and the lanes whose output
-    // exists and whose column lies in the plane (padding never holds the
-    // value).
+    assert!((x.len() / hw).is_multiple_of(planes));
+    // Output lane `l` of vector `o`: its plane of the pair (0 alone) and
+    // its output in that plane's row.
+    let output = |o: usize, l: usize| match PAIR {
+        true => (l / 8, l % 8),
+        false => (0, 16 * o + l),
+    };
+    // Each output vector's column of each tap (in the pair's two vectors),
+    // and the lanes whose output exists and whose column lies in the plane
+    // (padding never holds the value).
     let mut taps = [[(_mm512_setzero_si512(), 0 as __mmask16); 8]; OUTS];
-    // Each tap's inverse, for each vector of a plane's row: the output
-    // lane (of the two vectors of outputs) whose tap lies at each column,
-    // and the columns where one does.
+    // Each tap's inverse, for each vector of a plane's row (of each plane
+    // of a pair): the output lane (of the two vectors of outputs) whose
+    // tap lies at each column, and the columns where one does.
     let mut cells = [[(_mm512_setzero_si512(), 0 as __mmask16); CELLS]; 8];
     for t in 0..kernel {
         for (o, taps) in taps.iter_mut().enumerate() {
             let mut idx = [0i32; 16];
             let mut valid = 0u32;
             for (l, idx) in idx.iter_mut().enumerate() {
-                let (j, col) = (16 * o + l, (16 * o + l) * stride + t);
+                let (p, j) = output(o, l);
+                let col = j * stride + t;
                 if j < ow && col >= left && col - left < w {
-                    *idx = (col - left) as i32;
+                    *idx = (16 * p + col - left) as i32;
                     valid |= 1 << l;
                 }
             }
@@ -278,11 +316,13 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
             let mut idx = [0i32; 16];
             let mut valid = 0u32;
             for (l, idx) in idx.iter_mut().enumerate() {
-                let col = 16 * v + l + left;
-                if 16 * v + l < w && col >= t && (col - t).is_multiple_of(stride) {
+                // The column of lane l, and the first output lane of its plane.
+                let (c, first) = if PAIR { (l, 8 * v) } else { (16 * v + l, 0) };
+                let col = c + left;
+                if c < w && col >= t && (col - t).is_multiple_of(stride) {
                     let j = (col - t) / stride;
                     if j < ow {
-                        *idx = j as i32;
+                        *idx = (first + j) as i32;
                         valid |= 1 << l;
                     }
                 }
@@ -290,15 +330,25 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
             *cells = (_mm512_loadu_si512(idx.as_ptr().cast()), valid as __mmask16);
         }
     }
-    let (m0, m1) = (lanes(w), lanes(w.saturating_sub(16)));
+    // Where a row's second vector lies from its first (the next plane's
+    // row, or the row's columns 16..), and the lanes each holds.
+    let (second, m0) = (if PAIR { hw } else { 16 }, lanes(w));
+    let m1 = if PAIR {
+        m0
+    } else {
+        lanes(w.saturating_sub(16))
+    };
     let row_lanes = [m0, m1];
     // Each row's gradient, whole vectors, while its plane is routed.
     let mut sums = vec![[_mm512_setzero_ps(); CELLS]; h];
-    let planes = x.chunks_exact(hw).zip(dx.chunks_exact_mut(hw));
-    let outputs = y.chunks_exact(oh * ow).zip(dy.chunks_exact(oh * ow));
-    for ((plane, dx), (y, dy)) in planes.zip(outputs) {
+    let chunks = x
+        .chunks_exact(planes * hw)
+        .zip(dx.chunks_exact_mut(planes * hw));
+    let out = planes * oh * ow;
+    let outputs = y.chunks_exact(out).zip(dy.chunks_exact(out));
+    for ((plane, dx), (y, dy)) in chunks.zip(outputs) {
         sums.fill([_mm512_setzero_ps(); CELLS]);
-        for ((y, dy), &(r0, r1)) in y.chunks_exact(ow).zip(dy.chunks_exact(ow)).zip(rows) {
+        for (i, &(r0, r1)) in rows.iter().enumerate() {
             // Each output vector's values, their gradients, their NaNs and
             // the outputs still searching. Gradients (and below, the
             // outputs found) come in two vectors, the second 0 for one
@@ -307,9 +357,18 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
             let mut grad = [_mm512_setzero_ps(); 2];
             let (mut nan, mut open) = ([0 as __mmask16; OUTS], [0 as __mmask16; OUTS]);
             for o in 0..OUTS {
+                let at = i * ow + 16 * o;
                 open[o] = lanes(ow - 16 * o);
-                top[o] = _mm512_maskz_loadu_ps(open[o], y.as_ptr().add(16 * o));
-                grad[o] = _mm512_maskz_loadu_ps(open[o], dy.as_ptr().add(16 * o));
+                top[o] = _mm512_maskz_loadu_ps(open[o], y.as_ptr().add(at));
+                grad[o] = _mm512_maskz_loadu_ps(open[o], dy.as_ptr().add(at));
+                if PAIR {
+                    // The second plane's outputs into lanes 8..: masked-out
+                    // lanes read nothing, so the address may lie before.
+                    let (high, next) = (open[o] << 8, (oh * ow + at).wrapping_sub(8));
+                    top[o] = _mm512_mask_loadu_ps(top[o], high, y.as_ptr().wrapping_add(next));
+                    grad[o] = _mm512_mask_loadu_ps(grad[o], high, dy.as_ptr().wrapping_add(next));
+                    open[o] |= high;
+                }
                 nan[o] = _mm512_mask_cmp_ps_mask::<_CMP_UNORD_Q>(open[o], top[o], top[o]);
             }
             for (r, sum) in sums.iter_mut().enumerate().take(r1).skip(r0) {
@@ -317,7 +376,7 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
                 // may lie past the plane.
                 let at = plane.as_ptr().add(r * w);
                 let v0 = _mm512_maskz_loadu_ps(m0, at);
-                let v1 = _mm512_maskz_loadu_ps(m1, at.wrapping_add(16));
+                let v1 = _mm512_maskz_loadu_ps(m1, at.wrapping_add(second));
                 // The outputs that find their cell at each tap of this row.
                 let mut found = [[0 as __mmask16; 2]; 8];
                 for t in 0..kernel {
@@ -349,16 +408,17 @@ unsafe fn planes_backward_of<const OUTS: usize, const CELLS: usize>(
             // Masked-out lanes touch nothing: the second vector may lie
             // past the plane.
             for (v, (&s, &lanes)) in sum.iter().zip(&row_lanes).enumerate() {
+                let at = v * second;
                 let s = match relu {
                     // 0 wherever `x` is not positive, a NaN included.
                     true => {
-                        let x = _mm512_maskz_loadu_ps(lanes, from.wrapping_add(16 * v));
+                        let x = _mm512_maskz_loadu_ps(lanes, from.wrapping_add(at));
                         let open = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(x, _mm512_setzero_ps());
                         _mm512_maskz_mov_ps(open, s)
                     }
                     false => s,
                 };
-                _mm512_mask_storeu_ps(to.wrapping_add(16 * v).cast(), lanes, s);
+                _mm512_mask_storeu_ps(to.wrapping_add(at).cast(), lanes, s);
             }
         }
     }
