@@ -1019,11 +1019,12 @@ mod tests {
 
     /// The AVX-512 and AVX2 searches (whole planes, or rows) route every
     /// gradient where the portable loop does, bit for bit, on `tied_planes`,
-    /// each where the CPU has it: each plane followed by two more, the
-    /// plane without its NaNs and the plane reversed (one call's tables
-    /// serve all three; AVX-512 takes planes up to 16 wide two at a time,
-    /// and the third alone), with and without a fused ReLU's mask. (That they read nothing outside the
-    /// planes: `tests/kernels.rs`, `avx2_pooling_reads_only_its_planes`.)
+    /// each where the CPU has it: each plane followed by four more, the
+    /// plane without its NaNs, the two reversed, and the plane again (one
+    /// call's tables serve all five; AVX-512 takes planes up to 16 wide
+    /// with up to 8 outputs a row two at a time, the fifth alone), with
+    /// and without a fused ReLU's mask. (That they read nothing outside
+    /// the planes: `tests/kernels.rs`, `pooling_reads_only_its_planes`.)
     #[test]
     fn the_vector_gradient_rows_route_as_the_portable_loop() {
         let bits = |v: &[f32]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
@@ -1032,9 +1033,17 @@ mod tests {
         for (h, w, win, x) in &planes {
             let (h, w, win) = (*h, *w, *win);
             let finite = x.iter().map(|&v| if v.is_nan() { 3.0 } else { v });
-            let reversed = x.iter().rev().copied();
-            let three: Vec<f32> = x.iter().copied().chain(finite).chain(reversed).collect();
-            let y = max_pool(&three, h, w, win);
+            let finite: Vec<f32> = finite.collect();
+            let reversed = |p: &[f32]| p.iter().rev().copied().collect::<Vec<f32>>();
+            let five = [
+                x.clone(),
+                finite.clone(),
+                reversed(x),
+                reversed(&finite),
+                x.clone(),
+            ]
+            .concat();
+            let y = max_pool(&five, h, w, win);
             // Halves, whose sums are exact (for the count below), and
             // thirds, whose sums round: a cell that three or more outputs
             // found must get their gradients in the outputs' order.
@@ -1045,8 +1054,8 @@ mod tests {
                 pooling.vectors = vectors;
                 // A NaN no gradient makes: a value left unwritten shows.
                 let mut dx =
-                    vec![std::mem::MaybeUninit::new(f32::from_bits(0x7fc0_dead)); 3 * h * w];
-                pooling.backward_planes(&three, (&y, dy), &mut dx, relu);
+                    vec![std::mem::MaybeUninit::new(f32::from_bits(0x7fc0_dead)); 5 * h * w];
+                pooling.backward_planes(&five, (&y, dy), &mut dx, relu);
                 // SAFETY: every value was written (`MaybeUninit::new`).
                 dx.iter()
                     .map(|v| unsafe { v.assume_init() })
@@ -1070,7 +1079,7 @@ mod tests {
                 }
             }
             // The first plane's gradient.
-            let dy = &halves[..halves.len() / 3];
+            let dy = &halves[..halves.len() / 5];
             let portable = &route(Rows::Portable, false, &halves)[..h * w];
             // Every output's gradient lands in its window, but for a window
             // wholly in the padding, which holds no cell to land in.

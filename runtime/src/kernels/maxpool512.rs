@@ -226,9 +226,13 @@ pub unsafe fn planes_backward(
         let (x, last) = x.split_at(paired * plane);
         let (dx, dx_last) = dx.split_at_mut(paired * plane);
         let ((y, y_last), (dy, dy_last)) = (y.split_at(paired * out), dy.split_at(paired * out));
-        planes_backward_of::<1, 2, true>(x, hw, rows, cols, across, (y, dy), dx, relu);
-        let outputs = (y_last, dy_last);
-        planes_backward_of::<1, 1, false>(last, hw, rows, cols, across, outputs, dx_last, relu);
+        if !x.is_empty() {
+            planes_backward_of::<1, 2, true>(x, hw, rows, cols, across, (y, dy), dx, relu);
+        }
+        if !last.is_empty() {
+            let outputs = (y_last, dy_last);
+            planes_backward_of::<1, 1, false>(last, hw, rows, cols, across, outputs, dx_last, relu);
+        }
         return;
     }
     let outputs = (y, dy);
