@@ -95,13 +95,11 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, &mut [MaybeUninit<f32>]) + Sync + Send,
 {
-    let poison = POISON.load(Ordering::Relaxed);
+    let poison = poisoned();
     let mut v: Vec<f32> = Vec::with_capacity(n);
     let chunks = v.spare_capacity_mut()[..n].par_chunks_mut(len.max(1));
     each_job(chunks, init, |state, i, chunk| {
-        if poison {
-            chunk.fill(MaybeUninit::new(f32::NAN));
-        }
+        poison(chunk);
         fill(state, i, chunk)
     });
     // SAFETY: the chunks cover 0..n, and `fill` wrote each whole (the
@@ -112,9 +110,21 @@ where
 
 static POISON: AtomicBool = AtomicBool::new(false);
 
-/// Whether `written` fills each new chunk with NaNs before its kernel
-/// writes it: for tests, which then see any value a kernel leaves
-/// unwritten, whatever the allocator hands out.
+/// What `written` and `written_pair` do to a new chunk before their
+/// kernel gets it: with `poison_new_outputs(true)`, fill it with NaNs;
+/// else nothing.
+fn poisoned() -> impl Fn(&mut [MaybeUninit<f32>]) + Sync {
+    let on = POISON.load(Ordering::Relaxed);
+    move |chunk| {
+        if on {
+            chunk.fill(MaybeUninit::new(f32::NAN));
+        }
+    }
+}
+
+/// Whether `written` and `written_pair` fill each new chunk with NaNs
+/// before its kernel writes it: for tests, which then see any value a
+/// kernel leaves unwritten, whatever the allocator hands out.
 pub fn poison_new_outputs(yes: bool) {
     POISON.store(yes, Ordering::Relaxed);
 }
@@ -161,7 +171,7 @@ where
     I: Fn() -> S + Sync + Send,
     F: Fn(&mut S, usize, &mut [MaybeUninit<f32>], &mut [MaybeUninit<f32>]) + Sync + Send,
 {
-    let poison = POISON.load(Ordering::Relaxed);
+    let poison = poisoned();
     let len = (len.0.max(1), len.1.max(1));
     assert_eq!(n.0.div_ceil(len.0), n.1.div_ceil(len.1), "as many chunks");
     let (mut a, mut b): (Vec<f32>, Vec<f32>) = (Vec::with_capacity(n.0), Vec::with_capacity(n.1));
@@ -169,10 +179,8 @@ where
         .par_chunks_mut(len.0)
         .zip(b.spare_capacity_mut()[..n.1].par_chunks_mut(len.1));
     each_job(chunks, init, |state, i, (a, b)| {
-        if poison {
-            a.fill(MaybeUninit::new(f32::NAN));
-            b.fill(MaybeUninit::new(f32::NAN));
-        }
+        poison(a);
+        poison(b);
         fill(state, i, a, b)
     });
     // SAFETY: the chunks of each cover it (as many of them, asserted) and

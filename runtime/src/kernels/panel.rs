@@ -344,6 +344,9 @@ pub struct Shifts {
     /// `[block * shifts + s][v]`: the positions p < n that shift s reads,
     /// in `lo..hi` with their column `p % w` in `first..last`.
     lanes: Vec<[u16; VECTORS]>,
+    /// The lowest and highest shift: a block's span of each plane, for
+    /// `Ahead`, without a search per block.
+    span: (isize, isize),
     n: usize,
     w: usize,
 }
@@ -365,9 +368,15 @@ impl Shifts {
                 }));
             }
         }
+        let offsets = shifts.iter().map(|s| s.d);
+        let span = (
+            offsets.clone().min().unwrap_or(0),
+            offsets.max().unwrap_or(0),
+        );
         Shifts {
             shifts,
             lanes,
+            span,
             n,
             w,
         }
@@ -940,9 +949,7 @@ impl Ahead {
                 count: depth,
             },
             Cols::Shifted { planes, hw, shifts } if j < n => {
-                let per = shifts.shifts.len();
-                let lo = shifts.shifts.iter().map(|s| s.d).min().unwrap_or(0);
-                let hi = shifts.shifts.iter().map(|s| s.d).max().unwrap_or(0);
+                let (per, (lo, hi)) = (shifts.shifts.len(), shifts.span);
                 Ahead {
                     at: planes
                         .as_ptr()
