@@ -500,8 +500,15 @@ impl Pooling {
             match self.vectors {
                 Rows::Avx512 if super::maxpool512::in_registers(w, ow, kw) => {
                     use super::maxpool512::planes_backward;
-                    let across = (kw, sw);
-                    unsafe { planes_backward(x, hw, rows, cols, across, (y, dy), dx, relu) };
+                    let (across, outputs) = ((kw, sw), (y, dy));
+                    match kw {
+                        3 => unsafe {
+                            planes_backward::<3>(x, hw, rows, cols, across, outputs, dx, relu)
+                        },
+                        _ => unsafe {
+                            planes_backward::<0>(x, hw, rows, cols, across, outputs, dx, relu)
+                        },
+                    }
                     return;
                 }
                 Rows::Avx2 if super::maxpool256::in_pairs(w, ow, (kw, left, sw)) => {
