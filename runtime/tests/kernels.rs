@@ -298,6 +298,11 @@ fn avx2_gives_the_avx512_bits() {
         // Tiles ordered to leave out the padding's taps.
         (16, 5, 6, 12, 3, 1),
         (8, 6, 12, 10, 5, 1),
+        // With AVX-512, small maps with images in the vector lanes
+        // (`lanes.rs`): a batch of two vectors and a part, 5 x 5 on 12 x
+        // 12 and 3 x 3 on 6 x 6.
+        (33, 6, 12, 10, 5, 1),
+        (40, 7, 6, 9, 3, 1),
     ] {
         let p = (k - 1) / 2;
         let g = Geometry {
@@ -324,10 +329,16 @@ fn avx2_gives_the_avx512_bits() {
         };
         let want = run(reference, &x);
         assert_eq!(run(Isa::Avx2, &x), want, "{g:?}");
-        for at_end in [true, false] {
+        for (at_end, isa) in [true, false]
+            .into_iter()
+            .flat_map(|e| [(e, Isa::Avx2), (e, reference)])
+        {
             let mut x = Guarded::new(&x, at_end);
-            let y = run(Isa::Avx2, x.get());
-            assert_eq!(y, want, "{g:?}, input at the end of its pages: {at_end}");
+            let y = run(isa, x.get());
+            assert_eq!(
+                y, want,
+                "{g:?}, {isa:?}, input at the end of its pages: {at_end}"
+            );
         }
     }
     // A product alone, on a column matrix and an output whose rows end
@@ -602,6 +613,12 @@ fn convolution_cases() {
         // maps and their 5 x 5 input gradient, in tiles of 4.
         ([17, 5, 6, 6], [12, 3, 3], [1, 1], true, 1, true),
         ([8, 8, 12, 12], [10, 5, 5], [1, 1], true, 1, false),
+        // On AVX-512, small maps with images in the vector lanes
+        // (`lanes.rs`, batches of 32 and more): 5 x 5 on 12 x 12 (the
+        // input a view) and its input gradient (10 channels to 6), 3 x 3
+        // on 6 x 6.
+        ([33, 6, 12, 12], [10, 5, 5], [1, 1], true, 1, true),
+        ([40, 7, 6, 6], [9, 3, 3], [1, 1], true, 1, false),
     ];
     for (i, (shape, [cout, kh, kw], stride, same, groups, bias)) in cases.into_iter().enumerate() {
         // Every other case with a fused ReLU.

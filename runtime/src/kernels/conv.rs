@@ -848,6 +848,20 @@ fn convolve(
     relu: bool,
     pool: Option<(Window, bool)>,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    // Small maps with images in the vector lanes (AVX-512): every
+    // padding tap left out, no columns packed.
+    #[cfg(target_arch = "x86_64")]
+    if super::lanes::applies(g) {
+        let y = super::lanes::forward(x, weight, bias, g, relu);
+        let (oh, ow) = g.out();
+        return match pool {
+            None => (y, None),
+            Some((win, keep)) => (
+                cpu::pool(&y, &pooling(oh, ow, win, relu)),
+                keep.then_some(y),
+            ),
+        };
+    }
     let plan = Plan::new(x, weight, bias, g, relu, tiling(g));
     let out_image = g.cout * g.ohw();
     let tile = plan.tile;

@@ -113,7 +113,7 @@ static POISON: AtomicBool = AtomicBool::new(false);
 /// What `written` and `written_pair` do to a new chunk before their
 /// kernel gets it: with `poison_new_outputs(true)`, fill it with NaNs;
 /// else nothing.
-fn poisoned() -> impl Fn(&mut [MaybeUninit<f32>]) + Sync {
+pub(super) fn poisoned() -> impl Fn(&mut [MaybeUninit<f32>]) + Sync {
     let on = POISON.load(Ordering::Relaxed);
     move |chunk| {
         if on {

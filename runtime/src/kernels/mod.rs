@@ -9,6 +9,8 @@ pub mod dense;
 pub mod dropout;
 mod flex;
 pub mod int8;
+#[cfg(target_arch = "x86_64")]
+mod lanes;
 mod maxpool256;
 mod maxpool512;
 pub mod panel;
