@@ -3,12 +3,14 @@
 //! as CSV. `bench/layers/torch_layers.py` times the same layers in
 //! PyTorch. With `--gemm` the convolutions' products go to `gemm` even on
 //! a CPU with AVX-512 (`panel::prefer_gemm`); with `--avx2` the products
-//! and poolings run as on a CPU with AVX2 only (`panel::limit_to_avx2`).
+//! and poolings run as on a CPU with AVX2 only (`panel::limit_to_avx2`);
+//! with `--panel` small maps' convolutions run on `panel.rs`'s products
+//! rather than with the images in the vector lanes (`conv::prefer_panel`).
 //! `--weight` times the convolutions' weight and bias gradients instead
 //! (a first layer's backward), `--backward` every gradient (with either,
 //! the poolings' gradients).
 //!
-//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [--weight|--backward] [batch] [name...]
+//!     cargo run --release -p netc-runtime --example layers -- [--gemm] [--avx2] [--panel] [--weight|--backward] [batch] [name...]
 //!
 //! A name times only the layers whose names contain it.
 use netc_runtime::kernels::conv::{backward, forward, Geometry};
@@ -104,6 +106,7 @@ fn main() {
     let flag = |name: &str| args.iter().any(|a| a == name);
     netc_runtime::kernels::panel::prefer_gemm(flag("--gemm"));
     netc_runtime::kernels::panel::limit_to_avx2(flag("--avx2"));
+    netc_runtime::kernels::conv::prefer_panel(flag("--panel"));
     let pass = if flag("--backward") {
         Pass::Backward
     } else if flag("--weight") {

@@ -72,7 +72,7 @@ fn on_two_threads(f: impl FnOnce() + Send) {
 }
 
 /// The process-wide switches (`panel::limit_to_avx2`, `panel::prefer_gemm`,
-/// `cpu::poison_new_outputs`) reach the products, the poolings and the
+/// `conv::prefer_panel`, `cpu::poison_new_outputs`) reach the products, the poolings and the
 /// dense loop: each test that runs any of those holds this, so that it runs
 /// the paths it names whatever the others do. Released, it turns every
 /// switch off, even after a panic.
@@ -92,6 +92,7 @@ impl Drop for Switches {
         use netc_runtime::kernels::panel;
         panel::limit_to_avx2(false);
         panel::prefer_gemm(false);
+        netc_runtime::kernels::conv::prefer_panel(false);
         netc_runtime::kernels::cpu::poison_new_outputs(false);
     }
 }
@@ -248,13 +249,18 @@ fn convolution_matches_burn_on_odd_shapes_strides_groups_and_paddings() {
     on_two_threads(avx2_gives_the_avx512_bits);
 }
 
-/// `cases` on two threads with each CPU's products, with AVX2's, and with
-/// `gemm`'s, each new output full of NaNs before its kernel writes it (a
-/// value left unwritten would show). The caller holds `switches()`.
+/// `cases` on two threads with each CPU's products, with `panel.rs`'s
+/// where the CPU would run small maps with the images in the vector lanes
+/// (`lanes.rs`), with AVX2's, and with `gemm`'s, each new output full of
+/// NaNs before its kernel writes it (a value left unwritten would show).
+/// The caller holds `switches()`.
 fn on_every_product_path(cases: fn()) {
-    use netc_runtime::kernels::panel;
+    use netc_runtime::kernels::{conv, panel};
     netc_runtime::kernels::cpu::poison_new_outputs(true);
     on_two_threads(cases);
+    conv::prefer_panel(true);
+    on_two_threads(cases);
+    conv::prefer_panel(false);
     panel::limit_to_avx2(true);
     on_two_threads(cases);
     panel::limit_to_avx2(false);

@@ -17,6 +17,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::mem::MaybeUninit;
 use std::slice;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 
 /// Columns a matrix product should have at least. Measured on the zoo
@@ -520,6 +521,21 @@ fn matmul(
             par,
         );
     }
+}
+
+static PANEL: AtomicBool = AtomicBool::new(false);
+
+/// Sends the convolutions that `lanes.rs` would take (small maps, on
+/// AVX-512) to `panel.rs` instead (true), for the whole process: to
+/// measure one against the other (`examples/layers.rs --panel`).
+pub fn prefer_panel(yes: bool) {
+    PANEL.store(yes, Ordering::Relaxed);
+}
+
+/// Whether `lanes.rs` may take a convolution (`prefer_panel`).
+#[cfg(target_arch = "x86_64")]
+pub(super) fn lanes_allowed() -> bool {
+    !PANEL.load(Ordering::Relaxed)
 }
 
 /// y = conv(x, weight) + bias, weight as cout x cin/groups x kH x kW; then

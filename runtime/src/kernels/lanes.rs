@@ -15,7 +15,9 @@
 //! im2col's order (input channel, kernel row, kernel column) with fused
 //! multiply-adds, the padding's taps left out: as `panel.rs` adds them,
 //! whose padding's products add exactly 0 for finite weights, so the same
-//! bits.
+//! bits, but for the sign of a sum that is exactly 0 (-0 stays -0 where
+//! adding a padding tap's +0 makes it +0; `panel::Gathers::skipping` leaves
+//! taps out the same way).
 //!
 //! Zen 4, batch 128, `examples/layers.rs`, in turns with `panel.rs`'s
 //! products (docs/performance.md): nin2's 5 x 5 layer 64.9-65.4 ms against
@@ -39,9 +41,9 @@ const LANES: usize = 16;
 const VECTORS: usize = 3;
 /// Output channels per block: one broadcast weight each per step of k.
 const ROWS: usize = panel::ROWS;
-/// Maps at most this large (16 x 16): larger ones have few padding taps
-/// (under 6 % for 5 x 5 from 32 x 32 on), and `panel.rs` reads their
-/// columns as shifted planes, unpacked.
+/// Output maps of at most this many positions (16 x 16): larger ones have
+/// few padding taps (under 6 % for 5 x 5 from 32 x 32 on), and `panel.rs`
+/// reads their columns as shifted planes, unpacked.
 const LARGEST: usize = 256;
 /// The least share of the taps in the padding for a layer to run here:
 /// 19-21 % (5 x 5 on 12 x 12, 3 x 3 on 6 x 6) ran 4-12 % faster than on
@@ -53,12 +55,14 @@ const SKIPPED: f64 = 0.15;
 #[repr(C, align(64))]
 struct Lane([f32; LANES]);
 
-/// Whether `g` runs here: AVX-512 (and products not sent to `gemm`), a
+/// Whether `g` runs here: AVX-512 (and products sent neither to `gemm`
+/// nor to `panel.rs`: `conv::prefer_panel`), a
 /// stride-1 convolution of one group, a small map whose padding holds at
 /// least `SKIPPED` of the taps, and at least two vectors of images (a
 /// batch of 1 runs on `panel.rs`, threads inside each product).
 pub(super) fn applies(g: &Geometry) -> bool {
     panel::isa() == Some(Isa::Avx512)
+        && super::conv::lanes_allowed()
         && g.stride == [1, 1]
         && g.groups == 1
         && g.kernel[0] * g.kernel[1] > 0
@@ -103,6 +107,8 @@ thread_local! {
     /// The images' copy and the staged outputs, kept for the next call:
     /// allocated (and zeroed) anew, their 7 and 14 MB for nin2's 5 x 5
     /// layer at batch 128 were written once more than the kernel needs.
+    /// A thread that calls `forward` (a program's main thread) keeps the
+    /// largest layer's for its life: 21 MB for nin2 at batch 128.
     static COPY: Cell<Vec<Lane>> = const { Cell::new(Vec::new()) };
     static STAGED: Cell<Vec<Lane>> = const { Cell::new(Vec::new()) };
 }
@@ -116,7 +122,9 @@ pub(super) fn forward(
     g: &Geometry,
     relu: bool,
 ) -> Vec<f32> {
-    assert!(applies(g));
+    // What the reads below rely on (`applies` also asks process-wide
+    // switches, which another thread may turn meanwhile).
+    assert!(panel::has(Isa::Avx512) && g.stride == [1, 1] && g.groups == 1);
     let (hw, ohw, k) = (g.h * g.w, g.ohw(), g.cin * g.kernel[0] * g.kernel[1]);
     assert!(x.len() >= g.n * g.cin * hw && weight.len() >= g.cout * k);
     let groups = g.n.div_ceil(LANES);
@@ -507,12 +515,13 @@ mod tests {
 
     /// Each image of a batch that runs here gets the bits of its
     /// convolution alone (batch 1: `panel.rs`, every tap summed, the
-    /// padding's included): odd batches (a last vector part empty, sets
-    /// of one and two vectors), channels past a multiple of 8, maps
-    /// neither square nor wide, kernels neither square nor odd with
-    /// TensorFlow's extra row at the bottom and right, padding as wide as
-    /// the kernel (positions that meet nothing but padding: their bias),
-    /// with and without bias and ReLU; on two threads.
+    /// padding's included): odd batches (a last vector part empty, a last
+    /// set of one vector and of two), channels past a multiple of 8, maps
+    /// not square, one wider than a vector (laid out 16 columns at a
+    /// time), kernels neither square nor odd with TensorFlow's extra row
+    /// at the bottom and right, padding as wide as the kernel (positions
+    /// that meet nothing but padding: their bias), with and without bias
+    /// and ReLU; on two threads.
     #[test]
     fn each_image_gets_the_bits_of_its_convolution_alone() {
         if panel::isa() != Some(Isa::Avx512) {
@@ -523,6 +532,14 @@ mod tests {
             .num_threads(2)
             .build()
             .unwrap();
+        // Turned off again when the test ends, even by a panic.
+        struct Poisoned;
+        impl Drop for Poisoned {
+            fn drop(&mut self) {
+                cpu::poison_new_outputs(false);
+            }
+        }
+        let _poisoned = Poisoned;
         cpu::poison_new_outputs(true);
         // (n, cin, h, w, cout, kernel, pad, bias, relu)
         let cases = [
@@ -532,6 +549,8 @@ mod tests {
             (40, 4, 6, 6, 8, [2, 2], [0, 1, 0, 1], true, true),
             (32, 5, 6, 6, 16, [3, 3], [3, 3, 3, 3], true, false),
             (35, 130, 6, 6, 8, [3, 3], [1, 1, 1, 1], true, true),
+            (64, 5, 6, 6, 12, [3, 3], [1, 1, 1, 1], true, true),
+            (32, 3, 4, 20, 9, [3, 5], [1, 1, 2, 2], true, false),
         ];
         for (i, (n, cin, h, w, cout, kernel, pad, has_bias, relu)) in cases.into_iter().enumerate()
         {
@@ -565,6 +584,5 @@ mod tests {
                 }
             });
         }
-        cpu::poison_new_outputs(false);
     }
 }
