@@ -869,14 +869,7 @@ fn convolve(
     #[cfg(target_arch = "x86_64")]
     if super::lanes::applies(g) {
         let y = super::lanes::forward(x, weight, bias, g, relu);
-        let (oh, ow) = g.out();
-        return match pool {
-            None => (y, None),
-            Some((win, keep)) => (
-                cpu::pool(&y, &pooling(oh, ow, win, relu)),
-                keep.then_some(y),
-            ),
-        };
+        return then_pooled(y, g, relu, pool);
     }
     let plan = Plan::new(x, weight, bias, g, relu, tiling(g));
     let out_image = g.cout * g.ohw();
@@ -915,16 +908,27 @@ fn convolve(
         }
         // Threads inside each product (batch 1): the output whole, then
         // pooled by all threads.
-        (par, Some((win, keep))) => {
+        (par, pool) => {
             let y = tiles(slice::from_ref(&plan), &[whole], g.n, tile, par);
-            (
-                cpu::pool(&y, &pooling(oh, ow, win, relu)),
-                keep.then_some(y),
-            )
+            then_pooled(y, g, relu, pool)
         }
-        (par, None) => (
-            tiles(slice::from_ref(&plan), &[whole], g.n, tile, par),
-            None,
+    }
+}
+
+/// A convolution's whole output `y`, then with `pool` pooled by all
+/// threads: (the last output, `y` too when the pooling's `bool` asks).
+fn then_pooled(
+    y: Vec<f32>,
+    g: &Geometry,
+    relu: bool,
+    pool: Option<(Window, bool)>,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (oh, ow) = g.out();
+    match pool {
+        None => (y, None),
+        Some((win, keep)) => (
+            cpu::pool(&y, &pooling(oh, ow, win, relu)),
+            keep.then_some(y),
         ),
     }
 }

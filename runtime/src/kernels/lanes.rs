@@ -133,7 +133,7 @@ pub(super) fn forward(
     let mut copy = COPY.take();
     copy.resize(groups * g.cin * hw, Lane([0.0; LANES]));
     lay_out(x, g, sets, vectors, &mut copy);
-    let panels = pack(weight, g.cout, k);
+    let panels = panel::Weights::whole(Isa::Avx512, weight, g.cout, k);
     let mut staged = STAGED.take();
     staged.resize(groups * g.cout * ohw, Lane([0.0; LANES]));
     // Each item: one position of one set of up to three vectors of
@@ -381,27 +381,6 @@ unsafe fn untangle(
         // SAFETY: the row's `width` values lie in `to`.
         unsafe { _mm512_mask_storeu_ps(to.as_mut_ptr().cast::<f32>(), mask, row) };
     }
-}
-
-/// The weights (m x k) in panels of 8 output channels, k-major within
-/// a panel (`panel[kk * ROWS + r]`), rows past m zero.
-fn pack(w: &[f32], m: usize, k: usize) -> Vec<f32> {
-    let mut panels = vec![0.0f32; m.div_ceil(ROWS) * ROWS * k];
-    panels
-        .par_chunks_mut(ROWS * k)
-        .enumerate()
-        .for_each(|(q, panel)| {
-            for (r, w) in w[q * ROWS * k..m * k]
-                .chunks_exact(k)
-                .take(ROWS)
-                .enumerate()
-            {
-                for (kk, &v) in w.iter().enumerate() {
-                    panel[kk * ROWS + r] = v;
-                }
-            }
-        });
-    panels
 }
 
 /// A block's steps of k in the copy (`lay_out`): `cin` input channels

@@ -185,6 +185,16 @@ impl<'a> Weights<'a> {
         }
     }
 
+    /// `w` (m x k) packed in one pass over the whole of k, for a kernel
+    /// that reads the panels itself (`lanes.rs`): panel p's steps
+    /// `panel[kk * ROWS + r]`, `ROWS * k` values a panel, rows past m 0.
+    pub(super) fn whole(isa: Isa, w: &[f32], m: usize, k: usize) -> Vec<f32> {
+        match Self::pack_passes(isa, w, m, k, k).panels {
+            Panels::Packed(panels) => panels,
+            Panels::Raw(_) => unreachable!("pack_passes packs"),
+        }
+    }
+
     /// These weights (`w`, packed, for runs of `gathers.per` rows) with
     /// the weights of each of `gathers`' sets of taps (`Gathers::skipping`),
     /// for the blocks of columns that leave the other taps out. Each set's
