@@ -234,3 +234,42 @@ fn file_paths_with_backslashes_and_quotes_stay_inside_strings_and_comments() {
     let module = netc::backend::pytorch::module_py(&c.model, source, file).unwrap();
     python_params(&module, c.summary.total.params);
 }
+
+/// The emitted modules of the seed's models ask PyTorch for the work of the
+/// hand-written ones (`bench/torch/same_ops.py`): every ATen call of a
+/// training step and of inference, with its shapes, strides and arguments,
+/// eager and channels-last, is a call of the hand-written model, in the same
+/// order (which may make a few more). So no device can run the emitted module
+/// slower than the hand-written one but by Python's cost of the calls: issue
+/// 11's "as fast as hand-written" on every device, checked on the CPU.
+#[test]
+fn emitted_pytorch_makes_the_hand_written_calls() {
+    let root = netc_tests::root();
+    let dir = tempfile::tempdir().unwrap();
+    let models = ["tuto", "alex4", "squeeze1", "nin2"];
+    for name in models {
+        let path = format!("zoo/{name}.net");
+        let source = std::fs::read_to_string(root.join(&path)).unwrap();
+        let c = &netc::check(&source).unwrap()[0];
+        let module = netc::backend::pytorch::module_py(&c.model, &source, &path).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.py")), module).unwrap();
+    }
+    let out = std::process::Command::new(netc_tests::python_with_torch())
+        .arg(root.join("bench/torch/same_ops.py"))
+        .arg("--modules")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}\n{err}");
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2 * models.len(), "{text}");
+    for row in &rows {
+        assert_eq!(row["same"], true, "{row}");
+        assert!(row["emitted_calls"].as_u64().unwrap() > 50, "{row}");
+    }
+}
