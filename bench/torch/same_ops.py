@@ -17,7 +17,6 @@ one with calls left out.
 """
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -27,13 +26,8 @@ import torch.nn.functional as F
 from torch.utils._python_dispatch import TorchDispatchMode
 
 HERE = Path(__file__).resolve().parent
-
-
-def load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(HERE))
+from sides import load  # noqa: E402  (beside this file)
 
 
 def describe(a):
