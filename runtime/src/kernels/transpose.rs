@@ -105,33 +105,41 @@ pub(super) unsafe fn block8(
             _mm256_loadu_ps(lanes.as_ptr())
         }
     };
-    let r: [__m256; 8] = std::array::from_fn(|i| match (i < count, gates) {
-        (false, _) => zero,
-        (true, None) => load(rows[i]),
-        // A closed gate's value is 0 (+0.0, whatever dy holds there, as
-        // `block`'s masked load gives).
-        (true, Some(gates)) => {
-            let open = _mm256_cmp_ps::<_CMP_GT_OQ>(load(gates[i]), zero);
-            _mm256_and_ps(open, load(rows[i]))
-        }
-    });
+    // Loops, not `std::array::from_fn`: `from_fn` is built without AVX2,
+    // so it cannot inline a closure that uses it, and called it value by
+    // value, each vector returned through memory (3 % of squeeze1's
+    // training as an AVX2 CPU).
+    let mut r = [zero; 8];
+    for (i, r) in r.iter_mut().enumerate().take(count) {
+        *r = match gates {
+            None => load(rows[i]),
+            // A closed gate's value is 0 (+0.0, whatever dy holds there,
+            // as `block`'s masked load gives).
+            Some(gates) => {
+                let open = _mm256_cmp_ps::<_CMP_GT_OQ>(load(gates[i]), zero);
+                _mm256_and_ps(open, load(rows[i]))
+            }
+        };
+    }
     // Pairs of rows interleaved, then pairs of pairs, then the 128-bit
     // halves exchanged: the usual 8 x 8 transpose.
-    let t: [__m256; 8] = std::array::from_fn(|i| {
+    let mut t = [zero; 8];
+    for (i, t) in t.iter_mut().enumerate() {
         let (a, b) = (r[i & !1], r[i | 1]);
-        match i & 1 {
+        *t = match i & 1 {
             0 => _mm256_unpacklo_ps(a, b),
             _ => _mm256_unpackhi_ps(a, b),
-        }
-    });
-    let u: [__m256; 8] = std::array::from_fn(|i| {
+        };
+    }
+    let mut u = [zero; 8];
+    for (i, u) in u.iter_mut().enumerate() {
         let (g, c) = (i / 4, i % 4);
         let (a, b) = (t[4 * g + c / 2], t[4 * g + c / 2 + 2]);
-        match c % 2 {
+        *u = match c % 2 {
             0 => _mm256_shuffle_ps::<0x44>(a, b),
             _ => _mm256_shuffle_ps::<0xEE>(a, b),
-        }
-    });
+        };
+    }
     for j in 0..n.min(8) {
         let (a, b) = (u[j % 4], u[4 + j % 4]);
         column(
