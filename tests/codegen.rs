@@ -108,14 +108,7 @@ fn generated_rust_imports_only_what_it_uses() {
 /// arguments equal to the defaults are left out, reals print as written.
 #[test]
 fn generated_pytorch_is_idiomatic() {
-    let root = netc_tests::root();
-    let emit = |name: &str| {
-        let path = format!("zoo/{name}.net");
-        let source = std::fs::read_to_string(root.join(&path)).unwrap();
-        let c = &netc::check(&source).unwrap()[0];
-        netc::backend::pytorch::module_py(&c.model, &source, &path).unwrap()
-    };
-    let squeeze = emit("squeeze1");
+    let squeeze = zoo_module_py("squeeze1");
     assert!(
         squeeze.contains(
             "return torch.cat([F.relu(self.e1x1(x), inplace=True), F.relu(self.e3x3(x), inplace=True)], 1)"
@@ -135,7 +128,7 @@ fn generated_pytorch_is_idiomatic() {
     ] {
         assert!(!classes.contains(default), "{default}");
     }
-    let tuto = emit("tuto");
+    let tuto = zoo_module_py("tuto");
     assert!(!tuto.contains("0.00011111111111111112"));
     assert!(tuto.contains("self.norm1 = Lrn()"), "{tuto}");
     // Dense layers are nn.Linear; netc's files hold their weights transposed.
@@ -143,6 +136,14 @@ fn generated_pytorch_is_idiomatic() {
     assert!(tuto.contains(r#"LINEAR = {"fc1.weight", "fc2.weight", "logits.weight"}"#));
     assert!(squeeze.contains("LINEAR = set()"));
     assert_eq!(netc::backend::pytorch::real(0.001 / 9.0), "0.001 / 9");
+}
+
+/// The PyTorch module of zoo/`name`.net.
+fn zoo_module_py(name: &str) -> String {
+    let path = format!("zoo/{name}.net");
+    let source = std::fs::read_to_string(netc_tests::root().join(&path)).unwrap();
+    let c = &netc::check(&source).unwrap()[0];
+    netc::backend::pytorch::module_py(&c.model, &source, &path).unwrap()
 }
 
 /// Names from Rust, Python and netc's own generated code, and names equal
@@ -248,11 +249,7 @@ fn emitted_pytorch_makes_the_hand_written_calls() {
     let dir = tempfile::tempdir().unwrap();
     let models = ["tuto", "alex4", "squeeze1", "nin2"];
     for name in models {
-        let path = format!("zoo/{name}.net");
-        let source = std::fs::read_to_string(root.join(&path)).unwrap();
-        let c = &netc::check(&source).unwrap()[0];
-        let module = netc::backend::pytorch::module_py(&c.model, &source, &path).unwrap();
-        std::fs::write(dir.path().join(format!("{name}.py")), module).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.py")), zoo_module_py(name)).unwrap();
     }
     let out = std::process::Command::new(netc_tests::python_with_torch())
         .arg(root.join("bench/torch/same_ops.py"))

@@ -1295,19 +1295,20 @@ fn inside(p: *const f32, len: usize, buffer: &Range<usize>) -> bool {
 }
 
 /// A packed row's 48 values lane by lane: those of `lanes` from `row`, 0
-/// for the others. Out of line, so that the vector path stays small
-/// enough to inline into the packing loop (twice as slow when it did not).
+/// for the others, each 8 of them at `out(h)` (h = 0..6). Out of line, so
+/// that the vector path stays small enough to inline into the packing loop
+/// (twice as slow when it did not).
 ///
 /// # Safety
-/// Each value of `lanes` is readable; `out` holds 48 values.
+/// Each value of `lanes` is readable; each `out(h)` holds 8 values.
 #[cfg(target_arch = "x86_64")]
 #[cold]
 #[inline(never)]
-unsafe fn read_row(row: *const f32, lanes: [u16; VECTORS], out: *mut f32) {
+unsafe fn read_row(row: *const f32, lanes: [u16; VECTORS], out: impl Fn(usize) -> *mut f32) {
     for h in 0..2 * VECTORS {
         let bits = (lanes[h / 2] >> (8 * (h % 2))) as u8;
         let values = read_lanes(row.wrapping_add(8 * h), bits);
-        std::ptr::copy_nonoverlapping(values.as_ptr(), out.add(8 * h), 8);
+        std::ptr::copy_nonoverlapping(values.as_ptr(), out(h), 8);
     }
 }
 
@@ -1409,11 +1410,7 @@ unsafe fn pack2(
     each_row(cols, k, block, set, |source, lanes| {
         if let Source::Row(row, buffer) = source {
             if !inside(row, COLS, &bounds(buffer)) {
-                let mut values = [0.0f32; COLS];
-                read_row(row, lanes, values.as_mut_ptr());
-                for h in 0..2 * VECTORS2 {
-                    std::ptr::copy_nonoverlapping(values.as_ptr().add(8 * h), at(out, h), 8);
-                }
+                read_row(row, lanes, |h| at(out, h));
                 out = out.add(COLS / 2);
                 return;
             }
