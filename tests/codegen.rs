@@ -270,3 +270,35 @@ fn emitted_pytorch_makes_the_hand_written_calls() {
         assert!(row["emitted_calls"].as_u64().unwrap() > 50, "{row}");
     }
 }
+
+/// `same_ops.py` fails, naming the first call that differs, where an
+/// emitted module asks for work of its own: here alex4 with TensorFlow's
+/// `same` pooling as a padded copy (the module before ceil_mode pooling).
+#[test]
+fn same_ops_fails_on_a_module_that_pads_before_pooling() {
+    let root = netc_tests::root();
+    let dir = tempfile::tempdir().unwrap();
+    let module = zoo_module_py("alex4");
+    let ceil = "if top == left == 0 and ceil_fits(x, self.kernel, self.stride):";
+    assert!(module.contains(ceil), "{module}");
+    let padded = module.replace(ceil, "if False:");
+    std::fs::write(dir.path().join("alex4.py"), padded).unwrap();
+    let out = std::process::Command::new(netc_tests::python_with_torch())
+        .arg(root.join("bench/torch/same_ops.py"))
+        .args(["--models", "alex4", "--modules"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let rows: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 2, "{text}");
+    for row in &rows {
+        assert_eq!(row["same"], false, "{row}");
+        let call = row["emitted"].as_str().unwrap();
+        assert!(call.starts_with("aten.constant_pad_nd"), "{row}");
+    }
+}
